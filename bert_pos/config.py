@@ -1,0 +1,141 @@
+"""The typed schema of the training config.
+
+The values live in `conf/` (the one home of defaults); these dataclasses only say which keys
+exist and their types. Registered in Hydra's ConfigStore as `train_schema` and listed first in
+`conf/train.yaml`'s defaults, so a misspelt key or a wrong type fails when the config is
+composed, before any data or model is loaded. `check_config` adds the range checks that types
+cannot express.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+
+@dataclass
+class DataConfig:
+    task: str = MISSING  # ner | pos | chunk: which column of `word POS chunk NER`
+    hub_name: str = MISSING  # Hugging Face dataset, used when `dir` is null
+    hub_revision: str | None = MISSING
+    dir: str | None = MISSING  # local folder of CoNLL files; takes precedence over the hub
+    train_file: str = MISSING
+    validation_file: str = MISSING
+    test_file: str = MISSING
+    demo_corpus: bool = MISSING  # generate the synthetic demo corpus into the run folder
+    demo_sentences: dict[str, int] = MISSING  # split -> sentences
+    label_strategy: str = MISSING  # first | all
+    max_train_sentences: int | None = MISSING  # a subset, for quick experiments
+    max_eval_sentences: int | None = MISSING
+    batch_size: int = MISSING
+    group_by_length: bool = MISSING
+    pad_to_multiple_of: int = MISSING
+    num_workers: int = MISSING
+
+
+@dataclass
+class ModelConfig:
+    name_or_path: str | None = MISSING  # hub name or local folder of pretrained weights
+    package: str | None = MISSING  # a Python package whose `model/` folder holds them
+    random_init: dict[str, Any] | None = MISSING  # BertConfig fields: random weights
+    tokenizer: str | None = MISSING  # null: the model's own (or one built from the data)
+    dropout: float = MISSING
+
+
+@dataclass
+class OptimConfig:
+    lr: float = MISSING
+    betas: list[float] = MISSING
+    eps: float = MISSING
+    weight_decay: float = MISSING
+    warmup_ratio: float = MISSING
+    warmup_steps: int = MISSING
+    max_grad_norm: float | None = MISSING
+
+
+@dataclass
+class EvalConfig:
+    batch_size: int = MISSING
+    every_n_steps: int | None = MISSING
+    level: str = MISSING  # word | subword
+
+
+@dataclass
+class TrainConfig:
+    experiment_name: str = MISSING
+    seed: int = MISSING
+    epochs: int = MISSING
+    max_steps: int | None = MISSING
+    grad_accum_steps: int = MISSING
+    precision: str = MISSING  # fp32 | bf16 | fp16
+    device: str = MISSING  # auto | cpu | cuda
+    log_every_n_steps: int = MISSING
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+def sweep_subdir(override_dirname: str, seed: int) -> str:
+    """A multirun job's folder: its overrides, then always the seed, e.g. `optim.lr=3e-05/seed=1`."""
+    return f"{override_dirname}/seed={seed}" if override_dirname else f"seed={seed}"
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    if not OmegaConf.has_resolver("sweep_subdir"):
+        OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir)
+
+
+CHOICES = {
+    "data.task": ("ner", "pos", "chunk"),
+    "data.label_strategy": ("first", "all"),
+    "eval.level": ("word", "subword"),
+    "precision": ("fp32", "bf16", "fp16"),
+    "device": ("auto", "cpu", "cuda"),
+}
+POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
+            "data.pad_to_multiple_of", "eval.batch_size"]  # fmt: skip
+NON_NEGATIVE = ["optim.eps", "optim.weight_decay", "optim.warmup_ratio",
+                "optim.warmup_steps", "data.num_workers"]  # fmt: skip
+POSITIVE_OR_NULL = ["max_steps", "eval.every_n_steps", "data.max_train_sentences",
+                    "data.max_eval_sentences", "optim.max_grad_norm"]  # fmt: skip
+
+
+class ConfigError(ValueError):
+    """A config value out of range; the message names the key."""
+
+
+def check_config(cfg: DictConfig) -> None:
+    """Range and choice checks; each failure names the config key."""
+    problems = []
+    for key, allowed in CHOICES.items():
+        value = OmegaConf.select(cfg, key)
+        if value not in allowed:
+            problems.append(f"{key}={value!r}: expected one of {', '.join(allowed)}")
+    for key in POSITIVE:
+        if OmegaConf.select(cfg, key) <= 0:
+            problems.append(f"{key}={OmegaConf.select(cfg, key)}: must be > 0")
+    for key in NON_NEGATIVE:
+        if OmegaConf.select(cfg, key) < 0:
+            problems.append(f"{key}={OmegaConf.select(cfg, key)}: must be >= 0")
+    for key in POSITIVE_OR_NULL:
+        value = OmegaConf.select(cfg, key)
+        if value is not None and value <= 0:
+            problems.append(f"{key}={value}: must be > 0 or null")
+    if cfg.optim.warmup_ratio > 1:
+        problems.append(f"optim.warmup_ratio={cfg.optim.warmup_ratio}: must be within [0, 1]")
+    if cfg.optim.warmup_ratio > 0 and cfg.optim.warmup_steps > 0:
+        problems.append("optim.warmup_ratio and optim.warmup_steps are both set: choose one")
+    if len(cfg.optim.betas) != 2 or not all(0 <= b < 1 for b in cfg.optim.betas):
+        problems.append(f"optim.betas={list(cfg.optim.betas)}: expected two values in [0, 1)")
+    if not 0 <= cfg.model.dropout < 1:
+        problems.append(f"model.dropout={cfg.model.dropout}: must be within [0, 1)")
+    sources = [cfg.model.name_or_path, cfg.model.package, cfg.model.random_init]
+    if sum(source is not None for source in sources) != 1:
+        problems.append(
+            "model: set exactly one of model.name_or_path, model.package, model.random_init"
+        )
+    if problems:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

@@ -1,0 +1,353 @@
+"""Data: CoNLL splits from local files or the hub, subword alignment, batching.
+
+Every source ends as the same `DatasetDict` of sentences (`tokens`, `tags` as label ids,
+`document_id`, `line`), tokenized once with `.map`, and batched with dynamic padding.
+"""
+
+import logging
+import math
+from collections import Counter
+from pathlib import Path
+
+import torch
+from datasets import Dataset, DatasetDict
+from tokenizers import Tokenizer
+from tokenizers.decoders import WordPiece as WordPieceDecoder
+from tokenizers.models import WordPiece
+from tokenizers.normalizers import BertNormalizer
+from tokenizers.pre_tokenizers import BertPreTokenizer
+from tokenizers.processors import TemplateProcessing
+from torch.utils.data import DataLoader
+from transformers import PreTrainedTokenizerFast
+
+from bert_pos.conll import ConllFormatError, read_conll
+from bert_pos.demo_corpus import write_demo_corpus
+from bert_pos.labels import CONLL2003_TASKS
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+IGNORE_INDEX = -100  # label of positions that carry no loss: specials, padding, continuations
+
+
+# ---------------------------------------------------------------- sources
+
+
+def load_splits(
+    task: str,
+    label_names: list[str],
+    dir: str | None,
+    files: dict[str, str | None],
+    hub_name: str,
+    hub_revision: str | None,
+    demo_corpus_dir: Path | None,
+    demo_sentences: dict[str, int],
+) -> DatasetDict:
+    """Sentences of each split from a local folder, the generated demo corpus, or the hub.
+
+    `files` maps split to file name inside the folder; a split whose file is None is skipped.
+    """
+    if dir is None and demo_corpus_dir is None:
+        return load_hub_splits(hub_name, hub_revision, task, label_names)
+    if dir is None:
+        dir = str(write_demo_corpus(demo_corpus_dir, demo_sentences, seed=0))
+    column = CONLL2003_TASKS[task][0]
+    splits = {}
+    for split, name in files.items():
+        if name is None:
+            continue
+        path = Path(dir) / name
+        if not path.is_file():
+            raise ConllFormatError(
+                f"{path}: no such file (from data.dir={dir} and data.{split}_file={name})"
+            )
+        sentences = read_conll(path, column, label_names)
+        label_to_id = {label: i for i, label in enumerate(label_names)}
+        splits[split] = Dataset.from_dict(
+            {
+                "tokens": [s.words for s in sentences],
+                "tags": [[label_to_id[label] for label in s.labels] for s in sentences],
+                "document_id": [s.document_id for s in sentences],
+                "line": [s.line for s in sentences],
+            }
+        )
+    return DatasetDict(splits)
+
+
+def load_hub_splits(
+    hub_name: str, hub_revision: str | None, task: str, label_names: list[str]
+) -> DatasetDict:
+    """CoNLL-2003 from the hub (a parquet copy: `datasets` no longer runs loading scripts).
+
+    The hub copy has no `-DOCSTART-` lines, so document ids are unknown there: -1.
+    """
+    from datasets import load_dataset
+
+    raw = load_dataset(hub_name, revision=hub_revision)
+    column = f"{task}_tags"
+    hub_names = getattr(raw["train"].features[column].feature, "names", None)
+    if hub_names is not None and list(hub_names) != label_names:
+        raise ValueError(
+            f"{hub_name}: the {column} labels {hub_names} differ from the CoNLL-2003 list "
+            f"{label_names}; ids would not match"
+        )
+    splits = {}
+    for split in SPLITS:
+        if split not in raw:
+            continue
+        tags = raw[split][column]
+        if any(tag < 0 or tag >= len(label_names) for sentence in tags for tag in sentence):
+            raise ValueError(
+                f"{hub_name} {split}: a {column} id is outside 0..{len(label_names) - 1}"
+            )
+        count = len(tags)
+        splits[split] = Dataset.from_dict(
+            {"tokens": raw[split]["tokens"], "tags": tags,
+             "document_id": [-1] * count, "line": [-1] * count}
+        )  # fmt: skip
+    return DatasetDict(splits)
+
+
+# ---------------------------------------------------------------- tokenizer for random models
+
+
+def build_wordpiece_tokenizer(
+    sentences: list[list[str]], directory: Path, max_pieces: int = 4000
+) -> PreTrainedTokenizerFast:
+    """A cased WordPiece tokenizer for a randomly initialised model, built from `sentences`.
+
+    Vocabulary: the special tokens, every character seen (alone and as a `##` continuation),
+    every word seen at least twice, and the most frequent word-initial and `##` continuation
+    pieces of 2 to 5 characters, so rare and unseen words split into meaningful pieces
+    (`Lovi ##gal`, `Vifen ##port`) instead of collapsing to [UNK].
+    """
+    word_counts = Counter(word for sentence in sentences for word in sentence)
+    characters = sorted({c for word in word_counts for c in word})
+    frequent_words = [word for word, count in word_counts.items() if count >= 2 and len(word) > 1]
+    piece_counts = Counter()
+    for word, count in word_counts.items():
+        for start in range(len(word)):
+            for end in range(start + 2, min(start + 5, len(word)) + 1):
+                piece_counts[word[start:end] if start == 0 else "##" + word[start:end]] += count
+    pieces = [piece for piece, count in piece_counts.most_common(max_pieces) if count >= 5]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += characters + ["##" + c for c in characters]
+    vocab += sorted(set(frequent_words + pieces) - set(vocab))
+    backend = Tokenizer(WordPiece({piece: i for i, piece in enumerate(vocab)}, unk_token="[UNK]"))
+    backend.normalizer = BertNormalizer(lowercase=False, strip_accents=False)
+    backend.pre_tokenizer = BertPreTokenizer()
+    backend.post_processor = TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab.index("[CLS]")), ("[SEP]", vocab.index("[SEP]"))],
+    )  # fmt: skip
+    backend.decoder = WordPieceDecoder()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+        sep_token="[SEP]", mask_token="[MASK]", model_max_length=512,
+    )  # fmt: skip
+    tokenizer.save_pretrained(directory)
+    return tokenizer
+
+
+# ---------------------------------------------------------------- subword alignment
+
+
+def align_labels(
+    word_ids: list[int | None], word_labels: list[int], strategy: str, continuation_label: list[int]
+) -> list[int]:
+    """Subword labels from word labels.
+
+    `first`: a word's first subword gets its label, its other subwords IGNORE_INDEX.
+    `all`: every subword is labelled; a continuation of a B-X word gets I-X
+    (`continuation_label[label]`). Special tokens (word id None) always get IGNORE_INDEX.
+    """
+    labels = []
+    previous_word = None
+    for word_id in word_ids:
+        if word_id is None:
+            labels.append(IGNORE_INDEX)
+        elif word_id != previous_word:
+            labels.append(word_labels[word_id])
+        elif strategy == "all":
+            labels.append(continuation_label[word_labels[word_id]])
+        else:
+            labels.append(IGNORE_INDEX)
+        previous_word = word_id
+    return labels
+
+
+def word_start_positions(word_ids: list[int | None], num_words: int) -> list[int]:
+    """Position of each word's first subword; -1 for a word the tokenizer mapped to nothing."""
+    starts = [-1] * num_words
+    for position, word_id in enumerate(word_ids):
+        if word_id is not None and starts[word_id] == -1:
+            starts[word_id] = position
+    return starts
+
+
+def tokenize_splits(
+    splits: DatasetDict,
+    tokenizer: PreTrainedTokenizerFast,
+    label_strategy: str,
+    continuation_label: list[int],
+    max_length: int,
+) -> DatasetDict:
+    """Add `input_ids`, subword `labels` and `word_starts` to every sentence.
+
+    Nothing is truncated: a sentence longer than `max_length` subwords is an error that
+    names it, and words the tokenizer maps to no subword are counted and logged (they are
+    still scored, as wrong unless their gold label is O).
+    """
+
+    def encode(batch):
+        encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=False)
+        labels, starts = [], []
+        for i, word_labels in enumerate(batch["tags"]):
+            word_ids = encoding.word_ids(i)
+            labels.append(align_labels(word_ids, word_labels, label_strategy, continuation_label))
+            starts.append(word_start_positions(word_ids, len(word_labels)))
+        return {"input_ids": encoding["input_ids"], "labels": labels, "word_starts": starts}
+
+    tokenized = splits.map(encode, batched=True, desc="tokenizing")
+    for split, dataset in tokenized.items():
+        lengths = [len(ids) for ids in dataset["input_ids"]]
+        too_long = [i for i, length in enumerate(lengths) if length > max_length]
+        if too_long:
+            i = too_long[0]
+            raise ValueError(
+                f"{split} sentence {i} (line {dataset[i]['line']}) has {lengths[i]} subwords, "
+                f"more than the model's {max_length}; {len(too_long)} sentences are that long"
+            )
+        unaligned = sum(start == -1 for starts in dataset["word_starts"] for start in starts)
+        if unaligned:
+            log.warning(
+                "%s: %d words map to no subword; they count as predicted O", split, unaligned
+            )
+    return tokenized
+
+
+# ---------------------------------------------------------------- batching
+
+
+class PaddingCollator:
+    """Pads a list of tokenized sentences into tensors, to the batch's own longest length
+    rounded up to a multiple of `pad_to_multiple_of` (tensor-core friendly, fewer shapes)."""
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int):
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        multiple = self.pad_to_multiple_of
+        length = math.ceil(max(len(e["input_ids"]) for e in examples) / multiple) * multiple
+        most_words = max(len(e["word_starts"]) for e in examples)
+        batch_size = len(examples)
+        input_ids = torch.full((batch_size, length), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((batch_size, length), dtype=torch.long)
+        labels = torch.full((batch_size, length), IGNORE_INDEX, dtype=torch.long)
+        word_starts = torch.full((batch_size, most_words), -1, dtype=torch.long)
+        word_labels = torch.full((batch_size, most_words), IGNORE_INDEX, dtype=torch.long)
+        for row, example in enumerate(examples):
+            n = len(example["input_ids"])
+            input_ids[row, :n] = torch.tensor(example["input_ids"])
+            attention_mask[row, :n] = 1
+            labels[row, :n] = torch.tensor(example["labels"])
+            w = len(example["word_starts"])
+            word_starts[row, :w] = torch.tensor(example["word_starts"])
+            word_labels[row, :w] = torch.tensor(example["tags"])
+        return {
+            "input_ids": input_ids,  # (B, T)
+            "attention_mask": attention_mask,  # (B, T)
+            "labels": labels,  # (B, T) subword labels, IGNORE_INDEX where no loss
+            "word_starts": word_starts,  # (B, W) first-subword position of each word, -1 pad
+            "word_labels": word_labels,  # (B, W) gold word labels, IGNORE_INDEX pad
+        }
+
+
+class ShuffledBatchSampler:
+    """Random batches for training, reproducible from (seed, epoch).
+
+    With `group_by_length`, the shuffled examples are cut into groups of `group_batches`
+    batches, each group is sorted by length and cut into batches, and the batches are
+    shuffled: batches hold sentences of similar length, so little compute goes to padding,
+    while the order stays random. Every example appears exactly once per epoch.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool,
+                 group_batches: int = 50):  # fmt: skip
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.group_size = batch_size * group_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def batches(self) -> list[list[int]]:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        order = torch.randperm(len(self.lengths), generator=generator).tolist()
+        if not self.group_by_length:
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        batches = []
+        for start in range(0, len(order), self.group_size):
+            group = sorted(order[start : start + self.group_size], key=self.lengths.__getitem__)
+            batches += [
+                group[i : i + self.batch_size] for i in range(0, len(group), self.batch_size)
+            ]
+        return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+    def __iter__(self):
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        if not self.group_by_length:
+            return math.ceil(len(self.lengths) / self.batch_size)
+        full_groups, rest = divmod(len(self.lengths), self.group_size)
+        return full_groups * math.ceil(self.group_size / self.batch_size) + math.ceil(
+            rest / self.batch_size
+        )
+
+
+def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Evaluation batches: longest first (memory problems show at once), least padding."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def build_dataloaders(
+    tokenized: DatasetDict,
+    batch_size: int,
+    eval_batch_size: int,
+    group_by_length: bool,
+    pad_token_id: int,
+    pad_to_multiple_of: int,
+    num_workers: int,
+    seed: int,
+    pin_memory: bool,
+) -> dict[str, DataLoader]:
+    collator = PaddingCollator(pad_token_id, pad_to_multiple_of)
+    loaders = {}
+    for split, dataset in tokenized.items():
+        columns = ["input_ids", "labels", "word_starts", "tags"]
+        examples = dataset.select_columns(columns).to_list()  # plain lists: fast to index
+        lengths = [len(e["input_ids"]) for e in examples]
+        if split == "train":
+            sampler = ShuffledBatchSampler(lengths, batch_size, seed, group_by_length)
+        else:
+            sampler = length_sorted_batches(lengths, eval_batch_size)
+        loaders[split] = DataLoader(
+            examples, batch_sampler=sampler, collate_fn=collator,
+            num_workers=num_workers, pin_memory=pin_memory,
+        )  # fmt: skip
+    return loaders
+
+
+def subset(splits: DatasetDict, max_train: int | None, max_eval: int | None) -> DatasetDict:
+    """The first N sentences of each split (documents stay whole but for the last one)."""
+    limited = {}
+    for split, dataset in splits.items():
+        limit = max_train if split == "train" else max_eval
+        limited[split] = dataset.select(range(min(limit, len(dataset)))) if limit else dataset
+    return DatasetDict(limited)

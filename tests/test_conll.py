@@ -1,0 +1,86 @@
+import pytest
+
+from bert_pos.conll import ConllFormatError, read_conll, write_conll
+from bert_pos.labels import NER_LABELS, POS_LABELS
+
+GOOD = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP B-ORG
+rejects VBZ B-VP O
+
+Peter NNP B-NP B-PER
+Blackburn NNP I-NP I-PER
+
+-DOCSTART- -X- -X- O
+
+BRUSSELS NNP B-NP B-LOC
+"""
+
+
+def write(tmp_path, text, name="f.txt", encoding="utf-8"):
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding) if isinstance(text, str) else text)
+    return path
+
+
+def test_reads_sentences_labels_and_documents(tmp_path):
+    sentences = read_conll(write(tmp_path, GOOD), label_column=3, label_names=NER_LABELS)
+    assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter", "Blackburn"], ["BRUSSELS"]]
+    assert [s.labels for s in sentences] == [["B-ORG", "O"], ["B-PER", "I-PER"], ["B-LOC"]]
+    assert [s.document_id for s in sentences] == [0, 0, 1]  # DOCSTART lines are boundaries
+    assert [s.line for s in sentences] == [3, 6, 11]
+
+
+def test_other_columns_and_tabs(tmp_path):
+    path = write(tmp_path, GOOD.replace(" ", "\t"))
+    sentences = read_conll(path, label_column=1, label_names=POS_LABELS)
+    assert sentences[0].labels == ["NNP", "VBZ"]
+
+
+def test_bom_and_crlf_are_accepted(tmp_path):
+    path = write(tmp_path, "\ufeff" + GOOD.replace("\n", "\r\n"))
+    sentences = read_conll(path, label_column=3, label_names=NER_LABELS)
+    assert sentences[0].words == ["EU", "rejects"] and sentences[-1].labels == ["B-LOC"]
+
+
+def test_file_without_docstart_is_one_document(tmp_path):
+    path = write(tmp_path, "a NN B-NP O\n\nb NN B-NP O\n")
+    assert [s.document_id for s in read_conll(path, 3, NER_LABELS)] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (GOOD.replace("Peter NNP B-NP B-PER", "Peter NNP B-PER"), "f.txt:6: expected 4 fields"),
+        (
+            GOOD.replace("B-LOC", "B-PLACE"),
+            "f.txt:11: label 'B-PLACE' in column 3 is not in the label set",
+        ),
+        ("EU B-ORG\n", "f.txt:1: 2 fields, but the word column is 0 and the label column is 3"),
+        ("", "f.txt: no sentences found"),
+        ("-DOCSTART- -X- -X- O\n\n", "f.txt: no sentences found"),
+    ],
+)
+def test_malformed_input_names_file_and_line(tmp_path, text, expected):
+    with pytest.raises(ConllFormatError, match=expected):
+        read_conll(write(tmp_path, text), label_column=3, label_names=NER_LABELS)
+
+
+def test_non_utf8_bytes_name_the_line(tmp_path):
+    path = write(tmp_path, GOOD.encode() + b"Caf\xe9 NNP B-NP O\n")
+    with pytest.raises(ConllFormatError, match=r"f.txt:12: bytes b'\\xe9' are not UTF-8"):
+        read_conll(path, 3, NER_LABELS)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConllFormatError, match="nope.txt: no such file"):
+        read_conll(tmp_path / "nope.txt", 3, NER_LABELS)
+
+
+def test_write_then_read_round_trip(tmp_path):
+    documents = [[[("EU", "NNP", "B-NP", "B-ORG"), ("rejects", "VBZ", "B-VP", "O")]],
+                 [[("Peter", "NNP", "B-NP", "B-PER")]]]  # fmt: skip
+    write_conll(tmp_path / "out.txt", documents)
+    sentences = read_conll(tmp_path / "out.txt", 3, NER_LABELS)
+    assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter"]]
+    assert [s.document_id for s in sentences] == [0, 1]

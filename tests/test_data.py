@@ -1,0 +1,136 @@
+import torch
+from datasets import Dataset, DatasetDict
+
+from bert_pos.data import (
+    IGNORE_INDEX,
+    PaddingCollator,
+    ShuffledBatchSampler,
+    align_labels,
+    build_dataloaders,
+    length_sorted_batches,
+    load_splits,
+    subset,
+    tokenize_splits,
+    word_start_positions,
+)
+from bert_pos.labels import NER_LABELS, begin_to_inside_map
+
+B_PER, I_PER, OUTSIDE = NER_LABELS.index("B-PER"), NER_LABELS.index("I-PER"), NER_LABELS.index("O")
+CONTINUATION = begin_to_inside_map(NER_LABELS)
+
+
+def test_align_first_labels_only_first_subwords():
+    # [CLS] Black ##burn spoke [SEP]: word 0 has two subwords
+    word_ids = [None, 0, 0, 1, None]
+    labels = align_labels(word_ids, [B_PER, OUTSIDE], "first", CONTINUATION)
+    assert labels == [IGNORE_INDEX, B_PER, IGNORE_INDEX, OUTSIDE, IGNORE_INDEX]
+
+
+def test_align_all_turns_begin_continuations_into_inside():
+    word_ids = [None, 0, 0, 0, 1, 1, None]
+    labels = align_labels(word_ids, [B_PER, I_PER], "all", CONTINUATION)
+    assert labels == [IGNORE_INDEX, B_PER, I_PER, I_PER, I_PER, I_PER, IGNORE_INDEX]
+
+
+def test_word_start_positions_mark_words_without_subwords():
+    # word 1 produced no subword at all
+    assert word_start_positions([None, 0, 0, 2, None], num_words=3) == [1, -1, 3]
+
+
+def tiny_splits(words, tags):
+    data = {"tokens": [words], "tags": [tags], "document_id": [0], "line": [1]}
+    return DatasetDict({"train": Dataset.from_dict(data)})
+
+
+def test_tokenize_splits_with_real_tokenizer(tokenizer):
+    # "Blackburnian" splits into several pieces; "\u200b" (zero-width space) into none.
+    words = ["Peter", "Blackburnian", "\u200b", "said"]
+    tags = [B_PER, I_PER, O, OUTSIDE]
+    encoded = tokenize_splits(tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)
+    example = encoded["train"][0]
+    word_ids = tokenizer(words, is_split_into_words=True).word_ids()
+    assert word_ids.count(1) > 1 and 2 not in word_ids
+    assert example["word_starts"][2] == -1
+    assert example["labels"] == align_labels(word_ids, tags, "all", CONTINUATION)
+    assert example["labels"][0] == IGNORE_INDEX and example["labels"][-1] == IGNORE_INDEX
+
+
+def test_built_tokenizer_knows_the_words_it_was_built_from(tokenizer):
+    pieces = tokenizer.tokenize("EU rejects German call Blackburnian")
+    assert "[UNK]" not in pieces and pieces[:4] == ["EU", "rejects", "German", "call"]
+
+
+def test_too_long_sentence_is_an_error_not_a_truncation(tokenizer):
+    words = ["lamb"] * 70
+    splits = tiny_splits(words, [OUTSIDE] * 70)
+    try:
+        tokenize_splits(splits, tokenizer, "first", CONTINUATION, max_length=64)
+    except ValueError as err:
+        assert "train sentence 0 (line 1) has 72 subwords, more than the model's 64" in str(err)
+    else:
+        raise AssertionError("expected ValueError")
+
+
+def test_collator_pads_dynamically_to_a_multiple():
+    collate = PaddingCollator(pad_token_id=0, pad_to_multiple_of=8)
+    examples = [
+        {
+            "input_ids": [2, 5, 6, 3],
+            "labels": [-100, 1, 2, -100],
+            "word_starts": [1, 2],
+            "tags": [1, 2],
+        },
+        {"input_ids": [2, 7, 3], "labels": [-100, 0, -100], "word_starts": [1], "tags": [0]},
+    ]
+    batch = collate(examples)
+    assert batch["input_ids"].shape == (2, 8)
+    assert batch["attention_mask"].sum(1).tolist() == [4, 3]
+    assert batch["labels"][1].tolist() == [-100, 0, -100] + [IGNORE_INDEX] * 5
+    assert batch["word_starts"].tolist() == [[1, 2], [1, -1]]
+    assert batch["word_labels"].tolist() == [[1, 2], [0, IGNORE_INDEX]]
+
+
+def test_sampler_covers_every_example_once_and_is_reproducible():
+    lengths = [
+        int(x) for x in torch.randint(3, 60, (1003,), generator=torch.Generator().manual_seed(1))
+    ]
+    for group_by_length in (True, False):
+        sampler = ShuffledBatchSampler(lengths, 8, seed=42, group_by_length=group_by_length)
+        batches = list(sampler)
+        assert len(batches) == len(sampler)
+        assert sorted(i for batch in batches for i in batch) == list(range(1003))
+        assert batches == list(ShuffledBatchSampler(lengths, 8, 42, group_by_length))
+        sampler.set_epoch(1)
+        assert list(sampler) != batches  # a new order each epoch
+
+    # grouping puts similar lengths together: far less padding than random batches
+    def padding(batches):
+        return sum(
+            max(lengths[i] for i in b) * len(b) - sum(lengths[i] for i in b) for b in batches
+        )
+
+    grouped = list(ShuffledBatchSampler(lengths, 8, 42, True))
+    plain = list(ShuffledBatchSampler(lengths, 8, 42, False))
+    assert padding(grouped) < padding(plain) / 5
+
+
+def test_length_sorted_batches():
+    assert length_sorted_batches([3, 9, 1, 5], 2) == [[1, 3], [0, 2]]
+
+
+def test_demo_corpus_source_and_subset(tmp_path, tokenizer):
+    splits = load_splits(
+        task="ner", label_names=NER_LABELS, dir=None,
+        files={"train": "train.txt", "validation": "validation.txt", "test": None},
+        hub_name="unused", hub_revision=None, demo_corpus_dir=tmp_path / "demo",
+        demo_sentences={"train": 50, "validation": 20},
+    )  # fmt: skip
+    assert set(splits) == {"train", "validation"} and len(splits["train"]) == 50
+    assert set(splits["train"].column_names) == {"tokens", "tags", "document_id", "line"}
+    assert splits["train"][0]["document_id"] == 0 and splits["train"][-1]["document_id"] == 4
+    small = subset(splits, max_train=10, max_eval=None)
+    assert len(small["train"]) == 10 and len(small["validation"]) == 20
+    encoded = tokenize_splits(small, tokenizer, "first", CONTINUATION, 128)
+    loaders = build_dataloaders(encoded, 4, 16, True, tokenizer.pad_token_id, 8, 0, 0, False)
+    assert sum(len(b["input_ids"]) for b in loaders["train"]) == 10
+    assert sum(len(b["input_ids"]) for b in loaders["validation"]) == 20

@@ -1,0 +1,79 @@
+import math
+from contextlib import nullcontext
+
+import pytest
+import torch
+
+from bert_pos.data import PaddingCollator
+from bert_pos.evaluation import evaluate
+from bert_pos.labels import NER_LABELS
+
+ID = {label: i for i, label in enumerate(NER_LABELS)}
+
+
+class FixedTagger(torch.nn.Module):
+    """Predicts, at each position, the label id stored in input_ids (ids are label ids here)."""
+
+    def forward(self, input_ids, attention_mask):
+        return torch.nn.functional.one_hot(input_ids, len(NER_LABELS)).float() * 10
+
+
+def loader_for(examples, batch_size=2):
+    collate = PaddingCollator(pad_token_id=0, pad_to_multiple_of=1)
+    batches = [
+        list(range(i, min(i + batch_size, len(examples))))
+        for i in range(0, len(examples), batch_size)
+    ]
+    return torch.utils.data.DataLoader(examples, batch_sampler=batches, collate_fn=collate)
+
+
+def example(subword_predictions, labels, word_starts, word_tags):
+    return {"input_ids": [ID[t] for t in subword_predictions], "labels": labels,
+            "word_starts": word_starts, "tags": [ID[t] for t in word_tags]}  # fmt: skip
+
+
+def run(examples, level, label_names=NER_LABELS, span_task=True):
+    return evaluate(FixedTagger(), loader_for(examples), label_names, span_task, level,
+                    torch.device("cpu"), nullcontext())  # fmt: skip
+
+
+def test_word_level_scores_first_subword_and_unaligned_words_as_O():
+    # [CLS] Peter Black ##burn said [SEP]; gold: B-PER I-PER O; label strategy `all`.
+    # The model gets Black right and ##burn wrong: word level counts the word as right.
+    ex1 = example(["O", "B-PER", "I-PER", "O", "O", "O"],
+                  [-100, ID["B-PER"], ID["I-PER"], ID["I-PER"], ID["O"], -100],
+                  word_starts=[1, 2, 4], word_tags=["B-PER", "I-PER", "O"])  # fmt: skip
+    # a word the tokenizer dropped (start -1) with gold B-LOC: predicted O, so a missed entity
+    ex2 = example(["O", "B-ORG", "O"], [-100, ID["B-ORG"], -100],
+                  word_starts=[1, -1], word_tags=["B-ORG", "B-LOC"])  # fmt: skip
+    scores, predictions = run([ex1, ex2], "word")
+    assert predictions == [["B-PER", "I-PER", "O"], ["B-ORG", "O"]]
+    assert scores["accuracy"] == pytest.approx(4 / 5)
+    assert scores["precision"] == pytest.approx(1.0)
+    assert scores["recall"] == pytest.approx(2 / 3)
+
+
+def test_subword_level_scores_every_labelled_subword():
+    ex1 = example(["O", "B-PER", "I-PER", "O", "O", "O"],
+                  [-100, ID["B-PER"], ID["I-PER"], ID["I-PER"], ID["O"], -100],
+                  word_starts=[1, 2, 4], word_tags=["B-PER", "I-PER", "O"])  # fmt: skip
+    scores, predictions = run([ex1], "subword")
+    assert predictions == [["B-PER", "I-PER", "O", "O"]]
+    assert scores["accuracy"] == pytest.approx(3 / 4)
+    assert scores["f1"] == pytest.approx(0.0)  # span B-PER I-PER vs gold B-PER I-PER I-PER
+
+
+def test_predictions_come_back_in_dataset_order_and_loss_is_per_labelled_token():
+    short = example(["O", "B-PER", "O"], [-100, ID["B-PER"], -100], [1], ["B-PER"])
+    long = example(
+        ["O", "B-LOC", "O", "O"], [-100, ID["B-LOC"], ID["O"], -100], [1, 2], ["B-LOC", "O"]
+    )
+    collate = PaddingCollator(0, 1)
+    longest_first = torch.utils.data.DataLoader(
+        [short, long], batch_sampler=[[1], [0]], collate_fn=collate
+    )
+    scores, predictions = evaluate(FixedTagger(), longest_first, NER_LABELS, True, "word",
+                                   torch.device("cpu"), nullcontext())  # fmt: skip
+    assert predictions == [["B-PER"], ["B-LOC", "O"]]
+    # logits are 10 on the right label, 0 elsewhere: loss = log(e^10 + 8) - 10 per token
+    assert scores["loss"] == pytest.approx(math.log(math.exp(10) + 8) - 10, rel=1e-3)

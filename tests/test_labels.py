@@ -1,0 +1,34 @@
+from bert_pos.labels import (
+    CHUNK_LABELS,
+    NER_LABELS,
+    POS_LABELS,
+    begin_to_inside_map,
+    task_labels,
+)
+
+
+def test_conll2003_label_lists_match_the_hub_class_labels():
+    assert len(NER_LABELS) == 9 and NER_LABELS[:3] == ["O", "B-PER", "I-PER"]
+    assert len(POS_LABELS) == 47 and POS_LABELS[:4] == ['"', "''", "#", "$"]
+    assert POS_LABELS.index("NNP") == 22 and POS_LABELS[-1] == "WRB"
+    assert len(CHUNK_LABELS) == 23 and CHUNK_LABELS.index("B-NP") == 11
+    for labels in (NER_LABELS, POS_LABELS, CHUNK_LABELS):
+        assert len(set(labels)) == len(labels)
+
+
+def test_begin_maps_to_inside_and_others_to_themselves():
+    mapping = begin_to_inside_map(NER_LABELS)
+    assert NER_LABELS[mapping[NER_LABELS.index("B-PER")]] == "I-PER"
+    assert NER_LABELS[mapping[NER_LABELS.index("I-PER")]] == "I-PER"
+    assert NER_LABELS[mapping[NER_LABELS.index("O")]] == "O"
+    # POS tags have no B-/I- structure: every label maps to itself.
+    assert begin_to_inside_map(POS_LABELS) == list(range(len(POS_LABELS)))
+
+
+def test_unknown_task_names_the_config_key():
+    try:
+        task_labels("srl")
+    except ValueError as err:
+        assert "data.task='srl'" in str(err)
+    else:
+        raise AssertionError("expected ValueError")
