@@ -45,7 +45,7 @@ def tiny_splits(words, tags):
 def test_tokenize_splits_with_real_tokenizer(tokenizer):
     # "Blackburnian" splits into several pieces; "\u200b" (zero-width space) into none.
     words = ["Peter", "Blackburnian", "\u200b", "said"]
-    tags = [B_PER, I_PER, O, OUTSIDE]
+    tags = [B_PER, I_PER, OUTSIDE, OUTSIDE]
     encoded = tokenize_splits(tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)
     example = encoded["train"][0]
     word_ids = tokenizer(words, is_split_into_words=True).word_ids()
