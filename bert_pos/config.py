@@ -13,16 +13,21 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from bert_pos.labels import CONLL2003_TASKS
+
 
 @dataclass
 class DataConfig:
-    task: str = MISSING  # ner | pos | chunk: which column of `word POS chunk NER`
+    task: str = MISSING  # ner | pos | chunk (CoNLL-2003 columns), or any name with label_column
+    word_column: int = MISSING
+    label_column: int | None = MISSING  # null: the CoNLL-2003 task's column
+    scheme: str = MISSING  # iob2 | iob1 (converted to IOB2 when read)
     hub_name: str = MISSING  # Hugging Face dataset, used when `dir` is null
     hub_revision: str | None = MISSING
     dir: str | None = MISSING  # local folder of CoNLL files; takes precedence over the hub
-    train_file: str = MISSING
-    validation_file: str = MISSING
-    test_file: str = MISSING
+    train_file: str | None = MISSING  # null: no such split
+    validation_file: str | None = MISSING
+    test_file: str | None = MISSING
     demo_corpus: bool = MISSING  # generate the synthetic demo corpus into the run folder
     demo_sentences: dict[str, int] = MISSING  # split -> sentences
     label_strategy: str = MISSING  # first | all
@@ -59,6 +64,8 @@ class EvalConfig:
     batch_size: int = MISSING
     every_n_steps: int | None = MISSING
     level: str = MISSING  # word | subword
+    mode: str = MISSING  # conlleval | strict (IOB2 spans must start with B-)
+    test_at_end: bool = MISSING
 
 
 @dataclass
@@ -89,7 +96,8 @@ def register_configs() -> None:
 
 
 CHOICES = {
-    "data.task": ("ner", "pos", "chunk"),
+    "data.scheme": ("iob2", "iob1"),
+    "eval.mode": ("conlleval", "strict"),
     "data.label_strategy": ("first", "all"),
     "eval.level": ("word", "subword"),
     "precision": ("fp32", "bf16", "fp16"),
@@ -136,6 +144,16 @@ def check_config(cfg: DictConfig) -> None:
     if sum(source is not None for source in sources) != 1:
         problems.append(
             "model: set exactly one of model.name_or_path, model.package, model.random_init"
+        )
+    for key in ("data.train_file", "data.validation_file"):
+        if OmegaConf.select(cfg, key) is None:
+            problems.append(f"{key}=null: training needs this split")
+    if cfg.data.task not in CONLL2003_TASKS and (
+        cfg.data.label_column is None or cfg.data.dir is None
+    ):
+        problems.append(
+            f"data.task={cfg.data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): "
+            "set data.label_column and data.dir, and the labels are read from the training file"
         )
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

@@ -27,12 +27,12 @@ class Sentence:
 def read_conll(
     path: str | Path,
     label_column: int,
-    label_names: list[str],
+    label_names: list[str] | None,
     word_column: int = 0,
 ) -> list[Sentence]:
     """Read the sentences of one CoNLL file, with the label of `label_column` for each word.
 
-    Every label must be in `label_names`. Lines must all have the same number of fields as the
+    Every label must be in `label_names` (None: any label, for reading a label set). Lines must all have the same number of fields as the
     first token line of the file. A UTF-8 byte-order mark and CRLF line endings are accepted.
     """
     path = Path(path)
@@ -49,7 +49,7 @@ def read_conll(
         ) from None
     text = text.removeprefix("\ufeff")
 
-    known_labels = set(label_names)
+    known_labels = None if label_names is None else set(label_names)
     sentences: list[Sentence] = []
     words: list[str] = []
     labels: list[str] = []
@@ -87,7 +87,7 @@ def read_conll(
                 f"found {len(fields)}: {line.strip()!r}"
             )
         label = fields[label_column]
-        if label not in known_labels:
+        if known_labels is not None and label not in known_labels:
             raise ConllFormatError(
                 f"{path}:{line_number}: label {label!r} in column {label_column} is not in the "
                 f"label set ({len(label_names)} labels: {' '.join(label_names)})"

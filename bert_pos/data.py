@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict
+from omegaconf import DictConfig
 from tokenizers import Tokenizer
 from tokenizers.decoders import WordPiece as WordPieceDecoder
 from tokenizers.models import WordPiece
@@ -22,7 +23,7 @@ from transformers import PreTrainedTokenizerFast
 
 from bert_pos.conll import ConllFormatError, read_conll
 from bert_pos.demo_corpus import write_demo_corpus
-from bert_pos.labels import CONLL2003_TASKS
+from bert_pos.labels import CONLL2003_TASKS, iob1_to_iob2, task_labels
 
 log = logging.getLogger(__name__)
 
@@ -33,40 +34,58 @@ IGNORE_INDEX = -100  # label of positions that carry no loss: specials, padding,
 # ---------------------------------------------------------------- sources
 
 
-def load_splits(
-    task: str,
-    label_names: list[str],
-    dir: str | None,
-    files: dict[str, str | None],
-    hub_name: str,
-    hub_revision: str | None,
-    demo_corpus_dir: Path | None,
-    demo_sentences: dict[str, int],
-) -> DatasetDict:
-    """Sentences of each split from a local folder, the generated demo corpus, or the hub.
+def label_column(data: DictConfig) -> int:
+    """The 0-based label column: `data.label_column`, or the task's CoNLL-2003 column."""
+    if data.label_column is not None:
+        return data.label_column
+    return CONLL2003_TASKS[data.task][0]
 
-    `files` maps split to file name inside the folder; a split whose file is None is skipped.
+
+def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -> list[str]:
+    """The label vocabulary, with stable ids.
+
+    CoNLL-2003 tasks use the hub dataset's lists. Any other task reads the label set of the
+    training file, sorted (converted to IOB2 first when `data.scheme=iob1`).
     """
-    if dir is None and demo_corpus_dir is None:
-        return load_hub_splits(hub_name, hub_revision, task, label_names)
-    if dir is None:
-        dir = str(write_demo_corpus(demo_corpus_dir, demo_sentences, seed=0))
-    column = CONLL2003_TASKS[task][0]
+    if data.task in CONLL2003_TASKS:
+        return task_labels(data.task)
+    train_path = Path(data.dir or demo_corpus_dir) / data.train_file
+    sentences = read_conll(train_path, label_column(data), None, data.word_column)
+    if data.scheme == "iob1":
+        return sorted({tag for s in sentences for tag in iob1_to_iob2(s.labels)})
+    return sorted({tag for s in sentences for tag in s.labels})
+
+
+def load_splits(
+    data: DictConfig, label_names: list[str], demo_corpus_dir: Path | None = None
+) -> DatasetDict:
+    """Sentences of each split from `data.dir`, the generated demo corpus, or the hub.
+
+    Splits whose file name is null are skipped. With `data.scheme=iob1` the tags are
+    converted to IOB2 as they are read.
+    """
+    if data.dir is None and not data.demo_corpus:
+        return load_hub_splits(data.hub_name, data.hub_revision, data.task, label_names)
+    directory = data.dir
+    if directory is None:
+        directory = str(write_demo_corpus(demo_corpus_dir, dict(data.demo_sentences), seed=0))
+    label_to_id = {label: i for i, label in enumerate(label_names)}
     splits = {}
-    for split, name in files.items():
+    for split in SPLITS:
+        name = data[f"{split}_file"]
         if name is None:
             continue
-        path = Path(dir) / name
+        path = Path(directory) / name
         if not path.is_file():
             raise ConllFormatError(
-                f"{path}: no such file (from data.dir={dir} and data.{split}_file={name})"
+                f"{path}: no such file (from data.dir={directory} and data.{split}_file={name})"
             )
-        sentences = read_conll(path, column, label_names)
-        label_to_id = {label: i for i, label in enumerate(label_names)}
+        sentences = read_conll(path, label_column(data), label_names, data.word_column)
+        tags = [iob1_to_iob2(s.labels) if data.scheme == "iob1" else s.labels for s in sentences]
         splits[split] = Dataset.from_dict(
             {
                 "tokens": [s.words for s in sentences],
-                "tags": [[label_to_id[label] for label in s.labels] for s in sentences],
+                "tags": [[label_to_id[label] for label in labels] for labels in tags],
                 "document_id": [s.document_id for s in sentences],
                 "line": [s.line for s in sentences],
             }

@@ -1,9 +1,12 @@
 """Running a tagger over a split and scoring its predictions."""
 
+import json
 from contextlib import AbstractContextManager
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from datasets import Dataset
 from torch.utils.data import DataLoader
 
 from bert_pos.data import IGNORE_INDEX
@@ -21,18 +24,20 @@ def evaluate(
     level: str,
     device: torch.device,
     autocast: AbstractContextManager,
+    mode: str = "conlleval",
 ) -> tuple[dict, list[list[str]]]:
-    """Loss and scores of `model` on `loader`, and the predicted tags of every sentence.
+    """Loss and scores of `model` on `loader`, and the predicted tag of every word.
 
-    `level="word"` scores one tag per word, the prediction at the word's first subword, against
-    the gold word labels, whatever the training label strategy. `level="subword"` scores every
-    subword that carries a training label, as the Hugging Face token-classification recipes do.
-    The loss averages over labelled subwords. Predictions come back in dataset order.
+    Each word's prediction is the one at its first subword, whatever the training label
+    strategy. `level="word"` scores those word tags against the gold word labels;
+    `level="subword"` scores every subword that carries a training label instead, as the
+    Hugging Face token-classification recipes do. The loss averages over labelled subwords.
+    Word predictions come back in dataset order.
     """
     was_training = model.training
     model.eval()
     loss_sum, labelled = 0.0, 0
-    gold_tags, predicted_tags = [], []
+    gold_words, predicted_words, gold_subwords, predicted_subwords = [], [], [], []
     unaligned = "O" if "O" in label_names else UNALIGNED
     for batch in loader:
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
@@ -45,29 +50,134 @@ def evaluate(
         ).item()
         labelled += int((labels != IGNORE_INDEX).sum())
         predictions = logits.argmax(-1)  # (B, T)
-        if level == "word":
-            starts = batch["word_starts"]  # (B, W)
-            word_predictions = predictions.gather(1, starts.clamp(min=0)).tolist()
-            for row, row_gold in enumerate(batch["word_labels"].tolist()):
-                n = sum(tag != IGNORE_INDEX for tag in row_gold)
-                row_starts = starts[row, :n].tolist()
-                gold_tags.append([label_names[tag] for tag in row_gold[:n]])
-                predicted_tags.append([
-                    label_names[tag] if start >= 0 else unaligned
-                    for tag, start in zip(word_predictions[row][:n], row_starts)
-                ])  # fmt: skip
-        else:
+        starts = batch["word_starts"]  # (B, W), -1 for padding and for words without subwords
+        word_predictions = predictions.gather(1, starts.clamp(min=0)).tolist()
+        for row, row_gold in enumerate(batch["word_labels"].tolist()):
+            n = sum(tag != IGNORE_INDEX for tag in row_gold)
+            gold_words.append([label_names[tag] for tag in row_gold[:n]])
+            predicted_words.append([
+                label_names[tag] if start >= 0 else unaligned
+                for tag, start in zip(word_predictions[row][:n], starts[row, :n].tolist())
+            ])  # fmt: skip
+        if level == "subword":
             for row_labels, row_predictions in zip(labels.tolist(), predictions.tolist()):
                 kept = [(g, p) for g, p in zip(row_labels, row_predictions) if g != IGNORE_INDEX]
-                gold_tags.append([label_names[g] for g, _ in kept])
-                predicted_tags.append([label_names[p] for _, p in kept])
+                gold_subwords.append([label_names[g] for g, _ in kept])
+                predicted_subwords.append([label_names[p] for _, p in kept])
     model.train(was_training)
 
-    scores = score_sequences(gold_tags, predicted_tags, span_task)
+    if level == "subword":
+        scores = score_sequences(gold_subwords, predicted_subwords, span_task, mode)
+    else:
+        scores = score_sequences(gold_words, predicted_words, span_task, mode)
     scores["loss"] = loss_sum / max(labelled, 1)
     # The loader visits sentences longest first; hand predictions back in dataset order.
     visit_order = [index for batch_indices in loader.batch_sampler for index in batch_indices]
     in_dataset_order = [None] * len(visit_order)
-    for tags, index in zip(predicted_tags, visit_order):
+    for tags, index in zip(predicted_words, visit_order):
         in_dataset_order[index] = tags
     return scores, in_dataset_order
+
+
+def confusion_matrix(gold: list[list[str]], predicted: list[list[str]], label_names: list[str]):
+    """Token counts, rows = gold label, columns = predicted label (an unaligned word's
+    `<none>` prediction, if any, counts in no column)."""
+    index = {label: i for i, label in enumerate(label_names)}
+    counts = torch.zeros(len(label_names), len(label_names), dtype=torch.long)
+    for gold_tags, predicted_tags in zip(gold, predicted, strict=True):
+        for g, p in zip(gold_tags, predicted_tags, strict=True):
+            if p in index:
+                counts[index[g], index[p]] += 1
+    return counts
+
+
+def plot_confusion_matrix(counts: torch.Tensor, label_names: list[str], title: str):
+    """A row-normalised heat map with the raw counts written in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rates = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
+    size = max(4.0, 0.35 * len(label_names) + 2)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(label_names)), label_names, rotation=90, fontsize=7)
+    axes.set_yticks(range(len(label_names)), label_names, fontsize=7)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("gold")
+    axes.set_title(title, fontsize=9)
+    if len(label_names) <= 25:
+        for g in range(len(label_names)):
+            for p in range(len(label_names)):
+                if counts[g, p]:
+                    color = "white" if rates[g, p] > 0.5 else "black"
+                    axes.text(
+                        p, g, int(counts[g, p]), ha="center", va="center", fontsize=6, color=color
+                    )
+    figure.tight_layout()
+    return figure
+
+
+def write_predictions(
+    path: Path,
+    sentences: list[list[str]],
+    gold: list[list[str]],
+    predicted: list[list[str]],
+    document_ids: list[int],
+) -> None:
+    """The CoNLL evaluation format: `word gold predicted` per line, a blank line after each
+    sentence, and a `-DOCSTART- O O` line where a new document starts (as conlleval reads)."""
+    lines = []
+    previous_document = None
+    for words, gold_tags, predicted_tags, document in zip(
+        sentences, gold, predicted, document_ids, strict=True
+    ):
+        if document >= 0 and document != previous_document:
+            lines += ["-DOCSTART- O O", ""]
+        previous_document = document
+        lines += [f"{w} {g} {p}" for w, g, p in zip(words, gold_tags, predicted_tags, strict=True)]
+        lines.append("")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def read_predictions(path: Path) -> tuple[list[list[str]], list[list[str]]]:
+    """Gold and predicted tags back from a predictions file (for re-scoring it)."""
+    gold, predicted = [], []
+    for block in path.read_text().split("\n\n"):
+        rows = [line.split() for line in block.splitlines() if line.strip()]
+        rows = [row for row in rows if row[0] != "-DOCSTART-"]
+        if rows:
+            gold.append([row[-2] for row in rows])
+            predicted.append([row[-1] for row in rows])
+    return gold, predicted
+
+
+def evaluate_split(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    sentences: Dataset,
+    label_names: list[str],
+    span_task: bool,
+    level: str,
+    mode: str,
+    device: torch.device,
+    autocast: AbstractContextManager,
+    out_dir: Path,
+    title: str,
+):
+    """Evaluate one split and write `predictions.txt`, `metrics.json` and
+    `confusion_matrix.png` into `out_dir`. Returns (scores, confusion-matrix figure)."""
+    scores, predicted = evaluate(
+        model, loader, label_names, span_task, level, device, autocast, mode
+    )
+    gold = [[label_names[tag] for tag in tags] for tags in sentences["tags"]]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_predictions(out_dir / "predictions.txt", sentences["tokens"], gold, predicted,
+                      sentences["document_id"])  # fmt: skip
+    (out_dir / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
+    figure = plot_confusion_matrix(
+        confusion_matrix(gold, predicted, label_names), label_names, title
+    )
+    figure.savefig(out_dir / "confusion_matrix.png", dpi=120)
+    return scores, figure

@@ -37,6 +37,23 @@ def task_labels(task: str) -> list[str]:
     return CONLL2003_TASKS[task][1]
 
 
+def is_span_label_set(label_names: list[str]) -> bool:
+    """Whether the labels are IOB spans (`O`, `B-X`, `I-X`), scored at entity level."""
+    return all(name == "O" or name[:2] in ("B-", "I-") for name in label_names)
+
+
+def iob1_to_iob2(tags: list[str]) -> list[str]:
+    """IOB1 (an entity starts with I- unless it directly follows one of the same type, which
+    then starts with B-) to IOB2 (every entity starts with B-)."""
+    converted = []
+    previous = "O"
+    for tag in tags:
+        starts_entity = tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:])
+        converted.append("B-" + tag[2:] if starts_entity else tag)
+        previous = tag
+    return converted
+
+
 def begin_to_inside_map(label_names: list[str]) -> list[int]:
     """For each label id, the id a continuation subword gets under label_strategy=all.
 

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
@@ -37,12 +37,15 @@ from bert_pos.data import (
     build_dataloaders,
     build_wordpiece_tokenizer,
     load_splits,
+    resolve_label_names,
     subset,
     tokenize_splits,
 )
-from bert_pos.evaluation import evaluate
+from bert_pos.evaluation import evaluate_split
+from bert_pos.export import export_model, model_card
 from bert_pos.hub import HubUnavailableError, check_hub_access, package_model_dir
-from bert_pos.labels import SPAN_TASKS, begin_to_inside_map, task_labels
+from bert_pos.labels import begin_to_inside_map, is_span_label_set
+from bert_pos.metrics import format_per_type_table, format_results_table
 from bert_pos.model import build_model
 
 log = logging.getLogger(__name__)
@@ -127,28 +130,6 @@ def accumulate_gradients(model, window: list[dict], autocast, scaler, device) ->
     return window_loss_sum, window_labelled
 
 
-def format_results_table(rows: list[dict]) -> str:
-    """Per-epoch results in the reference model card's layout."""
-    header = (
-        "| Training Loss | Epoch | Step | Validation Loss | Precision | Recall | F1 | Accuracy |"
-    )
-    lines = [header, "|" + "---|" * 8]
-    for row in rows:
-        cells = [
-            f"{row['train/loss']:.4f}",
-            f"{row['epoch']:g}",
-            str(row["step"]),
-            f"{row['val/loss']:.4f}",
-        ]
-        cells += [
-            f"{row[key]:.4f}" if key in row else "-"
-            for key in ("val/precision", "val/recall", "val/f1")
-        ]
-        cells.append(f"{row['val/accuracy']:.4f}")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
 def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Train as `cfg` says, writing into `run_dir`; returns the contents of metrics.json."""
     check_config(cfg)
@@ -158,10 +139,6 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     autocast = autocast_for(device, cfg.precision)
-    task = cfg.data.task
-    label_names = task_labels(task)
-    span_task = task in SPAN_TASKS
-    selection_metric = "f1" if span_task else "accuracy"
 
     # ---- where weights and data come from; fail fast when they would need an absent network
     model_source = resolve_model_source(cfg.model)
@@ -172,16 +149,13 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     )
 
     # ---- data
-    splits = load_splits(
-        task=task, label_names=label_names, dir=cfg.data.dir,
-        files={"train": cfg.data.train_file, "validation": cfg.data.validation_file,
-               "test": cfg.data.test_file},
-        hub_name=cfg.data.hub_name, hub_revision=cfg.data.hub_revision,
-        demo_corpus_dir=run_dir / "demo_corpus" if cfg.data.demo_corpus else None,
-        demo_sentences=dict(cfg.data.demo_sentences),
-    )  # fmt: skip
-    splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
+    demo_corpus_dir = run_dir / "demo_corpus"
+    label_names = resolve_label_names(cfg.data, demo_corpus_dir)
+    span_task = is_span_label_set(label_names)
+    selection_metric = "f1" if span_task else "accuracy"
     datasets.disable_progress_bars()
+    splits = load_splits(cfg.data, label_names, demo_corpus_dir)
+    splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
     log.info("sentences: %s", {split: len(dataset) for split, dataset in splits.items()})
 
     if cfg.model.tokenizer is not None or model_source is not None:
@@ -239,9 +213,12 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
 
     def run_evaluation(epoch: float, train_loss: float) -> dict:
         """Validation scores at this point, logged, kept, and saved as `best` when best."""
-        scores, _ = evaluate(
-            model, loaders["validation"], label_names, span_task, cfg.eval.level, device, autocast
-        )
+        scores, figure = evaluate_split(
+            model, loaders["validation"], splits["validation"], label_names, span_task,
+            cfg.eval.level, cfg.eval.mode, device, autocast, run_dir / "eval" / "validation",
+            title=f"validation, step {step}",
+        )  # fmt: skip
+        writer.add_figure("val/confusion_matrix", figure, step)
         row = {"epoch": round(epoch, 4), "step": step, "train/loss": train_loss}
         row.update({f"val/{k}": v for k, v in scores.items() if k != "per_type"})
         for entity_type, values in scores.get("per_type", {}).items():
@@ -318,12 +295,11 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         save_checkpoint(model, run_dir / "checkpoints" / "last", step=step, epoch=epoch + fraction)
         if done:
             break
-    writer.close()
 
     # ---- summary: the card's table on the console, everything in metrics.json
     metrics = {
         "experiment": cfg.experiment_name,
-        "task": task,
+        "task": cfg.data.task,
         "eval_level": cfg.eval.level,
         "selection_metric": f"val/{selection_metric}",
         "best": {
@@ -336,11 +312,32 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "steps": step,
         "train_seconds": train_seconds,
         "train_tokens_per_s": train_tokens / train_seconds,
-        "wall_seconds": time.perf_counter() - started,
         "label_names": label_names,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("results:\n%s", format_results_table(epoch_rows))
+
+    # ---- the best checkpoint: scored on test, exported with its model card
+    model.load_state_dict(load_file(run_dir / "checkpoints" / "best" / "model.safetensors"))
+    if cfg.eval.test_at_end and "test" in loaders:
+        test_scores, figure = evaluate_split(
+            model, loaders["test"], splits["test"], label_names, span_task, cfg.eval.level,
+            cfg.eval.mode, device, autocast, run_dir / "eval" / "test",
+            title=f"test, best checkpoint (step {best['step']})",
+        )  # fmt: skip
+        writer.add_figure("test/confusion_matrix", figure, step)
+        for key, value in test_scores.items():
+            if key != "per_type":
+                writer.add_scalar(f"test/{key}", value, step)
+        metrics["test"] = test_scores
+        log.info("test, best checkpoint:\n%s", format_per_type_table(test_scores))
+    writer.close()
+    base_model = cfg.model.name_or_path or cfg.model.package or "a randomly initialised BERT"
+    export_model(
+        model, tokenizer, label_names, run_dir / "model", model_card(cfg, metrics, base_model)
+    )
+
+    metrics["wall_seconds"] = time.perf_counter() - started
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(
         "best val/%s %.4f at step %d; wrote %s",
         selection_metric,

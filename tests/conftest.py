@@ -60,3 +60,8 @@ TINY_DEMO_OVERRIDES = [
     "optim.lr=3e-3",
     "epochs=3",
 ]
+
+
+def data_config(*overrides: str):
+    """The `data` subtree of the composed config, with `data.`-level overrides."""
+    return compose_config([f"data.{override}" for override in overrides]).data

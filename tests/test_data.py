@@ -1,3 +1,4 @@
+import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
@@ -14,6 +15,7 @@ from bert_pos.data import (
     word_start_positions,
 )
 from bert_pos.labels import NER_LABELS, begin_to_inside_map
+from tests.conftest import compose_config
 
 B_PER, I_PER, OUTSIDE = NER_LABELS.index("B-PER"), NER_LABELS.index("I-PER"), NER_LABELS.index("O")
 CONTINUATION = begin_to_inside_map(NER_LABELS)
@@ -119,12 +121,13 @@ def test_length_sorted_batches():
 
 
 def test_demo_corpus_source_and_subset(tmp_path, tokenizer):
-    splits = load_splits(
-        task="ner", label_names=NER_LABELS, dir=None,
-        files={"train": "train.txt", "validation": "validation.txt", "test": None},
-        hub_name="unused", hub_revision=None, demo_corpus_dir=tmp_path / "demo",
-        demo_sentences={"train": 50, "validation": 20},
-    )  # fmt: skip
+    overrides = [
+        "data=demo",
+        "data.demo_sentences={train: 50, validation: 20}",
+        "data.test_file=null",
+    ]
+    data = compose_config(overrides).data
+    splits = load_splits(data, NER_LABELS, demo_corpus_dir=tmp_path / "demo")
     assert set(splits) == {"train", "validation"} and len(splits["train"]) == 50
     assert set(splits["train"].column_names) == {"tokens", "tags", "document_id", "line"}
     assert splits["train"][0]["document_id"] == 0 and splits["train"][-1]["document_id"] == 4
@@ -134,3 +137,39 @@ def test_demo_corpus_source_and_subset(tmp_path, tokenizer):
     loaders = build_dataloaders(encoded, 4, 16, True, tokenizer.pad_token_id, 8, 0, 0, False)
     assert sum(len(b["input_ids"]) for b in loaders["train"]) == 10
     assert sum(len(b["input_ids"]) for b in loaders["validation"]) == 20
+
+
+def write_parquet_copy(directory, ner_names):
+    """A miniature of the hub's parquet CoNLL-2003 (same columns and ClassLabel features)."""
+    from datasets import ClassLabel, Features, Sequence, Value
+
+    features = Features({
+        "id": Value("string"),
+        "tokens": Sequence(Value("string")),
+        "ner_tags": Sequence(ClassLabel(names=ner_names)),
+    })  # fmt: skip
+    rows = {"id": ["0", "1"], "tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
+            "ner_tags": [[3, 0], [1, 2]]}  # fmt: skip
+    for split in ("train", "validation"):
+        directory.mkdir(parents=True, exist_ok=True)
+        Dataset.from_dict(rows, features=features).to_parquet(str(directory / f"{split}.parquet"))
+    return str(directory)
+
+
+def test_hub_source_reads_a_parquet_copy_with_class_labels(tmp_path):
+    from bert_pos.data import load_hub_splits
+
+    splits = load_hub_splits(
+        write_parquet_copy(tmp_path / "hub", NER_LABELS), None, "ner", NER_LABELS
+    )
+    assert set(splits) == {"train", "validation"}
+    assert splits["train"][1] == {"tokens": ["Peter", "Blackburn"], "tags": [1, 2],
+                                  "document_id": -1, "line": -1}  # fmt: skip
+
+
+def test_hub_source_with_other_label_order_is_refused(tmp_path):
+    from bert_pos.data import load_hub_splits
+
+    shuffled = NER_LABELS[::-1]
+    with pytest.raises(ValueError, match="differ from the CoNLL-2003 list"):
+        load_hub_splits(write_parquet_copy(tmp_path / "hub", shuffled), None, "ner", NER_LABELS)

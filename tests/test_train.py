@@ -1,4 +1,5 @@
 import json
+import math
 import os
 import subprocess
 import sys
@@ -145,3 +146,16 @@ def test_cli_rejects_a_misspelt_key(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "learning_rate" in result.stderr and "OptimConfig" in result.stderr
+
+
+def test_cpu_bf16_autocast_trains(tmp_path):
+    cfg = compose_config(TINY_DEMO_OVERRIDES + ["precision=bf16", "epochs=2", "device=cpu"])
+    rows = train(cfg, tmp_path)["epochs"]
+    assert all(math.isfinite(row["val/loss"]) for row in rows)
+    assert rows[-1]["train/loss"] < rows[0]["train/loss"]
+
+
+def test_fp16_needs_cuda(tmp_path):
+    cfg = compose_config(TINY_DEMO_OVERRIDES + ["precision=fp16", "device=cpu"])
+    with pytest.raises(ValueError, match="precision=fp16 needs CUDA"):
+        train(cfg, tmp_path)
