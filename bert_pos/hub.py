@@ -14,6 +14,7 @@ import urllib.parse
 from pathlib import Path
 
 from huggingface_hub import constants, scan_cache_dir, try_to_load_from_cache
+from omegaconf import DictConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,14 @@ def package_model_dir(package: str) -> Path:
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"model.package={package!r}: no config.json in {model_dir}")
     return model_dir
+
+
+def resolve_model_source(model: DictConfig) -> str | None:
+    """Path or hub name of the pretrained weights `model` (the config subtree) asks for; None
+    for a randomly initialised model."""
+    if model.package is not None:
+        return str(package_model_dir(model.package))
+    return model.name_or_path
 
 
 def hub_reachable(timeout_s: float = 3.0) -> bool:

@@ -43,7 +43,7 @@ from bert_pos.data import (
 )
 from bert_pos.evaluation import evaluate_split
 from bert_pos.export import export_model, model_card
-from bert_pos.hub import HubUnavailableError, check_hub_access, package_model_dir
+from bert_pos.hub import HubUnavailableError, check_hub_access, resolve_model_source
 from bert_pos.labels import begin_to_inside_map, is_span_label_set
 from bert_pos.metrics import format_per_type_table, format_results_table
 from bert_pos.model import build_model
@@ -90,13 +90,6 @@ def build_optimizer(model: torch.nn.Module, lr, betas, eps, weight_decay):
     # The fused kernel updates all parameters in one pass: on a 2-core CPU it cuts MiniLM's
     # optimizer step from ~160 ms to ~25 ms, and it is the fast path on CUDA too.
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True)
-
-
-def resolve_model_source(model_cfg: DictConfig) -> str | None:
-    """Path or hub name of the pretrained weights; None for a randomly initialised model."""
-    if model_cfg.package is not None:
-        return str(package_model_dir(model_cfg.package))
-    return model_cfg.name_or_path
 
 
 def save_checkpoint(model: torch.nn.Module, directory: Path, **metadata) -> None:

@@ -65,3 +65,19 @@ TINY_DEMO_OVERRIDES = [
 def data_config(*overrides: str):
     """The `data` subtree of the composed config, with `data.`-level overrides."""
     return compose_config([f"data.{override}" for override in overrides]).data
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny demo run trained once for the tests that need a finished run folder; the
+    config is saved where the Hydra entry point saves it."""
+    from omegaconf import OmegaConf
+
+    from bert_pos.train import train
+
+    run_dir = tmp_path_factory.mktemp("run")
+    cfg = compose_config(TINY_DEMO_OVERRIDES + ["epochs=4"])
+    metrics = train(cfg, run_dir)
+    (run_dir / ".hydra").mkdir()
+    OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
+    return run_dir, metrics

@@ -77,3 +77,24 @@ def test_predictions_come_back_in_dataset_order_and_loss_is_per_labelled_token()
     assert predictions == [["B-PER"], ["B-LOC", "O"]]
     # logits are 10 on the right label, 0 elsewhere: loss = log(e^10 + 8) - 10 per token
     assert scores["loss"] == pytest.approx(math.log(math.exp(10) + 8) - 10, rel=1e-3)
+
+
+def test_predictions_file_round_trip_keeps_documents(tmp_path):
+    from bert_pos.evaluation import read_predictions, write_predictions
+
+    sentences = [["EU", "rejects"], ["Peter"], ["BRUSSELS"]]
+    gold = [["B-ORG", "O"], ["B-PER"], ["B-LOC"]]
+    predicted = [["B-ORG", "O"], ["O"], ["B-LOC"]]
+    write_predictions(tmp_path / "p.txt", sentences, gold, predicted, [0, 0, 1])
+    text = (tmp_path / "p.txt").read_text()
+    assert text.startswith("-DOCSTART- O O\n\nEU B-ORG B-ORG\nrejects O O\n\nPeter B-PER O\n\n")
+    assert text.count("-DOCSTART-") == 2
+    assert read_predictions(tmp_path / "p.txt") == (gold, predicted)
+
+
+def test_confusion_matrix_counts():
+    from bert_pos.evaluation import confusion_matrix
+
+    counts = confusion_matrix([["B-PER", "O", "O"]], [["B-LOC", "O", "<none>"]], NER_LABELS)
+    assert counts[ID["B-PER"], ID["B-LOC"]] == 1 and counts[ID["O"], ID["O"]] == 1
+    assert counts.sum() == 2

@@ -32,3 +32,22 @@ def test_unknown_task_names_the_config_key():
         assert "data.task='srl'" in str(err)
     else:
         raise AssertionError("expected ValueError")
+
+
+def test_iob1_to_iob2_on_hand_made_cases():
+    from bert_pos.labels import iob1_to_iob2
+
+    # I- opens an entity after O or after another type; B- only between two same-type entities
+    assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC"]) == ["B-PER", "I-PER", "O", "B-LOC"]
+    assert iob1_to_iob2(["I-ORG", "I-LOC", "I-LOC"]) == ["B-ORG", "B-LOC", "I-LOC"]
+    assert iob1_to_iob2(["I-PER", "B-PER", "I-PER"]) == ["B-PER", "B-PER", "I-PER"]
+    assert iob1_to_iob2(["O", "O"]) == ["O", "O"]
+    # the original eng.train opening: "EU rejects German call"
+    assert iob1_to_iob2(["I-ORG", "O", "I-MISC", "O"]) == ["B-ORG", "O", "B-MISC", "O"]
+
+
+def test_span_label_sets():
+    from bert_pos.labels import is_span_label_set
+
+    assert is_span_label_set(NER_LABELS) and is_span_label_set(CHUNK_LABELS)
+    assert not is_span_label_set(POS_LABELS)

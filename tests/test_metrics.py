@@ -34,3 +34,42 @@ def test_pos_scores_accuracy_only():
 def test_token_accuracy_rejects_length_mismatch():
     with pytest.raises(ValueError):
         token_accuracy([["O", "O"]], [["O"]])
+
+
+def test_strict_mode_only_counts_well_formed_iob2_spans():
+    gold = [["B-PER", "I-PER", "O"]]
+    pred = [["I-PER", "I-PER", "O"]]  # conlleval reads a PER span; strict IOB2 reads none
+    assert score_sequences(gold, pred, True)["f1"] == pytest.approx(1.0)
+    assert score_sequences(gold, pred, True, mode="strict")["f1"] == pytest.approx(0.0)
+
+
+def test_scores_of_a_hand_computed_predictions_file(tmp_path):
+    from bert_pos.evaluation import read_predictions
+
+    # 3 gold entities (PER "John Smith", LOC "Paris", ORG "Acme Corp"); 3 predicted
+    # (PER "John Smith" right, LOC "Paris" right, ORG "Acme" wrong boundary).
+    # precision 2/3, recall 2/3, F1 2/3; token accuracy 9/10 ("Corp" gold I-ORG, predicted O).
+    (tmp_path / "predictions.txt").write_text(
+        "-DOCSTART- O O\n\n"
+        "John B-PER B-PER\nSmith I-PER I-PER\nvisited O O\nParis B-LOC B-LOC\n. O O\n\n"
+        "-DOCSTART- O O\n\n"
+        "Acme B-ORG B-ORG\nCorp I-ORG O\nwon O O\nagain O O\n. O O\n\n"
+    )
+    gold, predicted = read_predictions(tmp_path / "predictions.txt")
+    assert len(gold) == 2
+    scores = score_sequences(gold, predicted, span_task=True)
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3)
+    assert scores["accuracy"] == pytest.approx(9 / 10)
+    assert scores["per_type"]["ORG"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+def test_per_type_table():
+    from bert_pos.metrics import format_per_type_table
+
+    scores = score_sequences([["B-PER", "O", "B-LOC"]], [["B-PER", "O", "O"]], True)
+    table = format_per_type_table(scores)
+    assert "| PER | 1.0000 | 1.0000 | 1.0000 | 1 |" in table
+    assert "| LOC | 0.0000 | 0.0000 | 0.0000 | 1 |" in table
+    assert "| overall | 1.0000 | 0.5000 | 0.6667 | 2 |" in table

@@ -1,0 +1,80 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
+
+from bert_pos.model import load_tagger
+from bert_pos.predict import entity_spans, split_words, tag_sentences
+
+SENTENCES = [
+    "Lovigal Holdings signed a deal with Vifenport Bank in Isburg .",
+    "Police in Kasaburg arrested Renmi Tordun on Tuesday .",
+    "Prices rose sharply last week .",
+]
+
+
+def test_export_has_the_hugging_face_layout(trained_run):
+    run_dir, metrics = trained_run
+    model_dir = run_dir / "model"
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["architectures"] == ["BertForTokenClassification"]
+    assert config["id2label"]["1"] == "B-PER" and config["label2id"]["I-MISC"] == 8
+    assert (model_dir / "model.safetensors").is_file() and (model_dir / "tokenizer.json").is_file()
+    # the export holds the best checkpoint's weights
+    exported = load_file(model_dir / "model.safetensors")
+    best = load_file(run_dir / "checkpoints" / "best" / "model.safetensors")
+    assert exported.keys() == best.keys()
+    assert all(torch.equal(exported[k], best[k]) for k in best)
+
+
+def test_hugging_face_model_gives_our_logits(trained_run):
+    model_dir = trained_run[0] / "model"
+    ours, _ = load_tagger(model_dir)
+    theirs = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = theirs(**batch).logits
+        actual = ours(batch["input_ids"], batch["attention_mask"])
+    mask = batch["attention_mask"].bool()
+    torch.testing.assert_close(actual[mask], expected[mask], atol=1e-5, rtol=1e-5)
+
+
+def test_pipeline_entities_match_bert_pos_predict(trained_run):
+    model_dir = trained_run[0] / "model"
+    # aggregation "simple" works on the export as on any hub model
+    simple = pipeline("token-classification", model=str(model_dir), aggregation_strategy="simple")
+    assert any(simple(sentence) for sentence in SENTENCES)
+    # "first" takes each word's tag from its first subword, as bert_pos does: same entities
+    first = pipeline("token-classification", model=str(model_dir), aggregation_strategy="first")
+    model, label_names = load_tagger(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    words = [split_words(sentence) for sentence in SENTENCES]
+    tagged = tag_sentences(model, tokenizer, [[w for w, _, _ in ws] for ws in words], label_names,
+                           8, torch.device("cpu"), torch.autocast("cpu", enabled=False))  # fmt: skip
+    compared = 0
+    for sentence, sentence_words, sentence_tags in zip(SENTENCES, words, tagged):
+        ours = entity_spans(sentence, sentence_words, sentence_tags)
+        theirs = first(sentence)
+        assert [(e["type"], e["start"], e["end"]) for e in ours] == [
+            (e["entity_group"], e["start"], e["end"]) for e in theirs
+        ]
+        for mine, hf in zip(ours, theirs):
+            assert mine["score"] == pytest.approx(float(hf["score"]), abs=1e-4)
+        compared += len(ours)
+    assert compared > 0
+
+
+def test_model_card_reports_recipe_and_results(trained_run):
+    run_dir, metrics = trained_run
+    card = (run_dir / "model" / "README.md").read_text()
+    for expected in ["learning_rate: 0.003", "train_batch_size: 16", "seed: 42",
+                     "optimizer: AdamW with betas=(0.9,0.999) and epsilon=1e-08",
+                     "lr_scheduler_type: linear", "num_epochs: 4", "precision: fp32",
+                     "| Training Loss | Epoch | Step | Validation Loss | Precision | Recall | F1 | Accuracy |",
+                     "### Test results", "### Framework versions", "- Pytorch "]:  # fmt: skip
+        assert expected in card
+    assert f"- F1: {metrics['test']['f1']:.4f}" in card
+    assert card.count("\n| ") == len(metrics["epochs"]) + 1

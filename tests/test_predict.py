@@ -1,0 +1,92 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bert_pos.model import load_tagger
+from bert_pos.predict import split_words, tag_sentences, word_windows
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_split_words_separates_punctuation_and_keeps_offsets():
+    line = "Mr. O'Neill  visited the U.S on 1996-08-22, said Reuters."
+    words = split_words(line)
+    assert [w for w, _, _ in words] == ["Mr", ".", "O'Neill", "visited", "the", "U.S", "on",
+                                        "1996-08-22", ",", "said", "Reuters", "."]  # fmt: skip
+    assert all(line[start:end] == word for word, start, end in words)
+
+
+@pytest.mark.parametrize(
+    "counts, budget", [([3] * 40, 20), ([1, 5, 2, 7, 1, 1, 3] * 9, 12), ([2] * 5, 10)]
+)
+def test_windows_fit_the_budget_and_keep_every_word_once(counts, budget):
+    windows = word_windows(counts, budget)
+    kept = [w for _, _, keep_start, keep_end in windows for w in range(keep_start, keep_end)]
+    assert kept == list(range(len(counts)))
+    for start, end, keep_start, keep_end in windows:
+        assert sum(counts[start:end]) <= budget and start <= keep_start <= keep_end <= end
+    for (_, first_end, *_), (second_start, *_) in zip(windows, windows[1:]):
+        assert second_start < first_end  # consecutive windows overlap: every kept word has context on both sides
+
+
+def test_a_word_longer_than_the_window_is_an_error():
+    with pytest.raises(ValueError, match="word 1 alone has 30 subwords"):
+        word_windows([2, 30, 2], 20)
+
+
+def test_600_word_sentence_is_tagged_whole(trained_run):
+    model, label_names = load_tagger(trained_run[0] / "model")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(trained_run[0] / "model")
+    words = ("Police in Kasaburg arrested Renmi Tordun on Tuesday .".split() * 67)[:600]
+    assert (
+        len(tokenizer(words, is_split_into_words=True)["input_ids"])
+        > model.config.max_position_embeddings
+    )
+    cpu, no_autocast = torch.device("cpu"), torch.autocast("cpu", enabled=False)
+    tagged = tag_sentences(model, tokenizer, [words], label_names, 8, cpu, no_autocast)[0]
+    assert len(tagged) == 600 and all(probability > 0 for _, probability in tagged)
+    # stitching: each word's tag is the one its keeping window gives it when tagged alone
+    budget = model.config.max_position_embeddings - 2
+    windows = word_windows([len(tokenizer.tokenize(w)) for w in words], budget)
+    assert len(windows) > 2
+    for start, end, keep_start, keep_end in windows:
+        alone = tag_sentences(
+            model, tokenizer, [words[start:end]], label_names, 8, cpu, no_autocast
+        )[0]
+        for w in range(keep_start, keep_end):
+            assert tagged[w][0] == alone[w - start][0]
+            assert tagged[w][1] == pytest.approx(alone[w - start][1], abs=1e-5)
+
+
+def run_predict(*overrides, stdin=None):
+    result = subprocess.run([sys.executable, "-m", "bert_pos.predict", *overrides], cwd=ROOT,
+                            input=stdin, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout, result.stderr
+
+
+def test_cli_text_to_tsv_and_jsonl(trained_run):
+    text = "Lovigal Holdings signed a deal with Vifenport Bank .\nPrices rose sharply .\n"
+    tsv, log = run_predict(f"model_dir={trained_run[0]}", stdin=text)
+    blocks = tsv.strip("\n").split("\n\n")
+    assert len(blocks) == 2 and blocks[1].split("\n")[0].split("\t")[0] == "Prices"
+    assert "sentences/s" in log
+    jsonl, _ = run_predict(f"model_dir={trained_run[0] / 'model'}", "format=jsonl", stdin=text)
+    records = [json.loads(line) for line in jsonl.splitlines()]
+    assert records[0]["words"][:2] == ["Lovigal", "Holdings"] and len(records) == 2
+    for record in records:
+        for entity in record.get("entities", []):
+            assert record["text"][entity["start"] : entity["end"]] == entity["text"]
+
+
+def test_cli_conll_input(trained_run, tmp_path):
+    conll = tmp_path / "in.txt"
+    conll.write_text("-DOCSTART- -X- -X- O\n\nPeter NNP B-NP B-PER\nsaid VBD B-VP O\n\nOK UH O O\n")
+    tsv, _ = run_predict(f"model_dir={trained_run[0]}", f"input={conll}", "input_format=conll")
+    assert [line.split("\t")[0] for line in tsv.split("\n") if line] == ["Peter", "said", "OK"]
