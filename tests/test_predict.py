@@ -30,7 +30,9 @@ def test_windows_fit_the_budget_and_keep_every_word_once(counts, budget):
     for start, end, keep_start, keep_end in windows:
         assert sum(counts[start:end]) <= budget and start <= keep_start <= keep_end <= end
     for (_, first_end, *_), (second_start, *_) in zip(windows, windows[1:]):
-        assert second_start < first_end  # consecutive windows overlap: every kept word has context on both sides
+        assert (
+            second_start < first_end
+        )  # consecutive windows overlap: every kept word has context on both sides
 
 
 def test_a_word_longer_than_the_window_is_an_error():
