@@ -4,7 +4,7 @@ TORCH ?= torch==2.13.0
 RUN ?= $(shell ls -d experiments/runs/*/* 2>/dev/null | tail -n 1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-all lint format train train-minilm tensorboard clean
+.PHONY: help install demo test lint format train train-minilm sweep report bench bench-gpu tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,6 +32,25 @@ train: ## the reference card's recipe (bert-base-cased from the hub); ARGS="key=
 
 train-minilm: ## the card's recipe offline: packaged MiniLM on local CoNLL-2003 files
 	$(PYTHON) -m bert_pos.train +experiment=baseline model=minilm data.dir=../shared/data/conll2003 $(ARGS)
+
+SWEEP ?= $(shell ls -d experiments/multirun/*/* 2>/dev/null | tail -n 1)
+
+sweep: ## lr x seed grid of the card's recipe, offline on MiniLM; ARGS="optim.lr=2e-5,5e-5 seed=1,2"
+	$(PYTHON) -m bert_pos.train -m +experiment=baseline +sweep=lr_seed model=minilm data.dir=../shared/data/conll2003 $(ARGS)
+
+report: ## summarise a sweep folder (default: the latest): table, CSV, Markdown, plot; SWEEP=...
+	$(PYTHON) -m bert_pos.report $(SWEEP)
+
+DATA ?= ../shared/data/conll2003
+BERT_BASE ?=
+
+bench: ## CPU: bert_pos vs the HF Trainer, card recipe on MiniLM, one epoch; ARGS="max_steps=300"
+	$(PYTHON) -m bert_pos.bench +experiment=baseline model=minilm data.dir=$(DATA) epochs=1 $(ARGS)
+
+bench-gpu: ## CUDA: the card's 3 epochs, bert-base-cased (BERT_BASE=/path) or a random model of its shape
+	$(PYTHON) -m bert_pos.bench +experiment=baseline data.dir=$(DATA) device=cuda \
+	    $(if $(BERT_BASE),model.name_or_path=$(BERT_BASE),model=bert_base_shape) \
+	    precision=bf16 compile=true compile_mode=reduce-overhead data.pad_to_multiple_of=32 $(ARGS)
 
 tensorboard: ## TensorBoard over every run under experiments/
 	$(PYTHON) -m tensorboard.main --logdir experiments

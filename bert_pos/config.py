@@ -7,6 +7,7 @@ composed, before any data or model is loaded. `check_config` adds the range chec
 cannot express.
 """
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ class DataConfig:
     group_by_length: bool = MISSING
     pad_to_multiple_of: int = MISSING
     num_workers: int = MISSING
+    cache_dir: str | None = MISSING  # tokenized splits are kept here; null = no cache
 
 
 @dataclass
@@ -78,15 +80,30 @@ class TrainConfig:
     precision: str = MISSING  # fp32 | bf16 | fp16
     device: str = MISSING  # auto | cpu | cuda
     log_every_n_steps: int = MISSING
+    compile: bool = MISSING  # torch.compile the model for training steps
+    compile_mode: str = MISSING  # default | reduce-overhead | max-autotune
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
 
+MAX_FOLDER_NAME = 200  # characters; most file systems allow 255 bytes per name
+FAILED_MARKER = "error.txt"  # written into a run folder when the run stops with an error
+
+
 def sweep_subdir(override_dirname: str, seed: int) -> str:
-    """A multirun job's folder: its overrides, then always the seed, e.g. `optim.lr=3e-05/seed=1`."""
-    return f"{override_dirname}/seed={seed}" if override_dirname else f"seed={seed}"
+    """A multirun job's folder: its overrides, then always the seed, e.g. `optim.lr=3e-05/seed=1`.
+
+    A `/` inside an override value (a path) becomes `_`, so each job is exactly one folder
+    level plus its seed, inside the sweep folder. A name too long for a file system (Optuna's
+    floats add up) keeps its first characters and ends in a hash of the whole.
+    """
+    name = override_dirname.replace("/", "_")
+    if len(name) > MAX_FOLDER_NAME:
+        digest = hashlib.sha1(name.encode()).hexdigest()[:12]
+        name = f"{name[: MAX_FOLDER_NAME - 13]}~{digest}"
+    return f"{name}/seed={seed}" if name else f"seed={seed}"
 
 
 def register_configs() -> None:
@@ -102,6 +119,7 @@ CHOICES = {
     "eval.level": ("word", "subword"),
     "precision": ("fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda"),
+    "compile_mode": ("default", "reduce-overhead", "max-autotune"),
 }
 POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
             "data.pad_to_multiple_of", "eval.batch_size"]  # fmt: skip

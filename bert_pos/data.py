@@ -4,13 +4,16 @@ Every source ends as the same `DatasetDict` of sentences (`tokens`, `tags` as la
 `document_id`, `line`), tokenized once with `.map`, and batched with dynamic padding.
 """
 
+import hashlib
+import json
 import logging
 import math
+import os
 from collections import Counter
 from pathlib import Path
 
 import torch
-from datasets import Dataset, DatasetDict
+from datasets import Dataset, DatasetDict, load_from_disk
 from omegaconf import DictConfig
 from tokenizers import Tokenizer
 from tokenizers.decoders import WordPiece as WordPieceDecoder
@@ -242,6 +245,39 @@ def tokenize_splits(
             log.warning(
                 "%s: %d words map to no subword; they count as predicted O", split, unaligned
             )
+    return tokenized
+
+
+def tokenize_splits_cached(
+    splits: DatasetDict,
+    tokenizer: PreTrainedTokenizerFast,
+    label_strategy: str,
+    continuation_label: list[int],
+    max_length: int,
+    cache_dir: str | None,
+) -> DatasetDict:
+    """`tokenize_splits`, kept under `cache_dir` and reused when the same sentences are
+    tokenized the same way again (the key hashes the sentences, the tokenizer, the label
+    strategy and the window). `cache_dir=None` tokenizes every time."""
+    if cache_dir is None:
+        return tokenize_splits(splits, tokenizer, label_strategy, continuation_label, max_length)
+    recipe = [
+        {split: dataset._fingerprint for split, dataset in splits.items()},  # content hashes
+        tokenizer.backend_tokenizer.to_str(), label_strategy, continuation_label, max_length,
+    ]  # fmt: skip
+    key = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:20]
+    folder = Path(cache_dir).expanduser() / key
+    if (folder / "dataset_dict.json").is_file():
+        log.info("tokenized splits read from the cache %s", folder)
+        return load_from_disk(str(folder))
+    tokenized = tokenize_splits(splits, tokenizer, label_strategy, continuation_label, max_length)
+    # Written beside, then renamed: a run killed while saving never leaves a partial entry.
+    partial = folder.with_name(f"{key}.partial-{os.getpid()}")
+    tokenized.save_to_disk(str(partial))
+    try:
+        partial.rename(folder)
+    except OSError:  # another run stored the same entry first
+        pass
     return tokenized
 
 

@@ -29,7 +29,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from transformers import AutoTokenizer
 
 from bert_pos.conll import read_conll
-from bert_pos.data import PaddingCollator
+from bert_pos.data import PaddingCollator, word_start_positions
 from bert_pos.labels import is_span_label_set
 from bert_pos.model import BertTagger, load_tagger
 from bert_pos.train import autocast_for, pick_device
@@ -104,16 +104,22 @@ def tag_sentences(
     no subword get O (or the first label) with probability 0."""
     budget = min(tokenizer.model_max_length, model.config.max_position_embeddings) - 2
     pieces = []  # (sentence index, first word, kept word range, input ids, first-subword positions)
-    for index, words in enumerate(sentences):
-        if not words:
+    indices = [index for index, words in enumerate(sentences) if words]
+    # One batched call to the Rust tokenizer; only sentences over the window are re-encoded.
+    encodings = tokenizer([sentences[i] for i in indices], is_split_into_words=True)
+    for row, index in enumerate(indices):
+        words, word_ids = sentences[index], encodings.word_ids(row)
+        if len(word_ids) - 2 <= budget:
+            starts = word_start_positions(word_ids, len(words))
+            pieces.append((index, 0, 0, len(words), encodings["input_ids"][row], starts))
             continue
-        counts = [len(tokenizer.tokenize(word)) for word in words]
+        counts = [0] * len(words)
+        for word_id in word_ids:
+            if word_id is not None:
+                counts[word_id] += 1
         for start, end, keep_start, keep_end in word_windows(counts, budget):
             encoding = tokenizer(words[start:end], is_split_into_words=True, truncation=False)
-            starts = [-1] * (end - start)
-            for position, word_id in enumerate(encoding.word_ids()):
-                if word_id is not None and starts[word_id] == -1:
-                    starts[word_id] = position
+            starts = word_start_positions(encoding.word_ids(), end - start)
             pieces.append((index, start, keep_start, keep_end, encoding["input_ids"], starts))
 
     fallback = "O" if "O" in label_names else label_names[0]

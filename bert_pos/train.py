@@ -14,7 +14,9 @@ import json
 import logging
 import math
 import random
+import statistics
 import time
+import traceback
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -24,13 +26,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from bert_pos.config import ConfigError, check_config, register_configs
+from bert_pos.config import FAILED_MARKER, ConfigError, check_config, register_configs
 from bert_pos.conll import ConllFormatError
 from bert_pos.data import (
     IGNORE_INDEX,
@@ -39,7 +42,7 @@ from bert_pos.data import (
     load_splits,
     resolve_label_names,
     subset,
-    tokenize_splits,
+    tokenize_splits_cached,
 )
 from bert_pos.evaluation import evaluate_split
 from bert_pos.export import export_model, model_card
@@ -90,6 +93,36 @@ def build_optimizer(model: torch.nn.Module, lr, betas, eps, weight_decay):
     # The fused kernel updates all parameters in one pass: on a 2-core CPU it cuts MiniLM's
     # optimizer step from ~160 ms to ~25 ms, and it is the fast path on CUDA too.
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), eps=eps, fused=True)
+
+
+def hyperparameters(cfg: DictConfig) -> dict[str, float | int | str | bool]:
+    """The recipe's knobs as flat scalars, for TensorBoard's HParams tab (one row per run)."""
+    model = cfg.model.name_or_path or cfg.model.package or "random_init"
+    return {
+        "model": str(model), "task": cfg.data.task, "label_strategy": cfg.data.label_strategy,
+        "lr": cfg.optim.lr, "batch_size": cfg.data.batch_size,
+        "grad_accum_steps": cfg.grad_accum_steps, "epochs": cfg.epochs, "seed": cfg.seed,
+        "weight_decay": cfg.optim.weight_decay, "warmup_ratio": cfg.optim.warmup_ratio,
+        "warmup_steps": cfg.optim.warmup_steps, "dropout": cfg.model.dropout,
+        "precision": cfg.precision,
+        "max_train_sentences": cfg.data.max_train_sentences or 0,  # 0: the whole split
+    }  # fmt: skip
+
+
+def write_hparams(writer: SummaryWriter, hparams: dict, final_metrics: dict[str, float]) -> None:
+    """Record this run in the HParams plugin inside the run's own event file.
+
+    `SummaryWriter.add_hparams` would write into a new timestamped subfolder, splitting one
+    run into two in TensorBoard; writing the plugin's summaries here keeps it one run, so
+    `tensorboard --logdir <sweep folder>` lists every run of a sweep in the HParams tab.
+    """
+    from torch.utils.tensorboard.summary import hparams as hparams_summaries
+
+    experiment, session_start, session_end = hparams_summaries(hparams, final_metrics)
+    for summary in (experiment, session_start, session_end):
+        writer.file_writer.add_summary(summary)
+    for name, value in final_metrics.items():
+        writer.add_scalar(name, value)
 
 
 def save_checkpoint(model: torch.nn.Module, directory: Path, **metadata) -> None:
@@ -165,11 +198,18 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         vocab_size=len(tokenizer),
     ).to(device)  # fmt: skip
     log.info("model: %.1fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
+    step_model = model  # what training steps call; evaluation always runs the eager model
+    if cfg.compile:
+        # One compiled graph per (batch, length) shape; buckets keep the count small, and the
+        # cache must hold them all or every new shape would evict an old one and recompile.
+        torch._dynamo.config.cache_size_limit = 64
+        step_model = torch.compile(model, mode=cfg.compile_mode, dynamic=False)
 
     max_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
-    tokenized = tokenize_splits(
-        splits, tokenizer, cfg.data.label_strategy, begin_to_inside_map(label_names), max_length
-    )
+    tokenized = tokenize_splits_cached(
+        splits, tokenizer, cfg.data.label_strategy, begin_to_inside_map(label_names), max_length,
+        cfg.data.cache_dir,
+    )  # fmt: skip
     loaders = build_dataloaders(
         tokenized, batch_size=cfg.data.batch_size, eval_batch_size=cfg.eval.batch_size,
         group_by_length=cfg.data.group_by_length, pad_token_id=tokenizer.pad_token_id,
@@ -203,15 +243,24 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     step = 0
     train_seconds = 0.0
     train_tokens = 0
+    first_step_seconds = None  # from the start of train() to the end of the first step
+    # real (non-padding) tokens of one pass over the validation split, for eval tokens/s
+    validation_tokens = sum(len(ids) for ids in tokenized["validation"]["input_ids"])
+    eval_seconds = 0.0
+    eval_tokens = 0
 
     def run_evaluation(epoch: float, train_loss: float) -> dict:
         """Validation scores at this point, logged, kept, and saved as `best` when best."""
+        nonlocal eval_seconds, eval_tokens
+        eval_started = time.perf_counter()
         scores, figure = evaluate_split(
             model, loaders["validation"], splits["validation"], label_names, span_task,
             cfg.eval.level, cfg.eval.mode, device, autocast, run_dir / "eval" / "validation",
             title=f"validation, step {step}",
         )  # fmt: skip
         writer.add_figure("val/confusion_matrix", figure, step)
+        eval_seconds += time.perf_counter() - eval_started
+        eval_tokens += validation_tokens
         row = {"epoch": round(epoch, 4), "step": step, "train/loss": train_loss}
         row.update({f"val/{k}": v for k, v in scores.items() if k != "per_type"})
         for entity_type, values in scores.get("per_type", {}).items():
@@ -229,6 +278,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         return row
 
     # ---- the loop
+    loop_started = time.perf_counter()
     model.train()
     done = False
     for epoch in range(cfg.epochs):
@@ -242,7 +292,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             step_started = time.perf_counter()
             window = list(itertools.islice(micro_batches, accum))
             window_loss_sum, window_labelled = accumulate_gradients(
-                model, window, autocast, scaler, device
+                step_model, window, autocast, scaler, device
             )
             scaler.unscale_(optimizer)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
@@ -251,6 +301,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
+            if first_step_seconds is None:
+                first_step_seconds = time.perf_counter() - started
 
             # ---- bookkeeping: real (non-padding) tokens only
             seconds = time.perf_counter() - step_started
@@ -289,6 +341,8 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         if done:
             break
 
+    loop_seconds = time.perf_counter() - loop_started  # steps, evaluations, checkpoints
+
     # ---- summary: the card's table on the console, everything in metrics.json
     metrics = {
         "experiment": cfg.experiment_name,
@@ -303,8 +357,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         "epochs": epoch_rows,
         "final": epoch_rows[-1],
         "steps": step,
-        "train_seconds": train_seconds,
+        "train_seconds": train_seconds,  # optimizer steps only, batch collation included
+        "train_tokens": train_tokens,
         "train_tokens_per_s": train_tokens / train_seconds,
+        "loop_seconds": loop_seconds,
+        "mean_train_length": statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
+        "first_step_seconds": first_step_seconds,
+        "eval_seconds": eval_seconds,
+        "eval_tokens_per_s": eval_tokens / eval_seconds,
         "label_names": label_names,
     }
     log.info("results:\n%s", format_results_table(epoch_rows))
@@ -323,6 +383,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
                 writer.add_scalar(f"test/{key}", value, step)
         metrics["test"] = test_scores
         log.info("test, best checkpoint:\n%s", format_per_type_table(test_scores))
+    final_metrics = {f"hparams/best_val_{selection_metric}": best["value"]}
+    if "test" in metrics:
+        final_metrics[f"hparams/test_{selection_metric}"] = metrics["test"][selection_metric]
+    write_hparams(writer, hyperparameters(cfg), final_metrics)
     writer.close()
     base_model = cfg.model.name_or_path or cfg.model.package or "a randomly initialised BERT"
     export_model(
@@ -343,13 +407,30 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    """Hydra entry point; returns the selection metric, which sweepers maximise."""
+    """Hydra entry point; returns the selection metric, which sweepers maximise.
+
+    In a sweep a failed run writes `error.txt` into its folder, is logged, and returns NaN
+    (Optuna records a failed trial), so the remaining runs still go ahead.
+    """
+    hydra_config = HydraConfig.get()
+    run_dir = Path(hydra_config.runtime.output_dir)
     try:
-        metrics = train(cfg, HydraConfig.get().runtime.output_dir)
-    except (ConfigError, ConllFormatError, HubUnavailableError) as err:
-        # Problems with the user's input: the message says what to fix; a traceback would not.
-        log.error("%s", err)
-        raise SystemExit(1) from None
+        metrics = train(cfg, run_dir)
+    except Exception as err:
+        user_error = isinstance(err, (ConfigError, ConllFormatError, HubUnavailableError))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / FAILED_MARKER).write_text(
+            f"{type(err).__name__}: {err}\n" if user_error else traceback.format_exc()
+        )
+        if hydra_config.mode == RunMode.MULTIRUN:
+            log.error("run %s failed, the sweep goes on: %s: %s",
+                      run_dir, type(err).__name__, err, exc_info=not user_error)  # fmt: skip
+            return math.nan
+        if user_error:
+            # Problems with the user's input: the message says what to fix; a traceback would not.
+            log.error("%s", err)
+            raise SystemExit(1) from None
+        raise
     return metrics["best"][metrics["selection_metric"]]
 
 

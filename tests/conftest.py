@@ -59,6 +59,7 @@ TINY_DEMO_OVERRIDES = [
     "model.random_init.intermediate_size=128",
     "optim.lr=3e-3",
     "epochs=3",
+    "data.cache_dir=null",  # tests write nothing outside their tmp folders
 ]
 
 

@@ -79,3 +79,10 @@ def test_impossible_values_fail_naming_the_key(override, message):
 def test_sweep_folders_always_name_the_seed():
     assert sweep_subdir("optim.lr=3e-05", 1) == "optim.lr=3e-05/seed=1"
     assert sweep_subdir("", 7) == "seed=7"
+    assert (
+        sweep_subdir("data.dir=../data/x,optim.lr=1", 2) == "data.dir=.._data_x,optim.lr=1/seed=2"
+    )
+    long = ",".join(f"optim.weight_decay=0.0{i}5071430640991" for i in range(20))
+    shortened = sweep_subdir(long, 3)
+    assert len(shortened.split("/")[0]) == 200 and shortened.endswith("/seed=3")
+    assert shortened != sweep_subdir(long.replace("0.01", "0.02"), 3)  # the hash tells them apart

@@ -12,6 +12,7 @@ from bert_pos.data import (
     load_splits,
     subset,
     tokenize_splits,
+    tokenize_splits_cached,
     word_start_positions,
 )
 from bert_pos.labels import NER_LABELS, begin_to_inside_map
@@ -55,6 +56,26 @@ def test_tokenize_splits_with_real_tokenizer(tokenizer):
     assert example["word_starts"][2] == -1
     assert example["labels"] == align_labels(word_ids, tags, "all", CONTINUATION)
     assert example["labels"][0] == IGNORE_INDEX and example["labels"][-1] == IGNORE_INDEX
+
+
+def test_tokenized_splits_are_cached_by_content(tokenizer, tmp_path):
+    words, tags = ["Peter", "Blackburnian", "said"], [B_PER, I_PER, OUTSIDE]
+    cache = tmp_path / "cache"
+    first = tokenize_splits_cached(tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64,
+                                   str(cache))  # fmt: skip
+    assert len(list(cache.iterdir())) == 1
+    again = tokenize_splits_cached(tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64,
+                                   str(cache))  # fmt: skip
+    assert len(list(cache.iterdir())) == 1  # read back, not stored twice
+    assert again["train"].to_list() == first["train"].to_list()
+    assert first["train"].to_list() == tokenize_splits(
+        tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)["train"].to_list()  # fmt: skip
+    # other sentences, or another label strategy, are other entries
+    tokenize_splits_cached(tiny_splits(words, [OUTSIDE] * 3), tokenizer, "all", CONTINUATION, 64,
+                           str(cache))  # fmt: skip
+    tokenize_splits_cached(tiny_splits(words, tags), tokenizer, "first", CONTINUATION, 64,
+                           str(cache))  # fmt: skip
+    assert len(list(cache.iterdir())) == 3
 
 
 def test_built_tokenizer_knows_the_words_it_was_built_from(tokenizer):

@@ -98,3 +98,36 @@ def test_confusion_matrix_counts():
     counts = confusion_matrix([["B-PER", "O", "O"]], [["B-LOC", "O", "<none>"]], NER_LABELS)
     assert counts[ID["B-PER"], ID["B-LOC"]] == 1 and counts[ID["O"], ID["O"]] == 1
     assert counts.sum() == 2
+
+
+def test_bf16_evaluation_agrees_with_fp32(tiny_model, tokenizer):
+    """CPU bf16 autocast scores like fp32 on a tiny model: logits within bf16's precision,
+    the same predicted word tags almost everywhere, and the same loss to two digits."""
+    from tests.conftest import SENTENCES
+
+    generator = torch.Generator().manual_seed(0)
+    examples = []
+    for words in SENTENCES:
+        encoding = tokenizer(words, is_split_into_words=True)
+        starts = [encoding.word_ids().index(w) for w in range(len(words))]
+        tags = torch.randint(0, len(NER_LABELS), (len(words),), generator=generator).tolist()
+        labels = [-100] * len(encoding["input_ids"])
+        for start, tag in zip(starts, tags):
+            labels[start] = tag
+        examples.append({"input_ids": encoding["input_ids"], "labels": labels,
+                         "word_starts": starts, "tags": tags})  # fmt: skip
+    loader = loader_for(examples, batch_size=4)
+    cpu = torch.device("cpu")
+    fp32, fp32_tags = evaluate(tiny_model, loader, NER_LABELS, True, "word", cpu, nullcontext())
+    bf16, bf16_tags = evaluate(tiny_model, loader, NER_LABELS, True, "word", cpu,
+                               torch.autocast("cpu", dtype=torch.bfloat16))  # fmt: skip
+    batch = next(iter(loader))
+    with torch.inference_mode():
+        logits32 = tiny_model(batch["input_ids"], batch["attention_mask"])
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits16 = tiny_model(batch["input_ids"], batch["attention_mask"]).float()
+    assert torch.allclose(logits32, logits16, atol=0.05, rtol=0.02)
+    assert bf16["loss"] == pytest.approx(fp32["loss"], rel=1e-2)
+    same = sum(a == b for x, y in zip(fp32_tags, bf16_tags) for a, b in zip(x, y))
+    assert same >= 0.95 * sum(len(x) for x in fp32_tags)
+    assert bf16["accuracy"] == pytest.approx(fp32["accuracy"], abs=0.05)

@@ -1,0 +1,335 @@
+"""Side by side: the same recipe through bert_pos's loop and through the Hugging Face Trainer.
+
+    python -m bert_pos.bench +experiment=baseline model=minilm data.dir=../shared/data/conll2003 epochs=1
+    python -m bert_pos.bench +experiment=baseline model=minilm data.dir=... max_steps=300   # minutes
+    make bench-gpu        # CUDA: the card's 3 epochs with a bert-base-shaped model
+
+The recipe is the training config (same keys as `bert_pos.train`). Both sides label every
+subword (`data.label_strategy=all`, the card's recipe) and score over labelled subwords
+(`eval.level=subword`, as the card's `compute_metrics` did), so their F1 compare like for like.
+The Trainer side is the card's script as its users run it: `AutoModelForTokenClassification`,
+`DataCollatorForTokenClassification`, Trainer defaults, evaluation and a checkpoint every epoch.
+
+Each side runs in its own child process, one after the other, so each has its own peak memory.
+Printed and written to `<run>/bench.json` and `<run>/bench.md`: real (non-padding) training
+tokens/s, evaluation tokens/s, time to first step, peak memory, validation F1 (or accuracy),
+and the ratios; on CUDA also ms per optimizer step and model FLOPs utilisation.
+"""
+
+import inspect
+import json
+import logging
+import multiprocessing
+import platform
+import resource
+import time
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from bert_pos.config import check_config, register_configs
+
+log = logging.getLogger(__name__)
+register_configs()
+
+# Dense bf16/fp16 tensor-core peaks (FLOP/s), for model FLOPs utilisation on known GPUs.
+GPU_PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}
+
+
+def peak_memory_bytes(device_type: str) -> int:
+    """Peak resident memory of this process (CPU), or peak allocated CUDA memory."""
+    if device_type == "cuda":
+        return torch.cuda.max_memory_allocated()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def training_flops_per_token(config, sequence_length: float) -> float:
+    """Forward + backward FLOPs per token of a BERT encoder: 6 x (non-embedding parameters)
+    for the matrix multiplies, plus 12 x layers x hidden x length for attention scores and
+    their weighted sums (the usual accounting of the PaLM paper's appendix)."""
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    per_layer = 4 * hidden * hidden + 2 * hidden * config.intermediate_size
+    return 6 * layers * per_layer + 12 * layers * hidden * sequence_length
+
+
+# ---------------------------------------------------------------- the two sides
+
+
+def run_bert_pos(cfg: DictConfig, out_dir: Path) -> dict:
+    from bert_pos.train import train
+
+    metrics = train(cfg, out_dir)
+    metric = metrics["selection_metric"]
+    # Measured as on the Trainer side: the training loop's wall time less its evaluations.
+    train_seconds = metrics["loop_seconds"] - metrics["eval_seconds"]
+    return {
+        "train_tokens_per_s": metrics["train_tokens"] / train_seconds,
+        "eval_tokens_per_s": metrics["eval_tokens_per_s"],
+        "first_step_seconds": metrics["first_step_seconds"],
+        "train_seconds": train_seconds,
+        "eval_seconds": metrics["eval_seconds"],
+        "steps": metrics["steps"],
+        "final_score": metrics["final"][metric],
+        "best_score": metrics["best"][metric],
+        "score_name": metric,
+        "mean_train_length": metrics["mean_train_length"],
+    }
+
+
+def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
+    """The card's recipe through `transformers.Trainer`, as its users run it."""
+    import datasets
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        BertConfig,
+        DataCollatorForTokenClassification,
+        Trainer,
+        TrainerCallback,
+        TrainingArguments,
+    )
+
+    from bert_pos.data import (
+        IGNORE_INDEX,
+        align_labels,
+        build_wordpiece_tokenizer,
+        load_splits,
+        resolve_label_names,
+        subset,
+    )
+    from bert_pos.hub import resolve_model_source
+    from bert_pos.labels import begin_to_inside_map, is_span_label_set
+    from bert_pos.metrics import score_sequences
+
+    started = time.perf_counter()
+    datasets.disable_progress_bars()
+    label_names = resolve_label_names(cfg.data, out_dir / "demo_corpus")
+    splits = load_splits(cfg.data, label_names, out_dir / "demo_corpus")
+    splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
+    model_source = resolve_model_source(cfg.model)
+    if model_source is not None:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or model_source)
+    else:
+        tokenizer = build_wordpiece_tokenizer(splits["train"]["tokens"], out_dir / "tokenizer")
+    continuation = begin_to_inside_map(label_names)
+
+    def tokenize_and_align_labels(batch):
+        encoding = tokenizer(batch["tokens"], truncation=True, is_split_into_words=True)
+        encoding["labels"] = [
+            align_labels(encoding.word_ids(i), tags, cfg.data.label_strategy, continuation)
+            for i, tags in enumerate(batch["tags"])
+        ]
+        return encoding
+
+    columns = splits["train"].column_names
+    tokenized = splits.map(tokenize_and_align_labels, batched=True, remove_columns=columns)
+    id2label = dict(enumerate(label_names))
+    label2id = {label: i for i, label in id2label.items()}
+    if model_source is not None:
+        model = AutoModelForTokenClassification.from_pretrained(
+            model_source, num_labels=len(label_names), id2label=id2label, label2id=label2id
+        )
+    else:
+        random_init = OmegaConf.to_container(cfg.model.random_init)
+        config = BertConfig(**{"vocab_size": len(tokenizer), **random_init},
+                            num_labels=len(label_names), id2label=id2label, label2id=label2id)  # fmt: skip
+        model = AutoModelForTokenClassification.from_config(config)
+
+    span_task = is_span_label_set(label_names)
+
+    def compute_metrics(prediction):
+        """The card's metric: seqeval over every labelled subword."""
+        predicted = prediction.predictions.argmax(-1)
+        gold_tags, predicted_tags = [], []
+        for gold_row, predicted_row in zip(prediction.label_ids, predicted):
+            kept = [(g, p) for g, p in zip(gold_row, predicted_row) if g != IGNORE_INDEX]
+            gold_tags.append([label_names[g] for g, _ in kept])
+            predicted_tags.append([label_names[p] for _, p in kept])
+        scores = score_sequences(gold_tags, predicted_tags, span_task)
+        return {key: value for key, value in scores.items() if key != "per_type"}
+
+    class Timing(TrainerCallback):
+        """Time to the end of the first step, and the time spent evaluating."""
+
+        first_step_seconds = None
+        eval_seconds = 0.0
+        _eval_started = None
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.first_step_seconds is None:
+                self.first_step_seconds = time.perf_counter() - started
+
+        def on_epoch_end(self, args, state, control, **kwargs):
+            self._eval_started = time.perf_counter()  # evaluation follows each epoch's end
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            self.eval_seconds += time.perf_counter() - self._eval_started
+
+    class CountingTrainer(Trainer):
+        """Counts real training tokens; nothing else differs from `Trainer`."""
+
+        train_tokens = 0
+
+        def training_step(self, model, inputs, *args, **kwargs):
+            self.train_tokens += int(inputs["attention_mask"].sum())
+            return super().training_step(model, inputs, *args, **kwargs)
+
+    on_cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+    # transformers 5 reads a ratio from a float warmup_steps; 4.x has warmup_ratio for it.
+    if "warmup_ratio" in inspect.signature(TrainingArguments).parameters:
+        warmup = {"warmup_ratio": cfg.optim.warmup_ratio, "warmup_steps": cfg.optim.warmup_steps}
+    else:
+        warmup = {"warmup_steps": cfg.optim.warmup_steps or cfg.optim.warmup_ratio}
+    arguments = TrainingArguments(
+        output_dir=str(out_dir), learning_rate=cfg.optim.lr,
+        per_device_train_batch_size=cfg.data.batch_size,
+        per_device_eval_batch_size=cfg.eval.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum_steps, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1, weight_decay=cfg.optim.weight_decay,
+        adam_beta1=cfg.optim.betas[0], adam_beta2=cfg.optim.betas[1], adam_epsilon=cfg.optim.eps,
+        **warmup,
+        max_grad_norm=cfg.optim.max_grad_norm or 0.0, seed=cfg.seed,
+        eval_strategy="epoch", save_strategy="epoch", report_to="none",
+        bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=on_cpu,
+        disable_tqdm=True,
+    )  # fmt: skip
+    timing = Timing()
+    trainer = CountingTrainer(
+        model=model, args=arguments, train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=compute_metrics, callbacks=[timing],
+    )  # fmt: skip
+    output = trainer.train()
+    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    metric = "f1" if span_task else "accuracy"
+    train_seconds = output.metrics["train_runtime"] - timing.eval_seconds
+    validation_tokens = sum(len(ids) for ids in tokenized["validation"]["input_ids"])
+    return {
+        "train_tokens_per_s": trainer.train_tokens / train_seconds,
+        "eval_tokens_per_s": validation_tokens * len(evaluations) / timing.eval_seconds,
+        "first_step_seconds": timing.first_step_seconds,
+        "train_seconds": train_seconds,
+        "eval_seconds": timing.eval_seconds,
+        "steps": trainer.state.global_step,
+        "final_score": evaluations[-1][f"eval_{metric}"],
+        "best_score": max(entry[f"eval_{metric}"] for entry in evaluations),
+        "score_name": f"val/{metric}",
+    }
+
+
+SIDES = {"bert_pos": run_bert_pos, "trainer": run_trainer}
+
+
+def _child(side: str, cfg_yaml: str, out_dir: str, results) -> None:
+    """One side in a fresh process: its own peak memory, nothing shared with the other."""
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
+    cfg = OmegaConf.create(cfg_yaml)
+    device_type = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
+    try:
+        started = time.perf_counter()
+        measured = SIDES[side](cfg, Path(out_dir))
+        measured["wall_seconds"] = time.perf_counter() - started
+        measured["peak_memory_bytes"] = peak_memory_bytes(device_type)
+        results.put((side, measured))
+    except BaseException as err:  # reported by the parent, which goes on with the other side
+        results.put((side, {"error": f"{type(err).__name__}: {err}"}))
+        raise
+
+
+def format_report(results: dict, device: str, recipe: str) -> str:
+    """A Markdown table of both sides and the bert_pos / Trainer ratio."""
+    ours, theirs = results.get("bert_pos", {}), results.get("trainer", {})
+    rows = [
+        ("training tokens/s (real, non-padding)", "train_tokens_per_s", "{:.0f}", True),
+        ("evaluation tokens/s", "eval_tokens_per_s", "{:.0f}", True),
+        ("time to first step (s)", "first_step_seconds", "{:.1f}", False),
+        ("training time (s)", "train_seconds", "{:.1f}", False),
+        ("evaluation time (s)", "eval_seconds", "{:.1f}", False),
+        ("wall time (s)", "wall_seconds", "{:.1f}", False),
+        ("optimizer steps", "steps", "{:d}", None),
+        ("peak memory (GiB)", "peak_memory_gib", "{:.2f}", False),
+        ("ms per optimizer step", "ms_per_step", "{:.1f}", False),
+        ("model FLOPs utilisation", "mfu", "{:.1%}", True),
+        ("final validation score", "final_score", "{:.4f}", None),
+        ("best validation score", "best_score", "{:.4f}", None),
+    ]
+    lines = [f"{recipe} on {device}", "",
+             "| | bert_pos | Trainer | bert_pos / Trainer |", "|---|---|---|---|"]  # fmt: skip
+    for title, key, form, higher_is_better in rows:
+        if key not in ours and key not in theirs:
+            continue
+        cells = [form.format(side[key]) if key in side else "-" for side in (ours, theirs)]
+        ratio = "-"
+        if higher_is_better is not None and key in ours and key in theirs and theirs[key]:
+            ratio = f"{ours[key] / theirs[key]:.2f}x"
+        lines.append(f"| {title} | {cells[0]} | {cells[1]} | {ratio} |")
+    for side, values in results.items():
+        if "error" in values:
+            lines.append(f"\n{side} failed: {values['error']}")
+    return "\n".join(lines)
+
+
+def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
+    check_config(cfg)
+    if cfg.data.label_strategy != "all" or cfg.eval.level != "subword":
+        log.info("both sides label every subword and score over subwords (the card's recipe)")
+        cfg.data.label_strategy, cfg.eval.level = "all", "subword"
+    cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    context = multiprocessing.get_context("spawn")
+    results = {}
+    for side in sides:
+        queue = context.Queue()
+        process = context.Process(target=_child, args=(side, cfg_yaml, str(run_dir / side), queue))
+        process.start()
+        process.join()
+        results.update([queue.get()] if not queue.empty() else
+                       [(side, {"error": f"exited with code {process.exitcode}"})])  # fmt: skip
+        log.info("%s: %s", side, results[side])
+
+    device = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
+    for values in results.values():
+        if "peak_memory_bytes" in values:
+            values["peak_memory_gib"] = values["peak_memory_bytes"] / 2**30
+        if device == "cuda" and "steps" in values:
+            values["ms_per_step"] = 1000 * values["train_seconds"] / values["steps"]
+    if device == "cuda":
+        add_model_flops_utilisation(cfg, results)
+    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "CPU"
+    recipe = (f"{cfg.model.name_or_path or cfg.model.package or 'random BERT'}, "
+              f"batch {cfg.data.batch_size} x {cfg.grad_accum_steps}, lr {cfg.optim.lr:g}, "
+              f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}, "
+              f"{cfg.precision}, {torch.get_num_threads()} threads")  # fmt: skip
+    table = format_report(results, f"{device} ({name})", recipe)
+    (run_dir / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+    (run_dir / "bench.md").write_text(table + "\n")
+    print(table)
+    return results
+
+
+def add_model_flops_utilisation(cfg: DictConfig, results: dict) -> None:
+    """Model FLOPs per second over the GPU's dense peak, from tokens/s and the model's shape."""
+    from transformers import BertConfig
+
+    from bert_pos.hub import resolve_model_source
+
+    source = resolve_model_source(cfg.model)
+    config = BertConfig.from_pretrained(source) if source else BertConfig(**cfg.model.random_init)
+    peak = next((v for k, v in GPU_PEAK_FLOPS.items() if k in torch.cuda.get_device_name()), None)
+    length = results.get("bert_pos", {}).get("mean_train_length", 32.0)
+    for values in results.values():
+        if peak and "train_tokens_per_s" in values:
+            flops = training_flops_per_token(config, length) * values["train_tokens_per_s"]
+            values["mfu"] = flops / peak
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+def main(cfg: DictConfig) -> None:
+    bench(cfg, Path(HydraConfig.get().runtime.output_dir), list(SIDES))
+
+
+if __name__ == "__main__":
+    main()

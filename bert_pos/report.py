@@ -1,0 +1,221 @@
+"""Summarise a sweep: one row per configuration, averaged over its seeds.
+
+    python -m bert_pos.report experiments/multirun/baseline/2026-11-29_10-00-00
+    python -m bert_pos.report <sweep folder> --out experiments/sweeps/lr_seed
+
+Reads every run folder below the sweep folder (each holds `.hydra/`), groups the runs whose
+overrides differ only by `seed`, and prints a table: the swept values, mean ± std of the best
+validation score (F1; accuracy for pos) and of the test score when present, the number of
+seeds and each seed's best epoch, the best configuration last. Writes `report.csv`,
+`report.md` and `report.png` (validation score per epoch, mean with a min-max band across
+seeds) into `--out` (default: the sweep folder). Runs that failed (`error.txt`) or have no
+`metrics.json` yet (running, or killed) are listed, not averaged.
+"""
+
+import argparse
+import csv
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from bert_pos.config import FAILED_MARKER
+
+SEED_KEY = "seed"
+
+
+@dataclass
+class Run:
+    folder: Path
+    name: str  # the folder, relative to the sweep folder
+    overrides: dict[str, str]  # key -> value, as given on the command line or by the sweeper
+    status: str  # done | failed | unfinished
+    metrics: dict = field(default_factory=dict)
+    error: str = ""
+
+
+def parse_override(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key.lstrip("+~"), value
+
+
+def find_runs(sweep_dir: Path) -> list[Run]:
+    """Every run folder below `sweep_dir`, in path order."""
+    runs = []
+    for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
+        folder = overrides_file.parent.parent
+        overrides = dict(parse_override(o) for o in OmegaConf.load(overrides_file))
+        name = str(folder.relative_to(sweep_dir))
+        if (folder / "metrics.json").is_file():
+            metrics = json.loads((folder / "metrics.json").read_text())
+            runs.append(Run(folder, name, overrides, "done", metrics=metrics))
+        elif (folder / FAILED_MARKER).is_file():
+            error = (folder / FAILED_MARKER).read_text().strip()
+            if error.startswith("Traceback"):
+                error = error.splitlines()[-1]  # the exception line
+            runs.append(Run(folder, name, overrides, "failed", error=" ".join(error.split())))
+        else:
+            runs.append(Run(folder, name, overrides, "unfinished"))
+    return runs
+
+
+def swept_keys(runs: list[Run]) -> list[str]:
+    """Override keys (other than the seed) whose values differ between runs."""
+    keys = sorted({key for run in runs for key in run.overrides} - {SEED_KEY})
+    return [key for key in keys if len({run.overrides.get(key) for run in runs}) > 1]
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (NaN for a single value)."""
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+
+
+def score_of(scores: dict, metric: str) -> float | None:
+    return scores.get(metric) if scores else None
+
+
+def summarise(runs: list[Run]) -> tuple[list[str], list[dict]]:
+    """(swept keys, one row per configuration of finished runs, best configuration last)."""
+    keys = swept_keys(runs)
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        if run.status == "done":
+            groups.setdefault(tuple(run.overrides.get(key, "") for key in keys), []).append(run)
+    rows = []
+    for values, members in groups.items():
+        members.sort(key=lambda run: int(run.overrides.get(SEED_KEY, 0)))
+        selection = members[0].metrics["selection_metric"]  # "val/f1" or "val/accuracy"
+        metric = selection.removeprefix("val/")
+        val = [run.metrics["best"][selection] for run in members]
+        test = [score_of(run.metrics.get("test"), metric) for run in members]
+        test = [value for value in test if value is not None]
+        val_mean, val_std = mean_std(val)
+        test_mean, test_std = mean_std(test)
+        rows.append({
+            **dict(zip(keys, values)),
+            "metric": metric,
+            "val_mean": val_mean, "val_std": val_std,
+            "test_mean": test_mean, "test_std": test_std,
+            "seeds": len(members),
+            "seed_values": [run.overrides.get(SEED_KEY, "") for run in members],
+            "best_epochs": [run.metrics["best"]["epoch"] for run in members],
+            "curves": [
+                [(row["epoch"], row[selection]) for row in run.metrics["epochs"]]
+                for run in members
+            ],
+        })  # fmt: skip
+    rows.sort(key=lambda row: row["val_mean"])
+    return keys, rows
+
+
+def format_value(mean: float, std: float) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+
+
+def markdown_table(keys: list[str], rows: list[dict], runs: list[Run]) -> str:
+    metric = rows[0]["metric"] if rows else "f1"
+    header = [*keys, f"val {metric}", f"test {metric}", "seeds", "best epoch per seed"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row[key] for key in keys]
+        cells += [format_value(row["val_mean"], row["val_std"]),
+                  format_value(row["test_mean"], row["test_std"]), str(row["seeds"]),
+                  ", ".join(f"{epoch:g}" for epoch in row["best_epochs"])]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    if rows:
+        best = rows[-1]
+        setting = ", ".join(f"{key}={best[key]}" for key in keys) or "the only configuration"
+        lines.append(f"\nBest (last row): {setting}: val {metric} "
+                     f"{format_value(best['val_mean'], best['val_std'])} over {best['seeds']} seeds.")  # fmt: skip
+    not_done = [run for run in runs if run.status != "done"]
+    if not_done:
+        lines.append("\nNot averaged:")
+        for run in not_done:
+            reason = f"failed: {run.error}" if run.status == "failed" else "no metrics.json yet"
+            setting = " ".join(f"{key}={value}" for key, value in sorted(run.overrides.items()))
+            lines.append(f"- `{run.name}` ({setting}): {reason}")
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, keys: list[str], rows: list[dict], runs: list[Run]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*keys, "metric", "val_mean", "val_std", "test_mean", "test_std",
+                         "seeds", "seed_values", "best_epochs", "status"])  # fmt: skip
+        for row in rows:
+            writer.writerow([*(row[key] for key in keys), row["metric"], row["val_mean"],
+                             row["val_std"], row["test_mean"], row["test_std"], row["seeds"],
+                             " ".join(row["seed_values"]),
+                             " ".join(f"{e:g}" for e in row["best_epochs"]), "done"])  # fmt: skip
+        for run in runs:
+            if run.status != "done":
+                writer.writerow([*(run.overrides.get(key, "") for key in keys), "", "", "", "",
+                                 "", 0, run.overrides.get(SEED_KEY, ""), "", run.status])  # fmt: skip
+
+
+def plot_curves(path: Path, keys: list[str], rows: list[dict]) -> None:
+    """Validation score per epoch for each configuration: the mean over seeds, and a band
+    from the lowest to the highest seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for row in reversed(rows):  # best first in the legend
+        by_epoch: dict[float, list[float]] = {}
+        for curve in row["curves"]:
+            for epoch, value in curve:
+                by_epoch.setdefault(epoch, []).append(value)
+        epochs = sorted(by_epoch)
+        means = [statistics.fmean(by_epoch[e]) for e in epochs]
+        label = ", ".join(f"{key}={row[key]}" for key in keys) or "runs"
+        line = axes.plot(epochs, means, marker="o", label=f"{label} (n={row['seeds']})")[0]
+        if row["seeds"] > 1:
+            low = [min(by_epoch[e]) for e in epochs]
+            high = [max(by_epoch[e]) for e in epochs]
+            axes.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2)
+    metric = rows[0]["metric"] if rows else "f1"
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(f"validation {metric}")
+    axes.set_title("validation per epoch: mean over seeds, band = min..max")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
+    """Summarise the sweep in `sweep_dir`; writes report.{csv,md,png} and returns the table."""
+    runs = find_runs(sweep_dir)
+    if not runs:
+        raise SystemExit(f"{sweep_dir}: no run folders (with .hydra/overrides.yaml) below it")
+    out_dir = out_dir or sweep_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys, rows = summarise(runs)
+    table = markdown_table(keys, rows, runs)
+    (out_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\n{table}\n")
+    write_csv(out_dir / "report.csv", keys, rows, runs)
+    if rows:
+        plot_curves(out_dir / "report.png", keys, rows)
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path, help="a multirun folder")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the report")
+    args = parser.parse_args()
+    print(report(args.sweep_dir, args.out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+import importlib.util
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from transformers import BertConfig
+
+from bert_pos.bench import bench, format_report, training_flops_per_token
+from tests.conftest import CONF_DIR, TINY_DEMO_OVERRIDES
+
+
+def test_bench_config_is_the_training_config_with_its_own_folder():
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("bench", ["+experiment=baseline"], return_hydra_config=True)
+    assert cfg.optim.lr == 2e-5 and cfg.data.batch_size == 8
+    assert cfg.hydra.run.dir.startswith("experiments/bench/baseline/")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
+                    reason="the Trainer needs the bench extra (accelerate)")  # fmt: skip
+def test_both_sides_run_the_same_recipe_and_report(tmp_path):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("bench", TINY_DEMO_OVERRIDES + [
+            "epochs=1", "data.demo_sentences={train: 160, validation: 40, test: 40}",
+            "eval.test_at_end=false", "device=cpu"])  # fmt: skip
+    results = bench(cfg, tmp_path, ["bert_pos", "trainer"])
+    ours, theirs = results["bert_pos"], results["trainer"]
+    assert "error" not in ours and "error" not in theirs
+    assert ours["steps"] == theirs["steps"] == 10  # 160 sentences in batches of 16
+    for side in (ours, theirs):
+        assert side["train_tokens_per_s"] > 0 and side["eval_tokens_per_s"] > 0
+        assert 0 < side["first_step_seconds"] < side["wall_seconds"]
+        assert side["peak_memory_gib"] > 0.1  # a Python process with torch loaded
+        assert side["score_name"] == "val/f1" and 0 <= side["final_score"] <= 1
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["trainer"]["steps"] == 10
+    table = (tmp_path / "bench.md").read_text()
+    ratio = ours["train_tokens_per_s"] / theirs["train_tokens_per_s"]
+    assert f"| training tokens/s (real, non-padding) | {ours['train_tokens_per_s']:.0f} |" in table
+    assert f"{ratio:.2f}x |" in table
+
+
+def test_report_names_a_failed_side():
+    table = format_report(
+        {"bert_pos": {"train_tokens_per_s": 100.0}, "trainer": {"error": "ImportError: x"}},
+        "cpu",
+        "recipe",
+    )
+    assert "| training tokens/s (real, non-padding) | 100 | - | - |" in table
+    assert "trainer failed: ImportError: x" in table
+
+
+def test_flops_per_token_of_bert_base():
+    config = BertConfig()  # bert-base: 12 layers, 768 wide, 3072 intermediate
+    # 85M non-embedding weights x 6, plus attention over 128 tokens
+    expected = 6 * 12 * (4 * 768 * 768 + 2 * 768 * 3072) + 12 * 12 * 768 * 128
+    assert training_flops_per_token(config, 128) == expected
+    assert 5.0e8 < expected < 5.3e8
