@@ -14,6 +14,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from bert_pos.checkpoint import run_dir_of
 from bert_pos.labels import CONLL2003_TASKS
 
 
@@ -71,6 +72,24 @@ class EvalConfig:
 
 
 @dataclass
+class CheckpointConfig:
+    every_n_steps: int | None = MISSING  # also between epoch ends; null = at epoch ends only
+    keep_last: int = MISSING  # step checkpoints kept (best/ and last/ always stay)
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int | None = MISSING  # evaluations without improvement before stopping
+    min_delta: float = MISSING  # smallest gain of the selection metric that counts
+
+
+@dataclass
+class NonFiniteConfig:
+    action: str = MISSING  # stop | skip (the optimizer step; fp16 always lets the scaler skip)
+    max_skipped: int = MISSING  # with skip: stop once more steps than this were skipped
+
+
+@dataclass
 class TrainConfig:
     experiment_name: str = MISSING
     seed: int = MISSING
@@ -82,10 +101,14 @@ class TrainConfig:
     log_every_n_steps: int = MISSING
     compile: bool = MISSING  # torch.compile the model for training steps
     compile_mode: str = MISSING  # default | reduce-overhead | max-autotune
+    resume: str | None = MISSING  # null | auto | a run folder | a checkpoint folder
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    nonfinite: NonFiniteConfig = field(default_factory=NonFiniteConfig)
 
 
 MAX_FOLDER_NAME = 200  # characters; most file systems allow 255 bytes per name
@@ -110,6 +133,8 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     if not OmegaConf.has_resolver("sweep_subdir"):
         OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir)
+    if not OmegaConf.has_resolver("run_dir_of"):
+        OmegaConf.register_new_resolver("run_dir_of", run_dir_of)
 
 
 CHOICES = {
@@ -120,13 +145,16 @@ CHOICES = {
     "precision": ("fp32", "bf16", "fp16"),
     "device": ("auto", "cpu", "cuda"),
     "compile_mode": ("default", "reduce-overhead", "max-autotune"),
+    "nonfinite.action": ("stop", "skip"),
 }
 POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
-            "data.pad_to_multiple_of", "eval.batch_size"]  # fmt: skip
+            "data.pad_to_multiple_of", "eval.batch_size", "checkpoint.keep_last"]  # fmt: skip
 NON_NEGATIVE = ["optim.eps", "optim.weight_decay", "optim.warmup_ratio",
-                "optim.warmup_steps", "data.num_workers"]  # fmt: skip
+                "optim.warmup_steps", "data.num_workers", "early_stopping.min_delta",
+                "nonfinite.max_skipped"]  # fmt: skip
 POSITIVE_OR_NULL = ["max_steps", "eval.every_n_steps", "data.max_train_sentences",
-                    "data.max_eval_sentences", "optim.max_grad_norm"]  # fmt: skip
+                    "data.max_eval_sentences", "optim.max_grad_norm",
+                    "checkpoint.every_n_steps", "early_stopping.patience"]  # fmt: skip
 
 
 class ConfigError(ValueError):

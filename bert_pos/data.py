@@ -24,9 +24,9 @@ from tokenizers.processors import TemplateProcessing
 from torch.utils.data import DataLoader
 from transformers import PreTrainedTokenizerFast
 
-from bert_pos.conll import ConllFormatError, read_conll
+from bert_pos.conll import read_conll, split_file
 from bert_pos.demo_corpus import write_demo_corpus
-from bert_pos.labels import CONLL2003_TASKS, iob1_to_iob2, task_labels
+from bert_pos.labels import CONLL2003_TASKS, task_labels
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +52,8 @@ def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -
     """
     if data.task in CONLL2003_TASKS:
         return task_labels(data.task)
-    train_path = Path(data.dir or demo_corpus_dir) / data.train_file
-    sentences = read_conll(train_path, label_column(data), None, data.word_column)
-    if data.scheme == "iob1":
-        return sorted({tag for s in sentences for tag in iob1_to_iob2(s.labels)})
+    train_path = split_file(data.dir or demo_corpus_dir, "train", data.train_file)
+    sentences = read_conll(train_path, label_column(data), None, data.word_column, data.scheme)
     return sorted({tag for s in sentences for tag in s.labels})
 
 
@@ -65,7 +63,8 @@ def load_splits(
     """Sentences of each split from `data.dir`, the generated demo corpus, or the hub.
 
     Splits whose file name is null are skipped. With `data.scheme=iob1` the tags are
-    converted to IOB2 as they are read.
+    converted to IOB2 as they are read; with `iob2`, span tags (`O`, `B-X`, `I-X`) must be
+    valid IOB2, so an IOB1 file stops with an error instead of training on broken spans.
     """
     if data.dir is None and not data.demo_corpus:
         return load_hub_splits(data.hub_name, data.hub_revision, data.task, label_names)
@@ -78,17 +77,12 @@ def load_splits(
         name = data[f"{split}_file"]
         if name is None:
             continue
-        path = Path(directory) / name
-        if not path.is_file():
-            raise ConllFormatError(
-                f"{path}: no such file (from data.dir={directory} and data.{split}_file={name})"
-            )
-        sentences = read_conll(path, label_column(data), label_names, data.word_column)
-        tags = [iob1_to_iob2(s.labels) if data.scheme == "iob1" else s.labels for s in sentences]
+        path = split_file(directory, split, name)
+        sentences = read_conll(path, label_column(data), label_names, data.word_column, data.scheme)
         splits[split] = Dataset.from_dict(
             {
                 "tokens": [s.words for s in sentences],
-                "tags": [[label_to_id[label] for label in labels] for labels in tags],
+                "tags": [[label_to_id[label] for label in s.labels] for s in sentences],
                 "document_id": [s.document_id for s in sentences],
                 "line": [s.line for s in sentences],
             }
@@ -207,6 +201,34 @@ def word_start_positions(word_ids: list[int | None], num_words: int) -> list[int
     return starts
 
 
+def word_windows(subword_counts: list[int], budget: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping word windows for a sentence longer than `budget` subwords.
+
+    Returns (start, end, keep_start, keep_end) word ranges: each window's subwords fit the
+    budget, consecutive windows overlap by about half a window, and every word is kept from
+    exactly one window, the one where it sits farther from the edge (more context).
+    """
+    n = len(subword_counts)
+    spans = []
+    start = 0
+    while True:
+        end, total = start, 0
+        while end < n and total + subword_counts[end] <= budget:
+            total += subword_counts[end]
+            end += 1
+        if end == start:
+            raise ValueError(
+                f"word {start} alone has {subword_counts[start]} subwords, more than the "
+                f"model's window of {budget}"
+            )
+        spans.append((start, end))
+        if end == n:
+            break
+        start = max(start + 1, (start + end) // 2)
+    cuts = [0] + [(spans[i + 1][0] + spans[i][1]) // 2 for i in range(len(spans) - 1)] + [n]
+    return [(s, e, cuts[i], cuts[i + 1]) for i, (s, e) in enumerate(spans)]
+
+
 def tokenize_splits(
     splits: DatasetDict,
     tokenizer: PreTrainedTokenizerFast,
@@ -214,38 +236,97 @@ def tokenize_splits(
     continuation_label: list[int],
     max_length: int,
 ) -> DatasetDict:
-    """Add `input_ids`, subword `labels` and `word_starts` to every sentence.
+    """Sentences into examples: `input_ids`, subword `labels` (the loss), and for evaluation
+    `word_starts` and `tags` of the words the example scores, which are the words from
+    `first_word` on of sentence `sentence` (its index in the split).
 
-    Nothing is truncated: a sentence longer than `max_length` subwords is an error that
-    names it, and words the tokenizer maps to no subword are counted and logged (they are
-    still scored, as wrong unless their gold label is O).
+    A sentence that fits in `max_length` subwords is one example. A longer one becomes one
+    example per `word_windows` window: a word carries labels only in the window that keeps
+    it and is context elsewhere, so every word is trained on and scored exactly once and
+    nothing is truncated. Words the tokenizer maps to no subword are counted and logged
+    (they are still scored, as wrong unless their gold label is O).
     """
-
-    def encode(batch):
-        encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=False)
-        labels, starts = [], []
-        for i, word_labels in enumerate(batch["tags"]):
-            word_ids = encoding.word_ids(i)
-            labels.append(align_labels(word_ids, word_labels, label_strategy, continuation_label))
-            starts.append(word_start_positions(word_ids, len(word_labels)))
-        return {"input_ids": encoding["input_ids"], "labels": labels, "word_starts": starts}
-
-    tokenized = splits.map(encode, batched=True, desc="tokenizing")
-    for split, dataset in tokenized.items():
-        lengths = [len(ids) for ids in dataset["input_ids"]]
-        too_long = [i for i, length in enumerate(lengths) if length > max_length]
-        if too_long:
-            i = too_long[0]
-            raise ValueError(
-                f"{split} sentence {i} (line {dataset[i]['line']}) has {lengths[i]} subwords, "
-                f"more than the model's {max_length}; {len(too_long)} sentences are that long"
-            )
-        unaligned = sum(start == -1 for starts in dataset["word_starts"] for start in starts)
+    tokenized = {}
+    for split, dataset in splits.items():
+        encode = sentence_encoder(split, tokenizer, label_strategy, continuation_label, max_length)
+        tokenized[split] = dataset.map(
+            encode, batched=True, with_indices=True, remove_columns=dataset.column_names,
+            desc=f"tokenizing {split}",
+        )  # fmt: skip
+        examples_per_sentence = Counter(tokenized[split]["sentence"])
+        windowed = [count for count in examples_per_sentence.values() if count > 1]
+        if windowed:
+            log.info(
+                "%s: %d sentences longer than %d subwords, tagged in %d overlapping windows",
+                split, len(windowed), max_length, sum(windowed),
+            )  # fmt: skip
+        starts = tokenized[split]["word_starts"]
+        unaligned = sum(start == -1 for example in starts for start in example)
         if unaligned:
             log.warning(
                 "%s: %d words map to no subword; they count as predicted O", split, unaligned
             )
-    return tokenized
+    return DatasetDict(tokenized)
+
+
+def sentence_encoder(
+    split: str,
+    tokenizer: PreTrainedTokenizerFast,
+    label_strategy: str,
+    continuation_label: list[int],
+    max_length: int,
+):
+    """The batched `.map` function of `tokenize_splits` for one split."""
+
+    def encode(batch: dict, indices: list[int]) -> dict:
+        encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=False)
+        columns = ("input_ids", "labels", "word_starts", "tags", "sentence", "first_word")
+        out = {column: [] for column in columns}
+        for row, sentence in enumerate(indices):
+            words, word_labels = batch["tokens"][row], batch["tags"][row]
+            word_ids = encoding.word_ids(row)
+            # (input ids, sentence word id of each subword, kept word range)
+            pieces = [(encoding["input_ids"][row], word_ids, 0, len(words))]
+            if len(word_ids) > max_length:
+                counts = [0] * len(words)
+                for word_id in word_ids:
+                    if word_id is not None:
+                        counts[word_id] += 1
+                budget = max_length - 2  # [CLS] and [SEP]
+                try:
+                    windows = word_windows(counts, budget)
+                except ValueError as err:
+                    word = next(w for w, count in enumerate(counts) if count > budget)
+                    raise ValueError(
+                        f"{split} sentence {sentence} (line {batch['line'][row]}), word "
+                        f"{words[word]!r}: {err}"
+                    ) from err
+                pieces = []
+                for start, end, keep_start, keep_end in windows:
+                    if keep_start == keep_end:  # a window that scores no word trains nothing
+                        continue
+                    window = tokenizer(words[start:end], is_split_into_words=True,
+                                       truncation=False)  # fmt: skip
+                    window_ids = [None if w is None else start + w for w in window.word_ids()]
+                    pieces.append((window["input_ids"], window_ids, keep_start, keep_end))
+            for input_ids, piece_word_ids, keep_start, keep_end in pieces:
+                labels = align_labels(piece_word_ids, word_labels, label_strategy,
+                                      continuation_label)  # fmt: skip
+                if keep_end - keep_start < len(words):  # context words carry no loss
+                    labels = [
+                        label if w is not None and keep_start <= w < keep_end else IGNORE_INDEX
+                        for label, w in zip(labels, piece_word_ids)
+                    ]
+                starts = word_start_positions(piece_word_ids, len(words))[keep_start:keep_end]
+                out["input_ids"].append(input_ids)
+                out["labels"].append(labels)
+                out["word_starts"].append(starts)
+                out["tags"].append(word_labels[keep_start:keep_end])
+                out["sentence"].append(sentence)
+                out["first_word"].append(keep_start)
+        return out
+
+    return encode
 
 
 def tokenize_splits_cached(
@@ -262,6 +343,7 @@ def tokenize_splits_cached(
     if cache_dir is None:
         return tokenize_splits(splits, tokenizer, label_strategy, continuation_label, max_length)
     recipe = [
+        "windows-v1",  # the layout of the tokenized examples: bump it when that changes
         {split: dataset._fingerprint for split, dataset in splits.items()},  # content hashes
         tokenizer.backend_tokenizer.to_str(), label_strategy, continuation_label, max_length,
     ]  # fmt: skip
@@ -285,8 +367,9 @@ def tokenize_splits_cached(
 
 
 class PaddingCollator:
-    """Pads a list of tokenized sentences into tensors, to the batch's own longest length
-    rounded up to a multiple of `pad_to_multiple_of` (tensor-core friendly, fewer shapes)."""
+    """Pads a list of tokenized examples into tensors, to the batch's own longest length
+    rounded up to a multiple of `pad_to_multiple_of` (tensor-core friendly, fewer shapes).
+    Examples from `tokenize_splits` also bring `sentence` and `first_word` along."""
 
     def __init__(self, pad_token_id: int, pad_to_multiple_of: int):
         self.pad_token_id = pad_token_id
@@ -310,13 +393,17 @@ class PaddingCollator:
             w = len(example["word_starts"])
             word_starts[row, :w] = torch.tensor(example["word_starts"])
             word_labels[row, :w] = torch.tensor(example["tags"])
-        return {
+        batch = {
             "input_ids": input_ids,  # (B, T)
             "attention_mask": attention_mask,  # (B, T)
             "labels": labels,  # (B, T) subword labels, IGNORE_INDEX where no loss
             "word_starts": word_starts,  # (B, W) first-subword position of each word, -1 pad
             "word_labels": word_labels,  # (B, W) gold word labels, IGNORE_INDEX pad
         }
+        if "sentence" in examples[0]:  # where evaluation puts each example's words back
+            batch["sentence"] = torch.tensor([e["sentence"] for e in examples])  # (B,)
+            batch["first_word"] = torch.tensor([e["first_word"] for e in examples])  # (B,)
+        return batch
 
 
 class ShuffledBatchSampler:
@@ -336,9 +423,12 @@ class ShuffledBatchSampler:
         self.group_by_length = group_by_length
         self.group_size = batch_size * group_batches
         self.epoch = 0
+        self.start_batch = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        """Batches of `epoch`, from its `start_batch`-th on (resuming inside an epoch)."""
         self.epoch = epoch
+        self.start_batch = start_batch
 
     def batches(self) -> list[list[int]]:
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
@@ -354,9 +444,10 @@ class ShuffledBatchSampler:
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
     def __iter__(self):
-        return iter(self.batches())
+        return iter(self.batches()[self.start_batch :])
 
     def __len__(self) -> int:
+        """Batches in a whole epoch (whatever `start_batch` is)."""
         if not self.group_by_length:
             return math.ceil(len(self.lengths) / self.batch_size)
         full_groups, rest = divmod(len(self.lengths), self.group_size)
@@ -385,7 +476,7 @@ def build_dataloaders(
     collator = PaddingCollator(pad_token_id, pad_to_multiple_of)
     loaders = {}
     for split, dataset in tokenized.items():
-        columns = ["input_ids", "labels", "word_starts", "tags"]
+        columns = ["input_ids", "labels", "word_starts", "tags", "sentence", "first_word"]
         examples = dataset.select_columns(columns).to_list()  # plain lists: fast to index
         lengths = [len(e["input_ids"]) for e in examples]
         if split == "train":

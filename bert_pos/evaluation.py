@@ -32,13 +32,20 @@ def evaluate(
     strategy. `level="word"` scores those word tags against the gold word labels;
     `level="subword"` scores every subword that carries a training label instead, as the
     Hugging Face token-classification recipes do. The loss averages over labelled subwords.
-    Word predictions come back in dataset order.
+
+    The windows of a long sentence (batch keys `sentence`, `first_word`) are stitched back
+    into the whole sentence before scoring, so a span that crosses a window edge is one
+    span; examples without those keys are whole sentences, in the loader's sampler order.
+    Word predictions come back per sentence, in dataset order.
     """
     was_training = model.training
     model.eval()
     loss_sum, labelled = 0.0, 0
-    gold_words, predicted_words, gold_subwords, predicted_subwords = [], [], [], []
+    # per example: (sentence, first word, gold words, predicted words, gold and predicted
+    # labelled subwords), in the order the loader visits them (longest first)
+    pieces = []
     unaligned = "O" if "O" in label_names else UNALIGNED
+    visit_order = iter([index for batch_indices in loader.batch_sampler for index in batch_indices])
     for batch in loader:
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
         with autocast:
@@ -52,31 +59,60 @@ def evaluate(
         predictions = logits.argmax(-1)  # (B, T)
         starts = batch["word_starts"]  # (B, W), -1 for padding and for words without subwords
         word_predictions = predictions.gather(1, starts.clamp(min=0)).tolist()
+        rows = len(labels)
+        if level == "subword":
+            label_rows, prediction_rows = labels.tolist(), predictions.tolist()
+        if "sentence" in batch:
+            sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
+        else:
+            sentences, first_words = [next(visit_order) for _ in range(rows)], [0] * rows
         for row, row_gold in enumerate(batch["word_labels"].tolist()):
             n = sum(tag != IGNORE_INDEX for tag in row_gold)
-            gold_words.append([label_names[tag] for tag in row_gold[:n]])
-            predicted_words.append([
-                label_names[tag] if start >= 0 else unaligned
-                for tag, start in zip(word_predictions[row][:n], starts[row, :n].tolist())
-            ])  # fmt: skip
-        if level == "subword":
-            for row_labels, row_predictions in zip(labels.tolist(), predictions.tolist()):
-                kept = [(g, p) for g, p in zip(row_labels, row_predictions) if g != IGNORE_INDEX]
-                gold_subwords.append([label_names[g] for g, _ in kept])
-                predicted_subwords.append([label_names[p] for _, p in kept])
+            gold_subwords, predicted_subwords = [], []
+            if level == "subword":
+                for g, p in zip(label_rows[row], prediction_rows[row]):
+                    if g != IGNORE_INDEX:
+                        gold_subwords.append(label_names[g])
+                        predicted_subwords.append(label_names[p])
+            pieces.append((
+                sentences[row], first_words[row],
+                [label_names[tag] for tag in row_gold[:n]],
+                [label_names[tag] if start >= 0 else unaligned
+                 for tag, start in zip(word_predictions[row][:n], starts[row, :n].tolist())],
+                gold_subwords, predicted_subwords,
+            ))  # fmt: skip
     model.train(was_training)
 
+    gold_words, predicted_words, gold_subwords, predicted_subwords = stitch_windows(pieces, 4)
     if level == "subword":
         scores = score_sequences(gold_subwords, predicted_subwords, span_task, mode)
     else:
         scores = score_sequences(gold_words, predicted_words, span_task, mode)
     scores["loss"] = loss_sum / max(labelled, 1)
-    # The loader visits sentences longest first; hand predictions back in dataset order.
-    visit_order = [index for batch_indices in loader.batch_sampler for index in batch_indices]
-    in_dataset_order = [None] * len(visit_order)
-    for tags, index in zip(predicted_words, visit_order):
-        in_dataset_order[index] = tags
-    return scores, in_dataset_order
+    return scores, predicted_words
+
+
+def stitch_windows(pieces: list[tuple], count: int) -> list[list[list[str]]]:
+    """`count` sequences per sentence, each over the whole sentence in dataset order, from
+    (sentence, first word, sequence 1, ..., sequence `count`) pieces: a sentence's sequence
+    is the concatenation of its pieces' in first-word order. A gap or an overlap between
+    pieces is an error: those words would go unscored or be scored twice."""
+    stitched = [[] for _ in range(count)]  # stitched[k][sentence]: sequence k of a sentence
+    words = 0  # words of the last sentence so far (sequence 0 has one entry per word)
+    for sentence, first_word, *sequences in sorted(pieces, key=lambda piece: piece[:2]):
+        if first_word == 0 and sentence == len(stitched[0]):
+            for whole, part in zip(stitched, sequences):
+                whole.append(list(part))
+        elif sentence == len(stitched[0]) - 1 and first_word == words:
+            for whole, part in zip(stitched, sequences):
+                whole[-1] += part
+        else:
+            raise ValueError(
+                f"evaluation: sentence {sentence} has a piece from word {first_word}, but "
+                f"{len(stitched[0])} sentences and {words} words of the last were stitched"
+            )
+        words = first_word + len(sequences[0])
+    return stitched
 
 
 def confusion_matrix(gold: list[list[str]], predicted: list[list[str]], label_names: list[str]):

@@ -42,6 +42,17 @@ def is_span_label_set(label_names: list[str]) -> bool:
     return all(name == "O" or name[:2] in ("B-", "I-") for name in label_names)
 
 
+def invalid_iob2_position(tags: list[str]) -> int | None:
+    """Index of the first tag that IOB2 forbids, or None: an `I-X` must continue an entity of
+    the same type, so it cannot open a sentence or follow `O`, `B-Y` or `I-Y`."""
+    previous = "O"
+    for i, tag in enumerate(tags):
+        if tag.startswith("I-") and (previous == "O" or previous[2:] != tag[2:]):
+            return i
+        previous = tag
+    return None
+
+
 def iob1_to_iob2(tags: list[str]) -> list[str]:
     """IOB1 (an entity starts with I- unless it directly follows one of the same type, which
     then starts with B-) to IOB2 (every entity starts with B-)."""

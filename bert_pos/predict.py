@@ -29,7 +29,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from transformers import AutoTokenizer
 
 from bert_pos.conll import read_conll
-from bert_pos.data import PaddingCollator, word_start_positions
+from bert_pos.data import PaddingCollator, word_start_positions, word_windows
 from bert_pos.labels import is_span_label_set
 from bert_pos.model import BertTagger, load_tagger
 from bert_pos.train import autocast_for, pick_device
@@ -59,34 +59,6 @@ ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
 def split_words(line: str) -> list[tuple[str, int, int]]:
     """Words of a raw text line with their character offsets (start, end)."""
     return [(m.group(), m.start(), m.end()) for m in WORD.finditer(line)]
-
-
-def word_windows(subword_counts: list[int], budget: int) -> list[tuple[int, int, int, int]]:
-    """Overlapping word windows for a sentence longer than `budget` subwords.
-
-    Returns (start, end, keep_start, keep_end) word ranges: each window's subwords fit the
-    budget, consecutive windows overlap by about half a window, and every word is kept from
-    exactly one window, the one where it sits farther from the edge (more context).
-    """
-    n = len(subword_counts)
-    spans = []
-    start = 0
-    while True:
-        end, total = start, 0
-        while end < n and total + subword_counts[end] <= budget:
-            total += subword_counts[end]
-            end += 1
-        if end == start:
-            raise ValueError(
-                f"word {start} alone has {subword_counts[start]} subwords, more than the "
-                f"model's window of {budget}"
-            )
-        spans.append((start, end))
-        if end == n:
-            break
-        start = max(start + 1, (start + end) // 2)
-    cuts = [0] + [(spans[i + 1][0] + spans[i][1]) // 2 for i in range(len(spans) - 1)] + [n]
-    return [(s, e, cuts[i], cuts[i + 1]) for i, (s, e) in enumerate(spans)]
 
 
 @torch.inference_mode()

@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from bert_pos.config import FAILED_MARKER
 
 SEED_KEY = "seed"
+NOT_SWEPT = {SEED_KEY, "resume"}  # overrides that never make a configuration of their own
 
 
 @dataclass
@@ -64,7 +65,7 @@ def find_runs(sweep_dir: Path) -> list[Run]:
 
 def swept_keys(runs: list[Run]) -> list[str]:
     """Override keys (other than the seed) whose values differ between runs."""
-    keys = sorted({key for run in runs for key in run.overrides} - {SEED_KEY})
+    keys = sorted({key for run in runs for key in run.overrides} - NOT_SWEPT)
     return [key for key in keys if len({run.overrides.get(key) for run in runs}) > 1]
 
 

@@ -14,10 +14,12 @@ import json
 import logging
 import math
 import random
+import signal
 import statistics
+import threading
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import datasets
@@ -28,11 +30,22 @@ import torch.nn.functional as F
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
+from bert_pos.checkpoint import (
+    CheckpointError,
+    load_training_checkpoint,
+    prune_checkpoints,
+    resolve_resume,
+    rng_state,
+    save_training_checkpoint,
+    save_weights,
+    set_rng_state,
+    step_checkpoint_dir,
+)
 from bert_pos.config import FAILED_MARKER, ConfigError, check_config, register_configs
 from bert_pos.conll import ConllFormatError
 from bert_pos.data import (
@@ -125,12 +138,41 @@ def write_hparams(writer: SummaryWriter, hparams: dict, final_metrics: dict[str,
         writer.add_scalar(name, value)
 
 
-def save_checkpoint(model: torch.nn.Module, directory: Path, **metadata) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-    save_file(
-        state, directory / "model.safetensors", metadata={k: str(v) for k, v in metadata.items()}
-    )
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM or SIGINT stopped the run after a step; a resumable checkpoint is saved."""
+
+    def __init__(self, message: str, signal_name: str):
+        super().__init__(message)
+        self.signal_name = signal_name
+
+
+class NonFiniteError(RuntimeError):
+    """A NaN or infinite loss or gradient; the last good state is saved."""
+
+
+class StopRequests:
+    """SIGTERM (preemption) and SIGINT (Ctrl-C) ask the loop to stop after the current
+    optimizer step; a second SIGINT stops at once (the default handler is back)."""
+
+    def __init__(self):
+        self.requested: str | None = None
+
+    def _handle(self, number, frame) -> None:
+        self.requested = signal.Signals(number).name
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        log.warning("%s: stopping after this step (Ctrl-C again to stop now)", self.requested)
+
+    @contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self  # handlers can only be installed in the main thread
+            return
+        previous = {n: signal.signal(n, self._handle) for n in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield self
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 def accumulate_gradients(model, window: list[dict], autocast, scaler, device) -> tuple[float, int]:
@@ -236,31 +278,68 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         total_steps, steps_per_epoch, cfg.data.batch_size, accum, warmup_steps,
     )  # fmt: skip
 
-    writer = SummaryWriter(str(run_dir / "tensorboard"))
-    writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```")
-    epoch_rows: list[dict] = []
-    best = {"value": -math.inf}
-    step = 0
-    train_seconds = 0.0
-    train_tokens = 0
+    # ---- loop state: everything a checkpoint must hold to continue exactly
+    loop = {
+        "step": 0,  # optimizer steps done
+        "epoch": 0,  # the epoch in progress
+        "step_in_epoch": 0,  # optimizer steps done in it (its first step_in_epoch x accum batches)
+        "epoch_loss_sum": 0.0, "epoch_labelled": 0,  # for the epoch's mean training loss
+        "best": {"value": -math.inf, "epoch": None, "step": None},
+        "evaluations_without_gain": 0,  # for early stopping
+        "skipped_steps": 0,  # non-finite steps skipped (nonfinite.action=skip)
+        "epoch_rows": [],
+        "train_seconds": 0.0, "train_tokens": 0, "eval_seconds": 0.0, "eval_tokens": 0,
+    }  # fmt: skip
+    # The loader draws a seed from the global RNG each time it is iterated; its own generator
+    # keeps that draw from shifting the dropout masks of a resumed run.
+    train_loader.generator = torch.Generator().manual_seed(cfg.seed)
+
+    resume_from = resolve_resume(cfg.resume, run_dir)
+    if resume_from is not None:
+        state = load_training_checkpoint(resume_from, model)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        loop = state["loop"]
+        log.info("resumed from %s: step %d, epoch %d", resume_from, loop["step"], loop["epoch"] + 1)
+    # Events after the checkpoint's step (a killed run's last minutes) are dropped, so the
+    # resumed curves continue without duplicates. TensorBoard reads a folder's event files in
+    # name order, which starts with the creation second: wait for a second of our own.
+    for previous in (run_dir / "tensorboard").glob("events.out.tfevents.*"):
+        while int(time.time()) <= int(previous.name.split(".")[3]):
+            time.sleep(0.05)
+    writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=loop["step"] + 1)
+    if resume_from is None:
+        writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```")
     first_step_seconds = None  # from the start of train() to the end of the first step
     # real (non-padding) tokens of one pass over the validation split, for eval tokens/s
     validation_tokens = sum(len(ids) for ids in tokenized["validation"]["input_ids"])
-    eval_seconds = 0.0
-    eval_tokens = 0
 
-    def run_evaluation(epoch: float, train_loss: float) -> dict:
+    def save_resumable(position: dict | None = None) -> Path:
+        """A step checkpoint of the loop as it is (or at `position`), then prune old ones."""
+        state = {
+            "loop": position or loop, "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+            "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
+        }  # fmt: skip
+        directory = step_checkpoint_dir(run_dir, loop["step"])
+        save_training_checkpoint(directory, model, state)
+        prune_checkpoints(run_dir, cfg.checkpoint.keep_last)
+        return directory
+
+    def run_evaluation(epoch: float, train_loss: float) -> None:
         """Validation scores at this point, logged, kept, and saved as `best` when best."""
-        nonlocal eval_seconds, eval_tokens
         eval_started = time.perf_counter()
+        step = loop["step"]
         scores, figure = evaluate_split(
             model, loaders["validation"], splits["validation"], label_names, span_task,
             cfg.eval.level, cfg.eval.mode, device, autocast, run_dir / "eval" / "validation",
             title=f"validation, step {step}",
         )  # fmt: skip
         writer.add_figure("val/confusion_matrix", figure, step)
-        eval_seconds += time.perf_counter() - eval_started
-        eval_tokens += validation_tokens
+        loop["eval_seconds"] += time.perf_counter() - eval_started
+        loop["eval_tokens"] += validation_tokens
         row = {"epoch": round(epoch, 4), "step": step, "train/loss": train_loss}
         row.update({f"val/{k}": v for k, v in scores.items() if k != "per_type"})
         for entity_type, values in scores.get("per_type", {}).items():
@@ -271,76 +350,124 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
         log.info(
             "step %d epoch %.2f: %s", step, epoch, {k: round(float(v), 4) for k, v in row.items()}
         )
+        best = loop["best"]
+        if scores[selection_metric] > best["value"] + cfg.early_stopping.min_delta:
+            loop["evaluations_without_gain"] = 0
+        else:
+            loop["evaluations_without_gain"] += 1
         if scores[selection_metric] > best["value"]:
             best.update(value=scores[selection_metric], epoch=row["epoch"], step=step)
-            save_checkpoint(model, run_dir / "checkpoints" / "best", step=step, epoch=row["epoch"])
-        epoch_rows.append(row)
-        return row
+            save_weights(model, run_dir / "checkpoints" / "best" / "model.safetensors",
+                         step=step, epoch=row["epoch"])  # fmt: skip
+        loop["epoch_rows"].append(row)
 
     # ---- the loop
     loop_started = time.perf_counter()
+    stop = StopRequests()  # SIGTERM / SIGINT: finish this step, checkpoint, exit
+    stop_reason = None
     model.train()
-    done = False
-    for epoch in range(cfg.epochs):
-        train_loader.batch_sampler.set_epoch(epoch)
-        micro_batches = iter(train_loader)
-        epoch_loss_sum, epoch_labelled = 0.0, 0
-        progress = tqdm(  # disable=None: only on a terminal, so log files stay readable
-            total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None
-        )
-        for step_in_epoch in range(steps_per_epoch):
-            step_started = time.perf_counter()
-            window = list(itertools.islice(micro_batches, accum))
-            window_loss_sum, window_labelled = accumulate_gradients(
-                step_model, window, autocast, scaler, device
-            )
-            scaler.unscale_(optimizer)
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            if first_step_seconds is None:
-                first_step_seconds = time.perf_counter() - started
+    with stop.installed():
+        while loop["epoch"] < cfg.epochs and stop_reason is None:
+            epoch = loop["epoch"]
+            train_loader.batch_sampler.set_epoch(epoch, start_batch=loop["step_in_epoch"] * accum)
+            micro_batches = iter(train_loader)
+            progress = tqdm(  # disable=None: only on a terminal, so log files stay readable
+                total=steps_per_epoch, initial=loop["step_in_epoch"],
+                desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None,
+            )  # fmt: skip
+            while loop["step_in_epoch"] < steps_per_epoch and loop["step"] < total_steps:
+                step_started = time.perf_counter()
+                window = list(itertools.islice(micro_batches, accum))
+                window_loss_sum, window_labelled = accumulate_gradients(
+                    step_model, window, autocast, scaler, device
+                )
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+                finite = math.isfinite(window_loss_sum) and bool(torch.isfinite(grad_norm))
+                if not finite and not scaler.is_enabled():
+                    # fp32/bf16 have no scaler to skip the step; without this check a NaN
+                    # would reach the weights and every later step.
+                    optimizer.zero_grad(set_to_none=True)
+                    loop["skipped_steps"] += 1
+                    where = f"step {loop['step'] + 1} (epoch {epoch + 1})"
+                    if (cfg.nonfinite.action == "stop"
+                            or loop["skipped_steps"] > cfg.nonfinite.max_skipped):  # fmt: skip
+                        saved = save_resumable()  # weights are still those before the step
+                        raise NonFiniteError(
+                            f"non-finite loss or gradient at {where}: loss sum "
+                            f"{window_loss_sum}, gradient norm {float(grad_norm)}; the last "
+                            f"good state is saved in {saved} (nonfinite.action="
+                            f"{cfg.nonfinite.action}, {loop['skipped_steps']} skipped)"
+                        )
+                    log.warning("skipping %s: non-finite loss or gradient", where)
+                else:
+                    scaler.step(optimizer)  # with fp16 the scaler itself skips non-finite steps
+                    scaler.update()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                loop["step"] += 1
+                loop["step_in_epoch"] += 1
+                step = loop["step"]
+                if first_step_seconds is None:
+                    first_step_seconds = time.perf_counter() - started
 
-            # ---- bookkeeping: real (non-padding) tokens only
-            seconds = time.perf_counter() - step_started
-            tokens = sum(int(b["attention_mask"].sum()) for b in window)
-            train_seconds += seconds
-            train_tokens += tokens
-            epoch_loss_sum += window_loss_sum
-            epoch_labelled += window_labelled
-            loss = window_loss_sum / max(window_labelled, 1)
-            progress.update()
-            progress.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens / seconds:.0f}")
-            if step % cfg.log_every_n_steps == 0:
-                if progress.disable and step % (cfg.log_every_n_steps * 20) == 0:
-                    log.info(
-                        "step %d/%d loss %.4f, %.0f tokens/s",
-                        step,
-                        total_steps,
-                        loss,
-                        tokens / seconds,
+                # ---- bookkeeping: real (non-padding) tokens only
+                seconds = time.perf_counter() - step_started
+                tokens = sum(int(b["attention_mask"].sum()) for b in window)
+                loop["train_seconds"] += seconds
+                loop["train_tokens"] += tokens
+                if finite:
+                    loop["epoch_loss_sum"] += window_loss_sum
+                    loop["epoch_labelled"] += window_labelled
+                loss = window_loss_sum / max(window_labelled, 1)
+                progress.update()
+                progress.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tokens / seconds:.0f}")
+                if step % cfg.log_every_n_steps == 0:
+                    if progress.disable and step % (cfg.log_every_n_steps * 20) == 0:
+                        log.info("step %d/%d loss %.4f, %.0f tokens/s",
+                                 step, total_steps, loss, tokens / seconds)  # fmt: skip
+                    writer.add_scalar("train/loss", loss, step)
+                    writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                    writer.add_scalar("train/grad_norm", float(grad_norm), step)
+                    writer.add_scalar("train/tokens_per_s", tokens / seconds, step)
+
+                end_of_epoch = loop["step_in_epoch"] == steps_per_epoch or step >= total_steps
+                epoch_position = epoch + loop["step_in_epoch"] / steps_per_epoch
+                if end_of_epoch or (cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0):
+                    run_evaluation(epoch_position,
+                                   loop["epoch_loss_sum"] / max(loop["epoch_labelled"], 1))  # fmt: skip
+                    patience = cfg.early_stopping.patience
+                    if patience and loop["evaluations_without_gain"] >= patience:
+                        stop_reason = (f"early stopping: no gain in val/{selection_metric} for "
+                                       f"{patience} evaluations")  # fmt: skip
+                if end_of_epoch:
+                    save_weights(model, run_dir / "checkpoints" / "last" / "model.safetensors",
+                                 step=step, epoch=epoch_position)  # fmt: skip
+                    loop.update(epoch=epoch + 1, step_in_epoch=0, epoch_loss_sum=0.0,
+                                epoch_labelled=0)  # fmt: skip
+                if step >= total_steps:
+                    loop["epoch"] = cfg.epochs  # max_steps reached: no further epoch
+                every = cfg.checkpoint.every_n_steps
+                if end_of_epoch or (every and step % every == 0) or stop.requested:
+                    save_resumable()
+                if stop.requested:
+                    raise TrainingInterrupted(
+                        f"{stop.requested} received: stopped after step {step} and saved "
+                        f"{step_checkpoint_dir(run_dir, step)}; continue with resume=auto "
+                        f"hydra.run.dir={run_dir} (or resume={run_dir})",
+                        stop.requested,
                     )
-                writer.add_scalar("train/loss", loss, step)
-                writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-                writer.add_scalar("train/grad_norm", float(grad_norm), step)
-                writer.add_scalar("train/tokens_per_s", tokens / seconds, step)
-            if cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0:
-                run_evaluation(epoch + (step_in_epoch + 1) / steps_per_epoch,
-                               epoch_loss_sum / max(epoch_labelled, 1))  # fmt: skip
-            if step >= total_steps:
-                done = True
-                break
-        progress.close()
-        fraction = (step_in_epoch + 1) / steps_per_epoch
-        if not (cfg.eval.every_n_steps and step % cfg.eval.every_n_steps == 0):
-            run_evaluation(epoch + fraction, epoch_loss_sum / max(epoch_labelled, 1))
-        save_checkpoint(model, run_dir / "checkpoints" / "last", step=step, epoch=epoch + fraction)
-        if done:
-            break
+                if stop_reason or end_of_epoch:
+                    break
+            progress.close()
+    if stop_reason:
+        log.info("%s", stop_reason)
+        save_weights(model, run_dir / "checkpoints" / "last" / "model.safetensors",
+                     step=loop["step"])  # fmt: skip
 
+    epoch_rows, best = loop["epoch_rows"], loop["best"]
+    step, train_seconds, train_tokens = loop["step"], loop["train_seconds"], loop["train_tokens"]
+    eval_seconds, eval_tokens = loop["eval_seconds"], loop["eval_tokens"]
     loop_seconds = time.perf_counter() - loop_started  # steps, evaluations, checkpoints
 
     # ---- summary: the card's table on the console, everything in metrics.json
@@ -414,10 +541,16 @@ def main(cfg: DictConfig) -> float:
     """
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
+    (run_dir / FAILED_MARKER).unlink(missing_ok=True)  # a resumed run starts with a clean slate
     try:
         metrics = train(cfg, run_dir)
+    except TrainingInterrupted as err:
+        log.warning("%s", err)
+        # 128 + the signal number, as a shell reports a job ended by that signal
+        raise SystemExit(128 + signal.Signals[err.signal_name].value) from None
     except Exception as err:
-        user_error = isinstance(err, (ConfigError, ConllFormatError, HubUnavailableError))
+        user_error = isinstance(err, (ConfigError, ConllFormatError, HubUnavailableError,
+                                      CheckpointError, NonFiniteError))  # fmt: skip
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / FAILED_MARKER).write_text(
             f"{type(err).__name__}: {err}\n" if user_error else traceback.format_exc()

@@ -51,14 +51,20 @@ def test_file_without_docstart_is_one_document(tmp_path):
 @pytest.mark.parametrize(
     "text, expected",
     [
-        (GOOD.replace("Peter NNP B-NP B-PER", "Peter NNP B-PER"), "f.txt:6: expected 4 fields"),
+        (
+            GOOD.replace("Peter NNP B-NP B-PER", "Peter NNP B-PER"),
+            r"f.txt:6: 3 fields in 'Peter NNP B-PER'; expected 4 fields like the first token "
+            r"line \(line 3\)",
+        ),
         (
             GOOD.replace("B-LOC", "B-PLACE"),
-            "f.txt:11: label 'B-PLACE' in column 3 is not in the label set",
+            r"f.txt:11: label 'B-PLACE' \(column 3, 0-based\) is not in the label set; expected "
+            "one of the 9 labels O B-PER",
         ),
-        ("EU B-ORG\n", "f.txt:1: 2 fields, but the word column is 0 and the label column is 3"),
-        ("", "f.txt: no sentences found"),
-        ("-DOCSTART- -X- -X- O\n\n", "f.txt: no sentences found"),
+        ("EU B-ORG\n", "f.txt:1: 2 fields in 'EU B-ORG'; expected at least 4"),
+        ("", r"f.txt: no sentences found \(the file is empty\); expected one"),
+        ("-DOCSTART- -X- -X- O\n\n", r"f.txt: no sentences found \(only -DOCSTART-"),
+        ("EU NNP I-NP I-ORG\n", "f.txt:1: tag 'I-ORG' at the start of a sentence is not valid"),
     ],
 )
 def test_malformed_input_names_file_and_line(tmp_path, text, expected):
@@ -84,3 +90,19 @@ def test_write_then_read_round_trip(tmp_path):
     sentences = read_conll(tmp_path / "out.txt", 3, NER_LABELS)
     assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter"]]
     assert [s.document_id for s in sentences] == [0, 1]
+
+
+def test_iob1_is_converted_as_read_and_checked_after_conversion(tmp_path):
+    path = write(tmp_path, "EU NNP I-NP I-ORG\nrejects VBZ I-VP O\n\nPeter NNP I-NP I-PER\n")
+    sentences = read_conll(path, 3, NER_LABELS, scheme="iob1")
+    assert [s.labels for s in sentences] == [["B-ORG", "O"], ["B-PER"]]
+    # an unknown type: the message shows the tag as written and as converted
+    path = write(tmp_path, "Peter NNP I-NP I-PER\nMonday NNP I-NP I-DATE\n")
+    with pytest.raises(ConllFormatError, match=r"f.txt:2: label 'I-DATE' \(IOB2 'B-DATE'\) \(col"):
+        read_conll(path, 3, NER_LABELS, scheme="iob1")
+
+
+def test_iob2_check_only_for_span_label_sets(tmp_path):
+    path = write(tmp_path, "EU NNP I-NP I-ORG\n")
+    assert read_conll(path, 1, POS_LABELS)[0].labels == ["NNP"]  # POS: nothing to check
+    assert read_conll(path, 3, None)[0].labels == ["I-ORG"]  # reading a label set: as written

@@ -83,15 +83,35 @@ def test_built_tokenizer_knows_the_words_it_was_built_from(tokenizer):
     assert "[UNK]" not in pieces and pieces[:4] == ["EU", "rejects", "German", "call"]
 
 
-def test_too_long_sentence_is_an_error_not_a_truncation(tokenizer):
-    words = ["lamb"] * 70
-    splits = tiny_splits(words, [OUTSIDE] * 70)
-    try:
+@pytest.mark.parametrize("strategy", ["first", "all"])
+def test_too_long_sentence_is_windowed_not_truncated(tokenizer, strategy):
+    # 72 subwords with [CLS] and [SEP]: over the 64 of the window, so overlapping windows
+    words = ["Peter", "Blackburnian", "lamb"] * 24
+    tags = [B_PER, I_PER, OUTSIDE] * 24
+    encoded = tokenize_splits(tiny_splits(words, tags), tokenizer, strategy, CONTINUATION, 64)
+    examples = encoded["train"].to_list()
+    assert len(examples) > 1 and {e["sentence"] for e in examples} == {0}
+    assert all(len(e["input_ids"]) <= 64 for e in examples)
+    # the kept word ranges tile the sentence: each word scored once, in order
+    assert [e["first_word"] for e in examples][0] == 0
+    for e, following in zip(examples, examples[1:]):
+        assert following["first_word"] == e["first_word"] + len(e["tags"])
+    assert [tag for e in examples for tag in e["tags"]] == tags
+    # the labelled subwords, concatenated, are exactly those of the sentence in one piece
+    whole = tokenize_splits(tiny_splits(words, tags), tokenizer, strategy, CONTINUATION, 512)
+    labelled = [label for e in examples for label in e["labels"] if label != IGNORE_INDEX]
+    assert labelled == [label for label in whole["train"][0]["labels"] if label != IGNORE_INDEX]
+    # each kept word's start points at its own first subword in its window
+    for e in examples:
+        for w, start in enumerate(e["word_starts"]):
+            assert e["labels"][start] == tags[e["first_word"] + w]
+
+
+def test_a_word_longer_than_the_window_is_an_error_naming_it(tokenizer):
+    words = ["Peter", "said", "ab" * 40, "."]  # "ab" * 40 splits into 80 one-letter pieces
+    splits = tiny_splits(words, [OUTSIDE] * len(words))
+    with pytest.raises(ValueError, match=r"train sentence 0 \(line 1\), word 'abab.*alone has 80"):
         tokenize_splits(splits, tokenizer, "first", CONTINUATION, max_length=64)
-    except ValueError as err:
-        assert "train sentence 0 (line 1) has 72 subwords, more than the model's 64" in str(err)
-    else:
-        raise AssertionError("expected ValueError")
 
 
 def test_collator_pads_dynamically_to_a_multiple():

@@ -51,3 +51,13 @@ def test_span_label_sets():
 
     assert is_span_label_set(NER_LABELS) and is_span_label_set(CHUNK_LABELS)
     assert not is_span_label_set(POS_LABELS)
+
+
+def test_invalid_iob2_position():
+    from bert_pos.labels import invalid_iob2_position
+
+    assert invalid_iob2_position(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC"]) is None
+    assert invalid_iob2_position(["I-PER"]) == 0  # an entity cannot open with I-
+    assert invalid_iob2_position(["B-PER", "O", "I-PER"]) == 2  # nor continue after O
+    assert invalid_iob2_position(["B-PER", "I-PER", "I-LOC"]) == 2  # nor change type
+    assert invalid_iob2_position([]) is None

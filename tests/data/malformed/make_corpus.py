@@ -1,0 +1,115 @@
+"""Writes the malformed-input corpus next to this file; run once, the files are committed.
+
+    python tests/data/malformed/make_corpus.py
+
+Each file is a small variation of GOOD (three sentences, columns `word POS chunk NER`, IOB2);
+tests/test_malformed.py says what each one must do.
+"""
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+GOOD = """-DOCSTART- -X- -X- O
+
+EU NNP B-NP B-ORG
+rejects VBZ B-VP O
+German JJ B-NP B-MISC
+call NN I-NP O
+. . O O
+
+Peter NNP B-NP B-PER
+Blackburn NNP I-NP I-PER
+
+BRUSSELS NNP B-NP B-LOC
+1996-08-22 CD B-NP O
+"""
+
+# The same sentences as the original eng.train tags them: IOB1, in the chunk column too.
+IOB1 = """-DOCSTART- -X- O O
+
+EU NNP I-NP I-ORG
+rejects VBZ I-VP O
+German JJ I-NP I-MISC
+call NN I-NP O
+. . O O
+
+Peter NNP I-NP I-PER
+Blackburn NNP I-NP I-PER
+
+BRUSSELS NNP I-NP I-LOC
+1996-08-22 CD B-NP O
+"""
+
+
+def replace_line(text: str, line: int, new: str) -> str:
+    """GOOD with its 1-based line `line` replaced."""
+    lines = text.split("\n")
+    lines[line - 1] = new
+    return "\n".join(lines)
+
+
+def main() -> None:
+    long_word = ("Donaudampfschifffahrtsgesellschaft" * 9)[:300]
+    files = {
+        "good.txt": GOOD,
+        # 1. wrong number of columns on one line, and too few columns for the label column
+        "wrong_columns.txt": replace_line(GOOD, 10, "Blackburn NNP I-PER"),
+        "two_columns.txt": "".join(
+            f"{line.split()[0]} {line.split()[-1]}\n" if line.strip() else "\n"
+            for line in GOOD.split("\n")[2:-1]
+        ),
+        # 2. a label outside the label set
+        "unknown_label.txt": replace_line(GOOD, 9, "Peter NNP B-NP B-PERSON"),
+        # 3. I- tags that IOB2 forbids
+        "i_after_o.txt": replace_line(GOOD, 5, "German JJ B-NP I-MISC"),
+        "i_at_sentence_start.txt": replace_line(GOOD, 9, "Peter NNP B-NP I-PER"),
+        "i_after_other_type.txt": replace_line(GOOD, 10, "Blackburn NNP I-NP I-LOC"),
+        "chunk_i_at_sentence_start.txt": replace_line(GOOD, 3, "EU NNP I-NP B-ORG"),
+        # 4. CRLF line endings
+        "crlf.txt": GOOD.replace("\n", "\r\n"),
+        # 5. tabs and spaces mixed between columns
+        "tabs_and_spaces.txt": GOOD.replace("EU NNP B-NP", "EU\tNNP  B-NP")
+        .replace("rejects VBZ B-VP O", "rejects\t\tVBZ B-VP\tO")
+        .replace("Peter NNP", "Peter \t NNP"),
+        # 6. Latin-1 bytes (ü is 0xfc) on line 12
+        "latin1.txt": replace_line(GOOD, 12, "Zürich NNP B-NP B-LOC"),
+        # 7. a UTF-8 byte-order mark
+        "bom.txt": "\ufeff" + GOOD,
+        # 8. an empty file; 9. a file with no sentences
+        "empty.txt": "",
+        "docstart_only.txt": "-DOCSTART- -X- -X- O\n\n-DOCSTART- -X- -X- O\n\n\n",
+        # 12. trailing (and leading) whitespace on token lines
+        "trailing_whitespace.txt": GOOD.replace(" O\n", " O  \n")
+        .replace("B-ORG\n", "B-ORG\t\n")
+        .replace("Peter", "  Peter"),
+        # whitespace-only lines between sentences
+        "whitespace_line.txt": GOOD.replace("\n\n", "\n  \t \n"),
+        # 13. a sentence of 600 words
+        "long_sentence.txt": "".join(f"w{i:03d} NN I-NP O\n" for i in range(600)).replace(
+            "w000 NN I-NP", "w000 NN B-NP", 1
+        ),
+        # 14. a word of 300 characters
+        "long_word.txt": f"The DT B-NP O\n{long_word} NNP I-NP B-ORG\n. . O O\n",
+        # 15. IOB1 tags
+        "iob1.txt": IOB1,
+        # 16. a different tag set: an extra entity type, and POS tags in the NER column
+        "extra_type.txt": replace_line(GOOD, 13, "1996-08-22 CD B-NP B-DATE"),
+        "pos_in_ner_column.txt": "".join(
+            " ".join([*line.split()[:3], line.split()[1]]) + "\n" if line.strip() else "\n"
+            for line in GOOD.split("\n")[2:-1]
+        ),
+        # 11. a folder whose validation file is called dev.txt
+        "wrong_names/train.txt": GOOD,
+        "wrong_names/dev.txt": GOOD,
+        "wrong_names/test.txt": GOOD,
+    }
+    for name, text in files.items():
+        path = HERE / name
+        path.parent.mkdir(exist_ok=True)
+        encoding = "latin-1" if name == "latin1.txt" else "utf-8"
+        path.write_bytes(text.encode(encoding))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,234 @@
+"""Malformed inputs through the real loading path (`resolve_label_names` + `load_splits` with
+the composed config): each file of tests/data/malformed/ (written once by make_corpus.py)
+either loads to the right sentences or stops with a `ConllFormatError` that reads
+`<file>:<line>: what is wrong; expected what`. Never a traceback, never a silent skip.
+
+Works, because the format allows it and nothing has to be guessed:
+  crlf.txt (CRLF endings), tabs_and_spaces.txt (fields split on any whitespace), bom.txt
+  (the BOM is dropped), trailing_whitespace.txt, whitespace_line.txt (a whitespace-only line
+  is a sentence break), long_sentence.txt (600 words read; fitting them into the model is
+  tokenize_splits' concern), long_word.txt (a 300-character word is one word),
+  iob1.txt with data.scheme=iob1 (converted to IOB2), two_columns.txt with
+  data.label_column=1, wrong_names/ with data.validation_file=dev.txt, and I- tags in a
+  column that is not a span label set (POS).
+Errors, because every guess could train on wrong labels:
+  wrong_columns.txt and two_columns.txt (field count), unknown_label.txt, i_after_o.txt,
+  i_at_sentence_start.txt, i_after_other_type.txt and chunk_i_at_sentence_start.txt (I- tags
+  that IOB2 forbids), latin1.txt (not UTF-8), empty.txt, docstart_only.txt (no sentences), a
+  missing file or folder, wrong_names/ with the default names, iob1.txt read as IOB2 (the
+  message suggests data.scheme=iob1), extra_type.txt and pos_in_ner_column.txt (a tag set
+  other than the config's).
+"""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bert_pos.conll import ConllFormatError
+from bert_pos.data import load_splits, resolve_label_names
+from bert_pos.labels import NER_LABELS
+from tests.conftest import data_config
+
+MALFORMED = Path(__file__).parent / "data" / "malformed"
+ROOT = Path(__file__).resolve().parents[1]
+
+GOOD_WORDS = [
+    ["EU", "rejects", "German", "call", "."],
+    ["Peter", "Blackburn"],
+    ["BRUSSELS", "1996-08-22"],
+]
+GOOD_NER = [["B-ORG", "O", "B-MISC", "O", "O"], ["B-PER", "I-PER"], ["B-LOC", "O"]]
+GOOD_CHUNK = [["B-NP", "B-VP", "B-NP", "I-NP", "O"], ["B-NP", "I-NP"], ["B-NP", "B-NP"]]
+IOB2_HINT = (
+    "is not valid IOB2; expected B-{0} to open an entity, I-{0} only after B-{0} or I-{0}. "
+    "If the file is IOB1 (as the original eng.* files are), set data.scheme=iob1 to convert it"
+)
+NER_SET = f"expected one of the 9 labels {' '.join(NER_LABELS)}"
+
+
+def load(directory: Path, *overrides: str, train_file: str | None = None):
+    """The splits of `directory` as training loads them; with `train_file`, that file alone."""
+    if train_file is not None:
+        overrides = (f"train_file={train_file}", "validation_file=null", "test_file=null",
+                     *overrides)  # fmt: skip
+    data = data_config(f"dir={directory}", *overrides)
+    label_names = resolve_label_names(data)
+    splits = load_splits(data, label_names)
+    tags = {
+        split: [[label_names[i] for i in sentence] for sentence in dataset["tags"]]
+        for split, dataset in splits.items()
+    }
+    return splits, tags
+
+
+def load_error(name: str, *overrides: str) -> str:
+    with pytest.raises(ConllFormatError) as err:
+        load(MALFORMED, *overrides, train_file=name)
+    return str(err.value)
+
+
+# ---------------------------------------------------------------- inputs that load
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["good.txt", "crlf.txt", "tabs_and_spaces.txt", "bom.txt", "trailing_whitespace.txt",
+     "whitespace_line.txt"],
+)  # fmt: skip
+def test_layout_variations_read_as_the_clean_file(name):
+    splits, tags = load(MALFORMED, train_file=name)
+    assert splits["train"]["tokens"] == GOOD_WORDS
+    assert tags["train"] == GOOD_NER
+    assert splits["train"]["line"] == [3, 9, 12]
+    _, chunk_tags = load(MALFORMED, "task=chunk", train_file=name)
+    assert chunk_tags["train"] == GOOD_CHUNK  # no stray "\r" or space in the middle column
+
+
+def test_sentence_of_600_words_is_read_whole():
+    splits, tags = load(MALFORMED, train_file="long_sentence.txt")
+    (words,) = splits["train"]["tokens"]
+    assert len(words) == 600 and words[0] == "w000" and words[-1] == "w599"
+    assert tags["train"] == [["O"] * 600]
+
+
+def test_word_of_300_characters_is_one_word():
+    splits, tags = load(MALFORMED, train_file="long_word.txt")
+    (words,) = splits["train"]["tokens"]
+    assert len(words) == 3 and len(words[1]) == 300 and words[1].startswith("Donau")
+    assert tags["train"] == [["O", "B-ORG", "O"]]
+
+
+@pytest.mark.parametrize("task, expected", [("ner", GOOD_NER), ("chunk", GOOD_CHUNK)])
+def test_iob1_file_with_scheme_iob1_is_converted_to_iob2(task, expected):
+    splits, tags = load(MALFORMED, f"task={task}", "scheme=iob1", train_file="iob1.txt")
+    assert splits["train"]["tokens"] == GOOD_WORDS
+    assert tags["train"] == expected
+
+
+def test_iob1_file_with_a_label_set_read_from_the_file():
+    _, tags = load(MALFORMED, "task=entities", "label_column=3", "scheme=iob1",
+                   train_file="iob1.txt")  # fmt: skip
+    assert tags["train"] == GOOD_NER
+
+
+def test_two_column_file_with_its_label_column():
+    _, tags = load(MALFORMED, "label_column=1", train_file="two_columns.txt")
+    assert tags["train"] == GOOD_NER
+
+
+def test_iob2_check_applies_to_span_columns_only():
+    # the chunk column's I-NP opens a sentence, but the NER column is valid IOB2
+    _, tags = load(MALFORMED, "task=ner", train_file="chunk_i_at_sentence_start.txt")
+    assert tags["train"] == GOOD_NER
+    # POS tags are not spans: nothing to check
+    _, tags = load(MALFORMED, "task=pos", train_file="i_after_o.txt")
+    assert tags["train"][0] == ["NNP", "VBZ", "JJ", "NN", "."]
+
+
+def test_folder_with_other_file_names_loads_once_they_are_set():
+    splits, _ = load(MALFORMED / "wrong_names", "validation_file=dev.txt")
+    assert {split: len(dataset) for split, dataset in splits.items()} == {
+        "train": 3, "validation": 3, "test": 3}  # fmt: skip
+
+
+# ---------------------------------------------------------------- inputs that stop
+
+
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        ("wrong_columns.txt", [],
+         ":10: 3 fields in 'Blackburn NNP I-PER'; expected 4 fields like the first token line "
+         "(line 3)"),
+        ("two_columns.txt", [],
+         ":1: 2 fields in 'EU B-ORG'; expected at least 4, since the word column is 0 and the "
+         "label column is 3 (0-based; set data.word_column/data.label_column)"),
+        ("unknown_label.txt", [],
+         f":9: label 'B-PERSON' (column 3, 0-based) is not in the label set; {NER_SET}"),
+        ("i_after_o.txt", [], ":5: tag 'I-MISC' after 'O' " + IOB2_HINT.format("MISC")),
+        ("i_at_sentence_start.txt", [],
+         ":9: tag 'I-PER' at the start of a sentence " + IOB2_HINT.format("PER")),
+        ("i_after_other_type.txt", [],
+         ":10: tag 'I-LOC' after 'B-PER' " + IOB2_HINT.format("LOC")),
+        ("chunk_i_at_sentence_start.txt", ["task=chunk"],
+         ":3: tag 'I-NP' at the start of a sentence " + IOB2_HINT.format("NP")),
+        ("latin1.txt", [],
+         r":12: bytes b'\xfc' are not UTF-8; expected a UTF-8 file (re-encode it, e.g. "
+         "`iconv -f latin1 -t utf-8`)"),
+        ("empty.txt", [],
+         ": no sentences found (the file is empty); expected one `word ... label` line per "
+         "token, with a blank line between sentences"),
+        ("docstart_only.txt", [],
+         ": no sentences found (only -DOCSTART- and blank lines); expected one `word ... "
+         "label` line per token, with a blank line between sentences"),
+        ("iob1.txt", [],
+         ":3: tag 'I-ORG' at the start of a sentence " + IOB2_HINT.format("ORG")),
+        ("iob1.txt", ["task=chunk"],
+         ":3: tag 'I-NP' at the start of a sentence " + IOB2_HINT.format("NP")),
+        ("iob1.txt", ["task=entities", "label_column=3"],
+         ":3: tag 'I-ORG' at the start of a sentence " + IOB2_HINT.format("ORG")),
+        ("extra_type.txt", [],
+         f":13: label 'B-DATE' (column 3, 0-based) is not in the label set; {NER_SET}"),
+        ("pos_in_ner_column.txt", [],
+         f":1: label 'NNP' (column 3, 0-based) is not in the label set; {NER_SET}"),
+    ],
+)  # fmt: skip
+def test_malformed_file_stops_with_file_line_and_expectation(name, overrides, message):
+    assert load_error(name, *overrides) == f"{MALFORMED / name}{message}"
+
+
+def test_missing_file_names_the_config_keys(tmp_path):
+    with pytest.raises(ConllFormatError) as err:
+        load(tmp_path, train_file="train.txt")
+    assert str(err.value) == (
+        f"{tmp_path / 'train.txt'}: no such file (from data.dir={tmp_path} and "
+        "data.train_file=train.txt); expected the train split there. The folder holds no .txt "
+        "files: set data.train_file=NAME"
+    )
+
+
+@pytest.mark.parametrize("task", ["ner", "entities"])  # entities: labels read from the file
+def test_missing_folder_names_the_config_keys(tmp_path, task):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ConllFormatError) as err:
+        load(missing, f"task={task}", "label_column=3")
+    assert str(err.value) == (
+        f"{missing / 'train.txt'}: no such file (from data.dir={missing} and "
+        "data.train_file=train.txt): the folder does not exist"
+    )
+
+
+def test_folder_with_other_file_names_lists_what_is_there():
+    folder = MALFORMED / "wrong_names"
+    with pytest.raises(ConllFormatError) as err:
+        load(folder)
+    assert str(err.value) == (
+        f"{folder / 'validation.txt'}: no such file (from data.dir={folder} and "
+        "data.validation_file=validation.txt); expected the validation split there. The folder "
+        "holds dev.txt, test.txt, train.txt: set data.validation_file=NAME"
+    )
+
+
+def test_missing_test_file_can_be_left_out():
+    folder = MALFORMED / "wrong_names"
+    with pytest.raises(ConllFormatError) as err:
+        load(folder, "validation_file=dev.txt", "test_file=testb.txt")
+    assert str(err.value).endswith(
+        "holds dev.txt, test.txt, train.txt: set data.test_file=NAME (or data.test_file=null: "
+        "no test split)"
+    )
+
+
+def test_training_cli_prints_the_message_without_a_traceback(tmp_path):
+    overrides = ["+experiment=demo", "data.demo_corpus=false", f"data.dir={MALFORMED}",
+                 "data.train_file=iob1.txt", "data.validation_file=good.txt", "data.test_file=null",
+                 "data.cache_dir=null", f"hydra.run.dir={tmp_path}"]  # fmt: skip
+    result = subprocess.run([sys.executable, "-m", "bert_pos.train", *overrides], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output
+    assert f"{MALFORMED / 'iob1.txt'}:3: tag 'I-ORG' at the start of a sentence" in output
+    assert "data.scheme=iob1" in (tmp_path / "error.txt").read_text()
