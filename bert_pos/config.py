@@ -102,6 +102,7 @@ class TrainConfig:
     compile: bool = MISSING  # torch.compile the model for training steps
     compile_mode: str = MISSING  # default | reduce-overhead | max-autotune
     resume: str | None = MISSING  # null | auto | a run folder | a checkpoint folder
+    loss_normalization: str = MISSING  # batch | average (labelled tokens per step)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -146,6 +147,7 @@ CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "compile_mode": ("default", "reduce-overhead", "max-autotune"),
     "nonfinite.action": ("stop", "skip"),
+    "loss_normalization": ("batch", "average"),
 }
 POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
             "data.pad_to_multiple_of", "eval.batch_size", "checkpoint.keep_last"]  # fmt: skip

@@ -175,15 +175,18 @@ class StopRequests:
                 signal.signal(number, handler)
 
 
-def accumulate_gradients(model, window: list[dict], autocast, scaler, device) -> tuple[float, int]:
+def accumulate_gradients(
+    model, window: list[dict], autocast, scaler, device, divisor: float | None = None
+) -> tuple[float, int]:
     """Forward and backward over the micro-batches of one optimizer step.
 
-    Each micro-batch's summed loss is divided by the labelled tokens of the whole window, so the
-    accumulated gradient equals that of one batch holding all of them: k micro-batches of b
-    give the gradient of one batch of k*b, the last, shorter window of an epoch included.
-    Returns (summed loss, labelled tokens) of the window.
+    Each micro-batch's summed loss is divided by the labelled tokens of the whole window (or by
+    a fixed `divisor`), never per micro-batch, so the accumulated gradient equals that of one
+    batch holding all of them: k micro-batches of b give the gradient of one batch of k*b, the
+    last, shorter window of an epoch included. Returns (summed loss, labelled tokens).
     """
     window_labelled = sum(int((batch["labels"] != IGNORE_INDEX).sum()) for batch in window)
+    divisor = divisor or max(window_labelled, 1)
     window_loss_sum = 0.0
     for batch in window:
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
@@ -193,7 +196,7 @@ def accumulate_gradients(model, window: list[dict], autocast, scaler, device) ->
             logits.float().flatten(0, 1), batch["labels"].flatten(),
             ignore_index=IGNORE_INDEX, reduction="sum",
         )  # fmt: skip
-        scaler.scale(loss_sum / max(window_labelled, 1)).backward()
+        scaler.scale(loss_sum / divisor).backward()
         window_loss_sum += loss_sum.item()
     return window_loss_sum, window_labelled
 
@@ -273,6 +276,14 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
     max_grad_norm = cfg.optim.max_grad_norm or math.inf
+    # loss_normalization=average: every labelled token weighs the same in every step. Divided
+    # by its own batch's count (=batch, the Hugging Face mean), a length-grouped batch of short
+    # sentences would give each of its tokens many times the weight of a token in a long one.
+    loss_divisor = None
+    if cfg.loss_normalization == "average":
+        labelled = sum(sum(label != IGNORE_INDEX for label in labels)
+                       for labels in tokenized["train"]["labels"])  # fmt: skip
+        loss_divisor = labelled / steps_per_epoch
     log.info(
         "%d optimizer steps (%d per epoch, batch %d x %d accumulation), %d warmup",
         total_steps, steps_per_epoch, cfg.data.batch_size, accum, warmup_steps,
@@ -379,7 +390,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
                 step_started = time.perf_counter()
                 window = list(itertools.islice(micro_batches, accum))
                 window_loss_sum, window_labelled = accumulate_gradients(
-                    step_model, window, autocast, scaler, device
+                    step_model, window, autocast, scaler, device, loss_divisor
                 )
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)

@@ -31,11 +31,11 @@ def random_examples(count, seed=0):
     return examples
 
 
-def gradients_after(model, windows):
+def gradients_after(model, windows, divisor=None):
     model.zero_grad()
     for window in windows:
         accumulate_gradients(model, window, nullcontext(), torch.amp.GradScaler("cpu", enabled=False),
-                             torch.device("cpu"))  # fmt: skip
+                             torch.device("cpu"), divisor)  # fmt: skip
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
@@ -53,6 +53,21 @@ def test_accumulated_micro_batches_equal_one_large_batch(tiny_model, micro_batch
     # a per-micro-batch mean (the common bug) would not match: the micro-batches differ in size
     counts = [int((b["labels"] != -100).sum()) for b in small]
     assert len(set(counts)) > 1
+
+
+def test_average_normalization_weighs_every_token_the_same(tiny_model):
+    """loss_normalization=average divides every step by one fixed count: accumulation stays
+    exact, and a step's gradient is its batch-mean gradient scaled by its share of tokens."""
+    collate = PaddingCollator(pad_token_id=0, pad_to_multiple_of=8)
+    examples = random_examples(8)
+    small = [collate(examples[i : i + 2]) for i in range(0, 8, 2)]
+    large = [collate(examples)]
+    fixed = gradients_after(tiny_model, [small], divisor=40.0)
+    torch.testing.assert_close(fixed, gradients_after(tiny_model, [large], divisor=40.0))
+    labelled = int((large[0]["labels"] != -100).sum())
+    batch_mean = gradients_after(tiny_model, [large])
+    for name, gradient in batch_mean.items():
+        torch.testing.assert_close(fixed[name], gradient * labelled / 40.0, atol=1e-6, rtol=1e-4)
 
 
 def test_no_weight_decay_on_biases_and_layer_norm(tiny_model):
