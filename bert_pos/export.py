@@ -73,6 +73,7 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str) -> str:
         f"precision: {cfg.precision}",
         f"max_grad_norm: {cfg.optim.max_grad_norm}",
         f"label_strategy: {cfg.data.label_strategy} (which subwords carry the loss)",
+        f"loss_normalization: {cfg.loss_normalization}",
     ]  # fmt: skip
     sections = [
         "---",
