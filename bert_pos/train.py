@@ -175,6 +175,39 @@ class StopRequests:
                 signal.signal(number, handler)
 
 
+# Keys a resumed run may change: where and how it runs, not what it computes.
+RESUMABLE_CHANGES = ("resume", "device", "log_every_n_steps", "checkpoint", "early_stopping",
+                     "nonfinite", "data.cache_dir", "data.num_workers", "data.dir")  # fmt: skip
+
+
+def check_same_recipe(saved: DictConfig, current: DictConfig, checkpoint: Path) -> None:
+    """Resuming with another learning rate, batch size, model or data would silently train
+    a different recipe from the middle on: refuse, naming the keys that differ."""
+
+    def flat(cfg: DictConfig) -> dict:
+        leaves = {}
+
+        def walk(node, prefix):
+            for key, value in node.items():
+                name = f"{prefix}{key}"
+                if isinstance(value, dict):
+                    walk(value, f"{name}.")
+                elif not any(name == k or name.startswith(f"{k}.") for k in RESUMABLE_CHANGES):
+                    leaves[name] = value
+
+        walk(OmegaConf.to_container(cfg, resolve=True), "")
+        return leaves
+
+    before, now = flat(saved), flat(current)
+    differ = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if differ:
+        changes = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in differ)
+        raise CheckpointError(
+            f"resume={checkpoint}: the checkpoint was trained with another recipe ({changes}); "
+            "resume with the same settings or start a new run"
+        )
+
+
 def accumulate_gradients(
     model, window: list[dict], autocast, scaler, device, divisor: float | None = None
 ) -> tuple[float, int]:
@@ -308,6 +341,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     resume_from = resolve_resume(cfg.resume, run_dir)
     if resume_from is not None:
         state = load_training_checkpoint(resume_from, model)
+        check_same_recipe(OmegaConf.create(state["config"]), cfg, resume_from)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
@@ -327,10 +361,10 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     # real (non-padding) tokens of one pass over the validation split, for eval tokens/s
     validation_tokens = sum(len(ids) for ids in tokenized["validation"]["input_ids"])
 
-    def save_resumable(position: dict | None = None) -> Path:
-        """A step checkpoint of the loop as it is (or at `position`), then prune old ones."""
+    def save_resumable() -> Path:
+        """A step checkpoint of the loop as it is, then prune old ones."""
         state = {
-            "loop": position or loop, "optimizer": optimizer.state_dict(),
+            "loop": loop, "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
             "rng": rng_state(), "config": OmegaConf.to_yaml(cfg),
         }  # fmt: skip

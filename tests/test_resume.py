@@ -196,3 +196,11 @@ def test_checkpoints_keep_the_last_k(reference):
     assert steps == [2, 4, 6, 7, 8, 10, 12, 14]  # every 2 steps and each epoch end (7, 14)
     state = json.loads((step_checkpoints(run_dir)[-1] / "manifest.json").read_text())
     assert set(state) == {"model.safetensors", "training_state.pt"}
+
+
+def test_resuming_with_another_recipe_is_refused(reference, tmp_path):
+    run_dir, _ = reference
+    changed = compose_config(OVERRIDES + ["resume=auto", "optim.lr=1e-2", "data.batch_size=8"])
+    with pytest.raises(CheckpointError, match=r"another recipe \(data.batch_size: 16 -> 8, "
+                                              r"optim.lr: 0.003 -> 0.01\)"):  # fmt: skip
+        train(changed, run_dir)
