@@ -243,28 +243,29 @@ def _child(side: str, cfg_yaml: str, out_dir: str, results) -> None:
 def format_report(results: dict, device: str, recipe: str) -> str:
     """A Markdown table of both sides and the bert_pos / Trainer ratio."""
     ours, theirs = results.get("bert_pos", {}), results.get("trainer", {})
+    # (title, key, format, whether a bert_pos / Trainer ratio means something)
     rows = [
         ("training tokens/s (real, non-padding)", "train_tokens_per_s", "{:.0f}", True),
         ("evaluation tokens/s", "eval_tokens_per_s", "{:.0f}", True),
-        ("time to first step (s)", "first_step_seconds", "{:.1f}", False),
-        ("training time (s)", "train_seconds", "{:.1f}", False),
-        ("evaluation time (s)", "eval_seconds", "{:.1f}", False),
-        ("wall time (s)", "wall_seconds", "{:.1f}", False),
-        ("optimizer steps", "steps", "{:d}", None),
-        ("peak memory (GiB)", "peak_memory_gib", "{:.2f}", False),
-        ("ms per optimizer step", "ms_per_step", "{:.1f}", False),
+        ("time to first step (s)", "first_step_seconds", "{:.1f}", True),
+        ("training time (s)", "train_seconds", "{:.1f}", True),
+        ("evaluation time (s)", "eval_seconds", "{:.1f}", True),
+        ("wall time (s)", "wall_seconds", "{:.1f}", True),
+        ("optimizer steps", "steps", "{:d}", False),
+        ("peak memory (GiB)", "peak_memory_gib", "{:.2f}", True),
+        ("ms per optimizer step", "ms_per_step", "{:.1f}", True),
         ("model FLOPs utilisation", "mfu", "{:.1%}", True),
-        ("final validation score", "final_score", "{:.4f}", None),
-        ("best validation score", "best_score", "{:.4f}", None),
+        ("final validation score", "final_score", "{:.4f}", False),
+        ("best validation score", "best_score", "{:.4f}", False),
     ]
     lines = [f"{recipe} on {device}", "",
              "| | bert_pos | Trainer | bert_pos / Trainer |", "|---|---|---|---|"]  # fmt: skip
-    for title, key, form, higher_is_better in rows:
+    for title, key, form, with_ratio in rows:
         if key not in ours and key not in theirs:
             continue
         cells = [form.format(side[key]) if key in side else "-" for side in (ours, theirs)]
         ratio = "-"
-        if higher_is_better is not None and key in ours and key in theirs and theirs[key]:
+        if with_ratio and key in ours and key in theirs and theirs[key]:
             ratio = f"{ours[key] / theirs[key]:.2f}x"
         lines.append(f"| {title} | {cells[0]} | {cells[1]} | {ratio} |")
     for side, values in results.items():

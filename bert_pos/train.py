@@ -6,7 +6,8 @@
     python -m bert_pos.train -m +experiment=baseline optim.lr=1e-5,2e-5 seed=1,2   # a sweep
 
 Hydra owns the run folder; everything a run writes goes there: `tensorboard/`,
-`checkpoints/{best,last}/model.safetensors`, `tokenizer/`, `metrics.json`, `train.log`.
+`checkpoints/{best,last}/model.safetensors`, resumable `checkpoints/step-NNNNNNN/`, `tokenizer/`,
+`model/` (the Hugging Face export), `metrics.json`, `train.log`.
 """
 
 import itertools
