@@ -1,10 +1,11 @@
 # bert_pos: `make help` lists the targets.
 PYTHON ?= python
 TORCH ?= torch==2.13.0
+DATA ?= ../shared/data/conll2003
 RUN ?= $(shell ls -d experiments/runs/*/* 2>/dev/null | tail -n 1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format train train-minilm sweep report bench bench-gpu tensorboard clean
+.PHONY: help install demo test lint format train train-minilm train-ddp sweep report bench bench-gpu tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,6 +34,12 @@ train: ## the reference card's recipe (bert-base-cased from the hub); ARGS="key=
 train-minilm: ## the card's recipe offline: packaged MiniLM on local CoNLL-2003 files
 	$(PYTHON) -m bert_pos.train +experiment=baseline model=minilm data.dir=../shared/data/conll2003 $(ARGS)
 
+NPROC ?= 2
+
+train-ddp: ## data-parallel on NPROC processes (GPUs, else CPU): the card's recipe offline on MiniLM
+	$(PYTHON) -m torch.distributed.run --standalone --nproc_per_node=$(NPROC) -m bert_pos.train \
+	    +experiment=baseline model=minilm data.dir=$(DATA) $(ARGS)
+
 SWEEP ?= $(shell ls -d experiments/multirun/*/* 2>/dev/null | tail -n 1)
 
 sweep: ## lr x seed grid of the card's recipe, offline on MiniLM; ARGS="optim.lr=2e-5,5e-5 seed=1,2"
@@ -41,7 +48,6 @@ sweep: ## lr x seed grid of the card's recipe, offline on MiniLM; ARGS="optim.lr
 report: ## summarise a sweep folder (default: the latest): table, CSV, Markdown, plot; SWEEP=...
 	$(PYTHON) -m bert_pos.report $(SWEEP)
 
-DATA ?= ../shared/data/conll2003
 BERT_BASE ?=
 
 bench: ## CPU: bert_pos vs the HF Trainer, card recipe on MiniLM, one epoch; ARGS="max_steps=300"

@@ -274,17 +274,31 @@ def format_report(results: dict, device: str, recipe: str) -> str:
     return "\n".join(lines)
 
 
+def configs_of_sides(cfg: DictConfig) -> dict[str, DictConfig]:
+    """The recipe each side runs: the training config, with the `trainer` keys applied to
+    the Trainer side (its precision and eval batch may be the card's, not bert_pos's)."""
+    recipe = OmegaConf.to_container(cfg, resolve=True)
+    reference = recipe.pop("trainer", None) or {}
+    trainer_recipe = OmegaConf.create(recipe)
+    if reference.get("precision") is not None:
+        trainer_recipe.precision = reference["precision"]
+    if reference.get("eval_batch_size") is not None:
+        trainer_recipe.eval.batch_size = reference["eval_batch_size"]
+    return {"bert_pos": OmegaConf.create(recipe), "trainer": trainer_recipe}
+
+
 def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
     check_config(cfg)
     if cfg.data.label_strategy != "all" or cfg.eval.level != "subword":
         log.info("both sides label every subword and score over subwords (the card's recipe)")
         cfg.data.label_strategy, cfg.eval.level = "all", "subword"
-    cfg_yaml = OmegaConf.to_yaml(cfg, resolve=True)
+    side_configs = configs_of_sides(cfg)
     context = multiprocessing.get_context("spawn")
     results = {}
     for side in sides:
         queue = context.Queue()
-        process = context.Process(target=_child, args=(side, cfg_yaml, str(run_dir / side), queue))
+        side_yaml = OmegaConf.to_yaml(side_configs[side])
+        process = context.Process(target=_child, args=(side, side_yaml, str(run_dir / side), queue))
         process.start()
         process.join()
         results.update([queue.get()] if not queue.empty() else
@@ -303,12 +317,21 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
     recipe = (f"{cfg.model.name_or_path or cfg.model.package or 'random BERT'}, "
               f"batch {cfg.data.batch_size} x {cfg.grad_accum_steps}, lr {cfg.optim.lr:g}, "
               f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}, "
-              f"{cfg.precision}, {torch.get_num_threads()} threads")  # fmt: skip
+              f"{precisions_and_eval_batches(side_configs)}, {torch.get_num_threads()} threads")  # fmt: skip
     table = format_report(results, f"{device} ({name})", recipe)
     (run_dir / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
     (run_dir / "bench.md").write_text(table + "\n")
     print(table)
     return results
+
+
+def precisions_and_eval_batches(side_configs: dict[str, DictConfig]) -> str:
+    """`bf16, eval batch 64` when both sides agree, else each side's."""
+    described = {side: f"{c.precision}, eval batch {c.eval.batch_size}"
+                 for side, c in side_configs.items()}  # fmt: skip
+    if len(set(described.values())) == 1:
+        return described["bert_pos"]
+    return "; ".join(f"{side}: {text}" for side, text in described.items())
 
 
 def add_model_flops_utilisation(cfg: DictConfig, results: dict) -> None:

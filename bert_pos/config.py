@@ -38,6 +38,8 @@ class DataConfig:
     batch_size: int = MISSING
     group_by_length: bool = MISSING
     pad_to_multiple_of: int = MISSING
+    context: str = MISSING  # sentence | document (neighbouring sentences as unlabelled context)
+    context_subwords: int = MISSING  # with context=document: subwords per example in all
     num_workers: int = MISSING
     cache_dir: str | None = MISSING  # tokenized splits are kept here; null = no cache
 
@@ -49,6 +51,9 @@ class ModelConfig:
     random_init: dict[str, Any] | None = MISSING  # BertConfig fields: random weights
     tokenizer: str | None = MISSING  # null: the model's own (or one built from the data)
     dropout: float = MISSING
+    pooling: str = MISSING  # first | mean | first_last: a word's vector from its subwords
+    head: str = MISSING  # linear | crf
+    decode: str = MISSING  # argmax | constrained (Viterbi with IOB2 transitions)
 
 
 @dataclass
@@ -60,6 +65,7 @@ class OptimConfig:
     warmup_ratio: float = MISSING
     warmup_steps: int = MISSING
     max_grad_norm: float | None = MISSING
+    layer_decay: float | None = MISSING  # layer-wise lr decay: layer l of L gets lr x decay^(L-l)
 
 
 @dataclass
@@ -112,6 +118,19 @@ class TrainConfig:
     nonfinite: NonFiniteConfig = field(default_factory=NonFiniteConfig)
 
 
+@dataclass
+class ReferenceSideConfig:
+    """How the bench runs the Hugging Face Trainer side; null = as bert_pos runs."""
+
+    precision: str | None = None  # e.g. fp32: the Trainer's default, as the card's users run it
+    eval_batch_size: int | None = None  # e.g. 8: the card's per_device_eval_batch_size
+
+
+@dataclass
+class BenchConfig(TrainConfig):
+    trainer: ReferenceSideConfig = field(default_factory=ReferenceSideConfig)
+
+
 MAX_FOLDER_NAME = 200  # characters; most file systems allow 255 bytes per name
 FAILED_MARKER = "error.txt"  # written into a run folder when the run stops with an error
 
@@ -132,6 +151,7 @@ def sweep_subdir(override_dirname: str, seed: int) -> str:
 
 def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    ConfigStore.instance().store(name="bench_schema", node=BenchConfig)
     if not OmegaConf.has_resolver("sweep_subdir"):
         OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir)
     if not OmegaConf.has_resolver("run_dir_of"):
@@ -147,10 +167,15 @@ CHOICES = {
     "device": ("auto", "cpu", "cuda"),
     "compile_mode": ("default", "reduce-overhead", "max-autotune"),
     "nonfinite.action": ("stop", "skip"),
+    "data.context": ("sentence", "document"),
+    "model.pooling": ("first", "mean", "first_last"),
+    "model.head": ("linear", "crf"),
+    "model.decode": ("argmax", "constrained"),
     "loss_normalization": ("batch", "average"),
 }
 POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
-            "data.pad_to_multiple_of", "eval.batch_size", "checkpoint.keep_last"]  # fmt: skip
+            "data.pad_to_multiple_of", "eval.batch_size", "checkpoint.keep_last",
+            "data.context_subwords"]  # fmt: skip
 NON_NEGATIVE = ["optim.eps", "optim.weight_decay", "optim.warmup_ratio",
                 "optim.warmup_steps", "data.num_workers", "early_stopping.min_delta",
                 "nonfinite.max_skipped"]  # fmt: skip
@@ -203,5 +228,16 @@ def check_config(cfg: DictConfig) -> None:
             f"data.task={cfg.data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): "
             "set data.label_column and data.dir, and the labels are read from the training file"
         )
+    layer_decay = cfg.optim.layer_decay
+    if layer_decay is not None and not 0 < layer_decay <= 1:
+        problems.append(f"optim.layer_decay={layer_decay}: must be within (0, 1] or null")
+    word_level = {
+        "model.pooling": cfg.model.pooling != "first",
+        "model.head": cfg.model.head == "crf",
+    }
+    for key, needs_first in word_level.items():
+        if needs_first and cfg.data.label_strategy != "first":
+            problems.append(f"{key}={OmegaConf.select(cfg, key)} works on words: it needs "
+                            "data.label_strategy=first")  # fmt: skip
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

@@ -6,6 +6,7 @@ problem stops it with a `ConllFormatError` that names the file, the line and wha
 so a broken file never trains a model silently.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,4 +169,9 @@ def write_conll(path: str | Path, documents: list[list[list[tuple[str, ...]]]]) 
         for sentence in document:
             lines += [" ".join(fields) for fields in sentence]
             lines.append("")
-    Path(path).write_text("\n".join(lines) + "\n")
+    # Written beside, then renamed: a reader (another data-parallel process writing the same
+    # generated corpus) never sees a half-written file.
+    path = Path(path)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+    partial.write_text("\n".join(lines) + "\n")
+    partial.replace(path)

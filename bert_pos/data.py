@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 IGNORE_INDEX = -100  # label of positions that carry no loss: specials, padding, continuations
+# A tokenized example: model inputs, subword labels, and where its scored words are
+EXAMPLE_COLUMNS = ("input_ids", "labels", "word_starts", "word_index", "tags", "sentence",
+                   "first_word")  # fmt: skip
 
 
 # ---------------------------------------------------------------- sources
@@ -95,7 +98,8 @@ def load_hub_splits(
 ) -> DatasetDict:
     """CoNLL-2003 from the hub (a parquet copy: `datasets` no longer runs loading scripts).
 
-    The hub copy has no `-DOCSTART-` lines, so document ids are unknown there: -1.
+    Document ids come from `-DOCSTART-` rows where a copy keeps them (those rows are then
+    dropped); the usual parquet copy has none, and its document ids are unknown: -1.
     """
     from datasets import load_dataset
 
@@ -116,10 +120,17 @@ def load_hub_splits(
             raise ValueError(
                 f"{hub_name} {split}: a {column} id is outside 0..{len(label_names) - 1}"
             )
-        count = len(tags)
+        tokens, document_ids, kept_tags, document = [], [], [], -1
+        for words, sentence_tags in zip(raw[split]["tokens"], tags):
+            if words == ["-DOCSTART-"]:
+                document += 1
+                continue
+            tokens.append(words)
+            kept_tags.append(sentence_tags)
+            document_ids.append(document)
+        count = len(tokens)
         splits[split] = Dataset.from_dict(
-            {"tokens": raw[split]["tokens"], "tags": tags,
-             "document_id": [-1] * count, "line": [-1] * count}
+            {"tokens": tokens, "tags": kept_tags, "document_id": document_ids, "line": [-1] * count}
         )  # fmt: skip
     return DatasetDict(splits)
 
@@ -235,6 +246,7 @@ def tokenize_splits(
     label_strategy: str,
     continuation_label: list[int],
     max_length: int,
+    context_subwords: int | None = None,
 ) -> DatasetDict:
     """Sentences into examples: `input_ids`, subword `labels` (the loss), and for evaluation
     `word_starts` and `tags` of the words the example scores, which are the words from
@@ -245,6 +257,8 @@ def tokenize_splits(
     it and is context elsewhere, so every word is trained on and scored exactly once and
     nothing is truncated. Words the tokenizer maps to no subword are counted and logged
     (they are still scored, as wrong unless their gold label is O).
+
+    `context_subwords`: document context, see `add_document_context` (None: sentences alone).
     """
     tokenized = {}
     for split, dataset in splits.items():
@@ -253,6 +267,10 @@ def tokenize_splits(
             encode, batched=True, with_indices=True, remove_columns=dataset.column_names,
             desc=f"tokenizing {split}",
         )  # fmt: skip
+        if context_subwords is not None:
+            tokenized[split] = add_document_context(
+                tokenized[split], dataset["document_id"], min(context_subwords, max_length), split
+            )
         examples_per_sentence = Counter(tokenized[split]["sentence"])
         windowed = [count for count in examples_per_sentence.values() if count > 1]
         if windowed:
@@ -280,8 +298,7 @@ def sentence_encoder(
 
     def encode(batch: dict, indices: list[int]) -> dict:
         encoding = tokenizer(batch["tokens"], is_split_into_words=True, truncation=False)
-        columns = ("input_ids", "labels", "word_starts", "tags", "sentence", "first_word")
-        out = {column: [] for column in columns}
+        out = {column: [] for column in EXAMPLE_COLUMNS}
         for row, sentence in enumerate(indices):
             words, word_labels = batch["tokens"][row], batch["tags"][row]
             word_ids = encoding.word_ids(row)
@@ -321,6 +338,11 @@ def sentence_encoder(
                 out["input_ids"].append(input_ids)
                 out["labels"].append(labels)
                 out["word_starts"].append(starts)
+                # each subword's word among the scored ones (for pooling), -1 for none
+                out["word_index"].append([
+                    w - keep_start if w is not None and keep_start <= w < keep_end else -1
+                    for w in piece_word_ids
+                ])  # fmt: skip
                 out["tags"].append(word_labels[keep_start:keep_end])
                 out["sentence"].append(sentence)
                 out["first_word"].append(keep_start)
@@ -336,23 +358,27 @@ def tokenize_splits_cached(
     continuation_label: list[int],
     max_length: int,
     cache_dir: str | None,
+    context_subwords: int | None = None,
 ) -> DatasetDict:
     """`tokenize_splits`, kept under `cache_dir` and reused when the same sentences are
     tokenized the same way again (the key hashes the sentences, the tokenizer, the label
     strategy and the window). `cache_dir=None` tokenizes every time."""
     if cache_dir is None:
-        return tokenize_splits(splits, tokenizer, label_strategy, continuation_label, max_length)
+        return tokenize_splits(splits, tokenizer, label_strategy, continuation_label, max_length,
+                               context_subwords)  # fmt: skip
     recipe = [
-        "windows-v1",  # the layout of the tokenized examples: bump it when that changes
+        "word-index-v2",  # the layout of the tokenized examples: bump it when that changes
         {split: dataset._fingerprint for split, dataset in splits.items()},  # content hashes
         tokenizer.backend_tokenizer.to_str(), label_strategy, continuation_label, max_length,
+        context_subwords,
     ]  # fmt: skip
     key = hashlib.sha256(json.dumps(recipe).encode()).hexdigest()[:20]
     folder = Path(cache_dir).expanduser() / key
     if (folder / "dataset_dict.json").is_file():
         log.info("tokenized splits read from the cache %s", folder)
         return load_from_disk(str(folder))
-    tokenized = tokenize_splits(splits, tokenizer, label_strategy, continuation_label, max_length)
+    tokenized = tokenize_splits(splits, tokenizer, label_strategy, continuation_label, max_length,
+                                context_subwords)  # fmt: skip
     # Written beside, then renamed: a run killed while saving never leaves a partial entry.
     partial = folder.with_name(f"{key}.partial-{os.getpid()}")
     tokenized.save_to_disk(str(partial))
@@ -361,6 +387,69 @@ def tokenize_splits_cached(
     except OSError:  # another run stored the same entry first
         pass
     return tokenized
+
+
+def same_document_neighbours(sentence: int, step: int, document_ids: list[int], inner: dict):
+    """Subwords of the sentences before (step -1, nearest first) or after (+1) `sentence`
+    in its document."""
+    other = sentence + step
+    while 0 <= other < len(document_ids) and document_ids[other] == document_ids[sentence]:
+        yield inner.get(other, [])
+        other += step
+
+
+def add_document_context(
+    examples: Dataset, document_ids: list[int], budget: int, split: str = "split"
+) -> Dataset:
+    """Each sentence's example with the subwords of its neighbours in the same document
+    around it, up to `budget` subwords in all ([CLS] and [SEP] included): half the room
+    before, half after, and the room one side cannot fill goes to the other. Context
+    subwords carry no labels, no word starts and no word index, so only the sentence's own
+    words are trained on and scored, once each. Sentences that needed windows (longer than
+    the model's window) stay as they are. Documents come from the `-DOCSTART-` lines; where
+    they are unknown (document id -1, e.g. a hub copy without those lines) the split's
+    sentence order is one stream, with a warning.
+    """
+    columns = examples.to_dict()
+    sentences = columns["sentence"]
+    if any(document < 0 for document in document_ids):
+        log.warning("%s: document boundaries unknown; context comes from the neighbouring "
+                    "sentences in file order, across documents", split)  # fmt: skip
+    per_sentence = Counter(sentences)
+    # the subwords of each whole sentence, without [CLS] and [SEP]
+    inner = {
+        s: ids[1:-1] for s, ids in zip(sentences, columns["input_ids"]) if per_sentence[s] == 1
+    }
+    for row, sentence in enumerate(sentences):
+        if per_sentence[sentence] > 1:
+            continue
+        room = budget - len(columns["input_ids"][row])
+        if room <= 0:
+            continue
+        before, after = [], []
+        for ids in same_document_neighbours(sentence, -1, document_ids, inner):
+            if len(before) >= room:
+                break
+            before = ids + before
+        for ids in same_document_neighbours(sentence, +1, document_ids, inner):
+            if len(after) >= room:
+                break
+            after = after + ids
+        left = min(len(before), max(room // 2, room - len(after)))
+        right = min(len(after), room - left)
+        left_ids, right_ids = before[len(before) - left :], after[:right]
+        ids = columns["input_ids"][row]
+        columns["input_ids"][row] = ids[:1] + left_ids + ids[1:-1] + right_ids + ids[-1:]
+        none_left, none_right = [IGNORE_INDEX] * left, [IGNORE_INDEX] * right
+        labels = columns["labels"][row]
+        columns["labels"][row] = labels[:1] + none_left + labels[1:-1] + none_right + labels[-1:]
+        index = columns["word_index"][row]
+        columns["word_index"][row] = (index[:1] + [-1] * left + index[1:-1] + [-1] * right
+                                      + index[-1:])  # fmt: skip
+        columns["word_starts"][row] = [
+            start + left if start >= 0 else start for start in columns["word_starts"][row]
+        ]
+    return Dataset.from_dict(columns)
 
 
 # ---------------------------------------------------------------- batching
@@ -385,6 +474,7 @@ class PaddingCollator:
         labels = torch.full((batch_size, length), IGNORE_INDEX, dtype=torch.long)
         word_starts = torch.full((batch_size, most_words), -1, dtype=torch.long)
         word_labels = torch.full((batch_size, most_words), IGNORE_INDEX, dtype=torch.long)
+        word_index = torch.full((batch_size, length), -1, dtype=torch.long)
         for row, example in enumerate(examples):
             n = len(example["input_ids"])
             input_ids[row, :n] = torch.tensor(example["input_ids"])
@@ -393,12 +483,15 @@ class PaddingCollator:
             w = len(example["word_starts"])
             word_starts[row, :w] = torch.tensor(example["word_starts"])
             word_labels[row, :w] = torch.tensor(example["tags"])
+            if "word_index" in example:
+                word_index[row, :n] = torch.tensor(example["word_index"])
         batch = {
             "input_ids": input_ids,  # (B, T)
             "attention_mask": attention_mask,  # (B, T)
             "labels": labels,  # (B, T) subword labels, IGNORE_INDEX where no loss
             "word_starts": word_starts,  # (B, W) first-subword position of each word, -1 pad
             "word_labels": word_labels,  # (B, W) gold word labels, IGNORE_INDEX pad
+            "word_index": word_index,  # (B, T) word of each subword among the scored, -1 none
         }
         if "sentence" in examples[0]:  # where evaluation puts each example's words back
             batch["sentence"] = torch.tensor([e["sentence"] for e in examples])  # (B,)
@@ -413,15 +506,24 @@ class ShuffledBatchSampler:
     batches, each group is sorted by length and cut into batches, and the batches are
     shuffled: batches hold sentences of similar length, so little compute goes to padding,
     while the order stays random. Every example appears exactly once per epoch.
+
+    Data-parallel: with `num_shards` processes the sampler forms the global batches of
+    `batch_size x num_shards` examples exactly as one process with that batch would, and
+    yields shard `shard`'s contiguous part of each. So N processes see, step by step, the
+    same examples as one process with the global batch, and each example once per epoch
+    across all of them. A process whose part of a short last batch is empty gets a blank
+    (index `len(lengths) + i`: example i without labels, see `TrainExamples`), so it still
+    runs the step every process must take, adding nothing to the gradient.
     """
 
     def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool,
-                 group_batches: int = 50):  # fmt: skip
+                 group_batches: int = 50, num_shards: int = 1, shard: int = 0):  # fmt: skip
         self.lengths = lengths
-        self.batch_size = batch_size
+        self.batch_size = batch_size * num_shards  # the global batch
         self.seed = seed
         self.group_by_length = group_by_length
-        self.group_size = batch_size * group_batches
+        self.group_size = self.batch_size * group_batches
+        self.num_shards, self.shard = num_shards, shard
         self.epoch = 0
         self.start_batch = 0
 
@@ -444,7 +546,15 @@ class ShuffledBatchSampler:
         return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
 
     def __iter__(self):
-        return iter(self.batches()[self.start_batch :])
+        for batch in self.batches()[self.start_batch :]:
+            yield self.shard_of(batch) if self.num_shards > 1 else batch
+
+    def shard_of(self, batch: list[int]) -> list[int]:
+        """This shard's contiguous part of a global batch (sizes differ by at most one)."""
+        size, extra = divmod(len(batch), self.num_shards)
+        start = self.shard * size + min(self.shard, extra)
+        part = batch[start : start + size + (self.shard < extra)]
+        return part or [len(self.lengths) + batch[0]]  # a blank: see the class docstring
 
     def __len__(self) -> int:
         """Batches in a whole epoch (whatever `start_batch` is)."""
@@ -456,10 +566,29 @@ class ShuffledBatchSampler:
         )
 
 
-def length_sorted_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Evaluation batches: longest first (memory problems show at once), least padding."""
+class TrainExamples(list):
+    """Tokenized training examples; index `len(self) + i` is a blank: example i with every
+    label ignored (a data-parallel process's stand-in for an empty share of a batch)."""
+
+    def __getitem__(self, index):
+        if isinstance(index, int) and index >= len(self):
+            example = dict(super().__getitem__(index - len(self)))
+            example["labels"] = [IGNORE_INDEX] * len(example["labels"])
+            example["tags"] = [IGNORE_INDEX] * len(example["tags"])
+            example["word_index"] = [-1] * len(example["input_ids"])
+            return example
+        return super().__getitem__(index)
+
+
+def length_sorted_batches(
+    lengths: list[int], batch_size: int, num_shards: int = 1, shard: int = 0
+) -> list[list[int]]:
+    """Evaluation batches: longest first (memory problems show at once), least padding.
+    Data-parallel: every `num_shards`-th batch from `shard` on (the scores are computed
+    from all shards' predictions together)."""
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return batches[shard::num_shards]
 
 
 def build_dataloaders(
@@ -472,17 +601,24 @@ def build_dataloaders(
     num_workers: int,
     seed: int,
     pin_memory: bool,
+    num_shards: int = 1,
+    shard: int = 0,
 ) -> dict[str, DataLoader]:
+    """Loaders of every split; with `num_shards` > 1, this data-parallel process's share
+    (`batch_size` and `eval_batch_size` are per process)."""
     collator = PaddingCollator(pad_token_id, pad_to_multiple_of)
     loaders = {}
     for split, dataset in tokenized.items():
-        columns = ["input_ids", "labels", "word_starts", "tags", "sentence", "first_word"]
-        examples = dataset.select_columns(columns).to_list()  # plain lists: fast to index
+        examples = dataset.select_columns(
+            list(EXAMPLE_COLUMNS)
+        ).to_list()  # plain lists: fast to index
         lengths = [len(e["input_ids"]) for e in examples]
         if split == "train":
-            sampler = ShuffledBatchSampler(lengths, batch_size, seed, group_by_length)
+            examples = TrainExamples(examples)
+            sampler = ShuffledBatchSampler(lengths, batch_size, seed, group_by_length,
+                                           num_shards=num_shards, shard=shard)  # fmt: skip
         else:
-            sampler = length_sorted_batches(lengths, eval_batch_size)
+            sampler = length_sorted_batches(lengths, eval_batch_size, num_shards, shard)
         loaders[split] = DataLoader(
             examples, batch_sampler=sampler, collate_fn=collator,
             num_workers=num_workers, pin_memory=pin_memory,

@@ -3,6 +3,7 @@
     python -m bert_pos.evaluate run_dir=experiments/runs/baseline/2026-11-28_04-29-00 split=test
     python -m bert_pos.evaluate run_dir=... split=validation checkpoint=last mode=strict
     python -m bert_pos.evaluate run_dir=... file=path/to/other.txt      # same columns as training
+    python -m bert_pos.evaluate run_dir=... split=test decode=constrained  # Viterbi, IOB2-valid
 
 The model, tokenizer, labels and data settings come from the run folder (its `.hydra/`
 config). Writes into `<run_dir>/eval/<split or file name>/`: `predictions.txt`
@@ -29,7 +30,7 @@ from bert_pos.hub import resolve_model_source
 from bert_pos.labels import begin_to_inside_map, is_span_label_set
 from bert_pos.metrics import format_per_type_table
 from bert_pos.model import build_model
-from bert_pos.train import autocast_for, pick_device
+from bert_pos.train import autocast_for, context_subwords_of, pick_device
 
 log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -43,6 +44,7 @@ class EvaluateConfig:
     checkpoint: str = MISSING  # best | last
     mode: str = MISSING  # conlleval | strict
     level: str | None = MISSING  # word | subword; null = the run's eval.level
+    decode: str | None = MISSING  # argmax | constrained; null = the run's model.decode
     batch_size: int = MISSING
     device: str = MISSING
     precision: str = MISSING
@@ -75,6 +77,10 @@ def evaluate_run(cfg: DictConfig) -> dict:
         for other in {"train", "validation", "test"} - {split}:
             data[f"{other}_file"] = None
 
+    trained_decode = OmegaConf.select(trained, "model.decode", default="argmax")
+    decode = cfg.decode or trained_decode
+    if decode != trained_decode:  # scored apart from the run's own decoding
+        name = f"{name}_{decode}"
     device = pick_device(cfg.device)
     datasets.disable_progress_bars()
     label_names = resolve_label_names(data, run_dir / "demo_corpus")
@@ -84,6 +90,10 @@ def evaluate_run(cfg: DictConfig) -> dict:
         pretrained_path=resolve_model_source(trained.model),
         random_init=OmegaConf.to_container(trained.model.random_init) if trained.model.random_init else None,
         vocab_size=len(tokenizer), pretrained_weights=False,
+        # options added after a run was made take their defaults
+        pooling=OmegaConf.select(trained, "model.pooling", default="first"),
+        head=OmegaConf.select(trained, "model.head", default="linear"),
+        decode=decode, label_names=label_names,
     )  # fmt: skip
     model.load_state_dict(load_file(checkpoint))
     model.to(device)
@@ -94,7 +104,12 @@ def evaluate_run(cfg: DictConfig) -> dict:
     splits = datasets.DatasetDict({split: splits[split]})
     max_length = min(tokenizer.model_max_length, model.config.max_position_embeddings)
     tokenized = tokenize_splits(
-        splits, tokenizer, data.label_strategy, begin_to_inside_map(label_names), max_length
+        splits,
+        tokenizer,
+        data.label_strategy,
+        begin_to_inside_map(label_names),
+        max_length,
+        context_subwords_of(data),  # as the run was trained: sentences alone or in context
     )
     loader = build_dataloaders(
         tokenized, batch_size=cfg.batch_size, eval_batch_size=cfg.batch_size, group_by_length=False,

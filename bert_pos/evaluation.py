@@ -10,7 +10,9 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 from bert_pos.data import IGNORE_INDEX
+from bert_pos.distributed import gather_lists, sum_over_ranks
 from bert_pos.metrics import score_sequences
+from bert_pos.model import unwrap
 
 UNALIGNED = "<none>"  # prediction of a word with no subword, where the label set has no O
 
@@ -28,8 +30,8 @@ def evaluate(
 ) -> tuple[dict, list[list[str]]]:
     """Loss and scores of `model` on `loader`, and the predicted tag of every word.
 
-    Each word's prediction is the one at its first subword, whatever the training label
-    strategy. `level="word"` scores those word tags against the gold word labels;
+    Each word's prediction is the one at its first subword (the model's `decode_words`),
+    whatever the training label strategy. `level="word"` scores those word tags against the gold word labels;
     `level="subword"` scores every subword that carries a training label instead, as the
     Hugging Face token-classification recipes do. The loss averages over labelled subwords.
 
@@ -49,8 +51,8 @@ def evaluate(
     for batch in loader:
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
         with autocast:
-            logits = model(batch["input_ids"], batch["attention_mask"])  # (B, T, C)
-        logits = logits.float()
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"])
+        logits = logits.float()  # (B, T, C)
         labels = batch["labels"]
         loss_sum += F.cross_entropy(
             logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
@@ -58,7 +60,12 @@ def evaluate(
         labelled += int((labels != IGNORE_INDEX).sum())
         predictions = logits.argmax(-1)  # (B, T)
         starts = batch["word_starts"]  # (B, W), -1 for padding and for words without subwords
-        word_predictions = predictions.gather(1, starts.clamp(min=0)).tolist()
+        # argmax at first subwords, or the best path (CRF head, constrained decoding)
+        decoded = unwrap(model).decode_words(logits, starts)  # (B, W)
+        word_predictions = decoded.tolist()
+        if level == "subword":  # first subwords score the decoded word tags
+            rows, words = (starts >= 0).nonzero(as_tuple=True)
+            predictions[rows, starts[rows, words]] = decoded[rows, words]
         rows = len(labels)
         if level == "subword":
             label_rows, prediction_rows = labels.tolist(), predictions.tolist()
@@ -82,6 +89,10 @@ def evaluate(
                 gold_subwords, predicted_subwords,
             ))  # fmt: skip
     model.train(was_training)
+    # Data-parallel: each process scored its share of the batches; score all of them together,
+    # on every process, so metrics equal a single process's exactly and all ranks agree.
+    pieces = gather_lists(pieces)
+    loss_sum, labelled = sum_over_ranks([loss_sum, labelled], device)
 
     gold_words, predicted_words, gold_subwords, predicted_subwords = stitch_windows(pieces, 4)
     if level == "subword":
@@ -201,12 +212,16 @@ def evaluate_split(
     autocast: AbstractContextManager,
     out_dir: Path,
     title: str,
+    write: bool = True,
 ):
     """Evaluate one split and write `predictions.txt`, `metrics.json` and
-    `confusion_matrix.png` into `out_dir`. Returns (scores, confusion-matrix figure)."""
+    `confusion_matrix.png` into `out_dir`. Returns (scores, confusion-matrix figure);
+    `write=False` (data-parallel ranks but the first) writes nothing and has no figure."""
     scores, predicted = evaluate(
         model, loader, label_names, span_task, level, device, autocast, mode
     )
+    if not write:
+        return scores, None
     gold = [[label_names[tag] for tag in tags] for tags in sentences["tags"]]
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.txt", sentences["tokens"], gold, predicted,

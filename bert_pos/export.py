@@ -24,6 +24,12 @@ def export_model(model: torch.nn.Module, tokenizer, label_names: list[str], dire
     config.id2label = dict(enumerate(label_names))
     config.label2id = {label: i for i, label in enumerate(label_names)}
     config.classifier_dropout = model.dropout.p
+    options = {"pooling": model.pooling, "head": model.head, "decode": model.decoding}
+    if options != {"pooling": "first", "head": "linear", "decode": "argmax"}:
+        # Read back by bert_pos.model.load_tagger; Hugging Face's class would ignore the CRF,
+        # the pooling and the decoding, so this export runs with bert_pos only.
+        config.bert_pos = options
+        config.architectures = ["BertTagger (bert_pos)"]
     config.save_pretrained(directory)
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, directory / "model.safetensors", metadata={"format": "pt"})

@@ -72,7 +72,8 @@ def tag_sentences(
     autocast,
 ) -> list[list[tuple[str, float]]]:
     """(tag, probability) for every word of every sentence: each word takes the prediction at
-    its first subword. Long sentences go through `word_windows`; words the tokenizer maps to
+    its first subword (argmax, or the model's Viterbi path; the probability is the label's
+    at that subword). Long sentences go through `word_windows`; words the tokenizer maps to
     no subword get O (or the first label) with probability 0."""
     budget = min(tokenizer.model_max_length, model.config.max_position_embeddings) - 2
     pieces = []  # (sentence index, first word, kept word range, input ids, first-subword positions)
@@ -83,7 +84,8 @@ def tag_sentences(
         words, word_ids = sentences[index], encodings.word_ids(row)
         if len(word_ids) - 2 <= budget:
             starts = word_start_positions(word_ids, len(words))
-            pieces.append((index, 0, 0, len(words), encodings["input_ids"][row], starts))
+            pieces.append((index, 0, 0, len(words), encodings["input_ids"][row], starts,
+                           word_ids))  # fmt: skip
             continue
         counts = [0] * len(words)
         for word_id in word_ids:
@@ -92,7 +94,8 @@ def tag_sentences(
         for start, end, keep_start, keep_end in word_windows(counts, budget):
             encoding = tokenizer(words[start:end], is_split_into_words=True, truncation=False)
             starts = word_start_positions(encoding.word_ids(), end - start)
-            pieces.append((index, start, keep_start, keep_end, encoding["input_ids"], starts))
+            pieces.append((index, start, keep_start, keep_end, encoding["input_ids"], starts,
+                           encoding.word_ids()))  # fmt: skip
 
     fallback = "O" if "O" in label_names else label_names[0]
     results = [[(fallback, 0.0)] * len(words) for words in sentences]
@@ -101,17 +104,22 @@ def tag_sentences(
     model.eval()
     for first in range(0, len(pieces), batch_size):
         chunk = pieces[first : first + batch_size]
-        batch = collate([{"input_ids": ids, "labels": [0] * len(ids), "word_starts": starts,
-                          "tags": [0] * len(starts)} for *_, ids, starts in chunk])  # fmt: skip
+        batch = collate([{
+            "input_ids": ids, "labels": [0] * len(ids), "word_starts": starts,
+            "tags": [0] * len(starts), "word_index": [-1 if w is None else w for w in word_ids],
+        } for *_, ids, starts, word_ids in chunk])  # fmt: skip
         with autocast:
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device))
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                           batch["word_index"].to(device))  # fmt: skip
         probabilities = logits.float().softmax(-1)  # (B, T, C)
         word_starts = batch["word_starts"].to(device)
-        best = probabilities.gather(
+        at_starts = probabilities.gather(
             1, word_starts.clamp(min=0)[..., None].expand(-1, -1, len(label_names))
-        )
-        best_probability, best_label = best.max(-1)  # (B, W)
-        for row, (index, start, keep_start, keep_end, _, starts) in enumerate(chunk):
+        )  # (B, W, C)
+        # argmax, or the best path of a CRF head or constrained decoding
+        best_label = model.decode_words(logits.float(), word_starts)  # (B, W)
+        best_probability = at_starts.gather(2, best_label[..., None]).squeeze(2)
+        for row, (index, start, keep_start, keep_end, _, starts, _) in enumerate(chunk):
             labels, probs = best_label[row].tolist(), best_probability[row].tolist()
             for w in range(keep_start - start, keep_end - start):
                 if starts[w] >= 0:

@@ -5,7 +5,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from transformers import BertConfig
 
-from bert_pos.bench import bench, format_report, training_flops_per_token
+from bert_pos.bench import bench, configs_of_sides, format_report, training_flops_per_token
 from tests.conftest import CONF_DIR, TINY_DEMO_OVERRIDES
 
 
@@ -14,6 +14,19 @@ def test_bench_config_is_the_training_config_with_its_own_folder():
         cfg = compose("bench", ["+experiment=baseline"], return_hydra_config=True)
     assert cfg.optim.lr == 2e-5 and cfg.data.batch_size == 8
     assert cfg.hydra.run.dir.startswith("experiments/bench/baseline/")
+
+
+def test_trainer_side_can_run_the_cards_precision_and_eval_batch():
+    overrides = ["+experiment=baseline", "precision=bf16", "eval.batch_size=64"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        same = configs_of_sides(compose("bench", overrides))
+        card = configs_of_sides(compose("bench", overrides + [
+            "trainer.precision=fp32", "trainer.eval_batch_size=8"]))  # fmt: skip
+    assert same["trainer"] == same["bert_pos"]
+    assert "trainer" not in same["bert_pos"]  # the recipe proper, as bert_pos.train reads it
+    assert (card["bert_pos"].precision, card["bert_pos"].eval.batch_size) == ("bf16", 64)
+    assert (card["trainer"].precision, card["trainer"].eval.batch_size) == ("fp32", 8)
+    assert card["trainer"].optim == card["bert_pos"].optim  # the training recipe is shared
 
 
 @pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
