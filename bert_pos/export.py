@@ -65,9 +65,13 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str) -> str:
         f"eval_batch_size: {cfg.eval.batch_size}",
         f"seed: {cfg.seed}",
     ]
+    processes = metrics.get("world_size", 1)
+    if processes > 1:
+        hyperparameters.append(f"distributed_type: multi-process (DDP), num_processes: {processes}")
     if accum > 1:
-        hyperparameters += [f"gradient_accumulation_steps: {accum}",
-                            f"total_train_batch_size: {cfg.data.batch_size * accum}"]  # fmt: skip
+        hyperparameters.append(f"gradient_accumulation_steps: {accum}")
+    if accum > 1 or processes > 1:
+        hyperparameters.append(f"total_train_batch_size: {cfg.data.batch_size * accum * processes}")
     hyperparameters += [
         f"optimizer: AdamW with betas=({cfg.optim.betas[0]},{cfg.optim.betas[1]}) and "
         f"epsilon={cfg.optim.eps:g}, weight decay {cfg.optim.weight_decay:g} "
@@ -81,6 +85,15 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str) -> str:
         f"label_strategy: {cfg.data.label_strategy} (which subwords carry the loss)",
         f"loss_normalization: {cfg.loss_normalization}",
     ]  # fmt: skip
+    extras = {
+        "context": f"document ({cfg.data.context_subwords} subwords per example)"
+        if cfg.data.context == "document" else None,
+        "pooling": cfg.model.pooling if cfg.model.pooling != "first" else None,
+        "head": "linear-chain CRF over words" if cfg.model.head == "crf" else None,
+        "decoding": "constrained Viterbi (valid IOB2)" if cfg.model.decode == "constrained" else None,
+        "layer_decay": cfg.optim.layer_decay,
+    }  # fmt: skip
+    hyperparameters += [f"{key}: {value}" for key, value in extras.items() if value is not None]
     sections = [
         "---",
         "library_name: transformers",

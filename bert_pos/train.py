@@ -29,6 +29,7 @@ import hydra
 import numpy as np
 import torch
 import torch.distributed as dist
+import transformers
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -720,6 +721,8 @@ def join_main_run_dir(own_run_dir: Path) -> Path:
         return run_dir
     root = logging.getLogger()
     root.setLevel(logging.WARNING)
+    transformers.utils.logging.set_verbosity_error()  # its load reports and progress bars too
+    transformers.utils.logging.disable_progress_bar()
     for handler in [h for h in root.handlers if isinstance(h, logging.FileHandler)]:
         root.removeHandler(handler)
         handler.close()

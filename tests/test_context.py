@@ -1,12 +1,14 @@
 """Document context: neighbouring sentences fill each example, unlabelled."""
 
+import json
+
 import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
 from bert_pos.data import IGNORE_INDEX, PaddingCollator, build_dataloaders, tokenize_splits
-from bert_pos.evaluation import evaluate
-from bert_pos.labels import NER_LABELS, begin_to_inside_map
+from bert_pos.evaluation import evaluate, read_predictions
+from bert_pos.labels import NER_LABELS, begin_to_inside_map, invalid_iob2_position
 from tests.conftest import SENTENCES
 
 # two documents: sentences 0-3 and 4-7; the third "document" (8-9) has unknown boundaries
@@ -98,3 +100,27 @@ def test_collator_pads_the_word_index(tokenizer):
     batch = PaddingCollator(tokenizer.pad_token_id, 8)(examples)
     assert batch["word_index"].shape == batch["input_ids"].shape
     assert (batch["word_index"][batch["attention_mask"] == 0] == -1).all()
+
+
+def test_a_run_in_document_context_is_evaluated_in_context_again(tmp_path):
+    """Training and `bert_pos.evaluate` encode the same way: the CLI reproduces the run's
+    best validation F1 (a sentence-level re-encoding would give another number), and
+    constrained decoding on the same checkpoint is written apart."""
+    from omegaconf import OmegaConf
+
+    from bert_pos.train import train
+    from tests.conftest import TINY_DEMO_OVERRIDES, compose_config
+    from tests.test_evaluate import run_evaluate
+
+    overrides = TINY_DEMO_OVERRIDES + ["data.context=document", "data.context_subwords=48"]
+    cfg = compose_config(overrides)
+    metrics = train(cfg, tmp_path)
+    (tmp_path / ".hydra").mkdir()
+    OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
+    run_evaluate(f"run_dir={tmp_path}", "split=validation", "batch_size=7")
+    scores = json.loads((tmp_path / "eval" / "validation" / "metrics.json").read_text())
+    assert scores["f1"] == pytest.approx(metrics["best"]["val/f1"], abs=1e-9)
+    run_evaluate(f"run_dir={tmp_path}", "split=validation", "decode=constrained")
+    constrained = tmp_path / "eval" / "validation_constrained" / "predictions.txt"
+    _, predicted = read_predictions(constrained)
+    assert all(invalid_iob2_position(tags) is None for tags in predicted)

@@ -180,7 +180,7 @@ def test_demo_corpus_source_and_subset(tmp_path, tokenizer):
     assert sum(len(b["input_ids"]) for b in loaders["validation"]) == 20
 
 
-def write_parquet_copy(directory, ner_names):
+def write_parquet_copy(directory, ner_names, rows=None):
     """A miniature of the hub's parquet CoNLL-2003 (same columns and ClassLabel features)."""
     from datasets import ClassLabel, Features, Sequence, Value
 
@@ -189,8 +189,8 @@ def write_parquet_copy(directory, ner_names):
         "tokens": Sequence(Value("string")),
         "ner_tags": Sequence(ClassLabel(names=ner_names)),
     })  # fmt: skip
-    rows = {"id": ["0", "1"], "tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
-            "ner_tags": [[3, 0], [1, 2]]}  # fmt: skip
+    rows = rows or {"id": ["0", "1"], "tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
+                    "ner_tags": [[3, 0], [1, 2]]}  # fmt: skip
     for split in ("train", "validation"):
         directory.mkdir(parents=True, exist_ok=True)
         Dataset.from_dict(rows, features=features).to_parquet(str(directory / f"{split}.parquet"))
@@ -206,6 +206,18 @@ def test_hub_source_reads_a_parquet_copy_with_class_labels(tmp_path):
     assert set(splits) == {"train", "validation"}
     assert splits["train"][1] == {"tokens": ["Peter", "Blackburn"], "tags": [1, 2],
                                   "document_id": -1, "line": -1}  # fmt: skip
+
+
+def test_hub_copy_with_docstart_rows_gives_documents(tmp_path):
+    from bert_pos.data import load_hub_splits
+
+    rows = {"id": ["0", "1", "2", "3", "4"],
+            "tokens": [["-DOCSTART-"], ["EU", "rejects"], ["-DOCSTART-"], ["Peter"], ["Bonn"]],
+            "ner_tags": [[0], [3, 0], [0], [1], [5]]}  # fmt: skip
+    splits = load_hub_splits(write_parquet_copy(tmp_path / "hub", NER_LABELS, rows), None, "ner",
+                             NER_LABELS)  # fmt: skip
+    assert splits["train"]["tokens"] == [["EU", "rejects"], ["Peter"], ["Bonn"]]
+    assert splits["train"]["document_id"] == [0, 1, 1]
 
 
 def test_hub_source_with_other_label_order_is_refused(tmp_path):

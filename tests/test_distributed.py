@@ -189,3 +189,36 @@ def test_evaluation_shards_cover_every_batch_once():
     shards = [length_sorted_batches(lengths, 16, 2, r) for r in range(2)]
     assert sorted(map(tuple, whole)) == sorted(map(tuple, shards[0] + shards[1]))
     assert [len(shard) for shard in shards] == [2, 2]
+
+
+def test_a_multi_task_slurm_job_from_the_submitit_launcher_gets_torchruns_variables(
+    monkeypatch,
+):
+    pytest.importorskip("submitit")
+    from bert_pos.distributed import environment_from_launcher
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
+                 "MASTER_PORT"):  # fmt: skip
+        monkeypatch.setenv(name, "")  # so that monkeypatch removes what the export sets
+        monkeypatch.delenv(name)
+    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SUBMITIT_FOLDER": "/tmp/submitit", "SLURM_NTASKS": "16",
+             "SLURM_PROCID": "9", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "4242",
+             "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1"}  # fmt: skip
+    for name, value in slurm.items():
+        monkeypatch.setenv(name, value)
+    environment_from_launcher()
+    assert (os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["LOCAL_RANK"]) == (
+        "9",
+        "16",
+        "1",
+    )
+    assert os.environ["MASTER_ADDR"] == "gpu07"  # the first node hosts the rendezvous
+    assert int(os.environ["MASTER_PORT"]) > 0
+
+
+def test_a_single_task_job_stays_one_process(monkeypatch):
+    from bert_pos.distributed import Distributed, setup
+
+    for name in ("RANK", "WORLD_SIZE", "SUBMITIT_EXECUTOR"):
+        monkeypatch.delenv(name, raising=False)
+    assert setup("cpu") == Distributed(rank=0, world_size=1, local_rank=0)
