@@ -66,9 +66,8 @@ def evaluate(
         if level == "subword":  # first subwords score the decoded word tags
             rows, words = (starts >= 0).nonzero(as_tuple=True)
             predictions[rows, starts[rows, words]] = decoded[rows, words]
-        rows = len(labels)
-        if level == "subword":
             label_rows, prediction_rows = labels.tolist(), predictions.tolist()
+        rows = len(labels)
         if "sentence" in batch:
             sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
         else:

@@ -46,6 +46,11 @@ def allowed_transitions(label_names: list[str]) -> tuple[torch.Tensor, torch.Ten
     return allowed, start
 
 
+def transition_penalties(allowed: torch.Tensor, allowed_start: torch.Tensor):
+    """The fixed scores added to transitions and starts: 0 where allowed, FORBIDDEN elsewhere."""
+    return (~allowed).float() * FORBIDDEN, (~allowed_start).float() * FORBIDDEN
+
+
 class LinearChainCRF(nn.Module):
     """A linear-chain CRF over word emissions (B, W, C) with a prefix mask (B, W): learned
     transition, start and end scores, plus a fixed penalty on forbidden transitions."""
@@ -55,10 +60,9 @@ class LinearChainCRF(nn.Module):
         self.transitions = nn.Parameter(torch.zeros(num_labels, num_labels))
         self.start = nn.Parameter(torch.zeros(num_labels))
         self.end = nn.Parameter(torch.zeros(num_labels))
-        self.register_buffer("transition_penalty", (~allowed).float() * FORBIDDEN, persistent=False)
-        self.register_buffer(
-            "start_penalty", (~allowed_start).float() * FORBIDDEN, persistent=False
-        )
+        transition_penalty, start_penalty = transition_penalties(allowed, allowed_start)
+        self.register_buffer("transition_penalty", transition_penalty, persistent=False)
+        self.register_buffer("start_penalty", start_penalty, persistent=False)
 
     def scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return (self.transitions + self.transition_penalty, self.start + self.start_penalty,
@@ -117,7 +121,7 @@ def viterbi(emissions, mask, transitions, start, end) -> torch.Tensor:
         if w > 0:
             previous = backpointers[w - 1].gather(1, current[:, None]).squeeze(1)
             # only step back from inside the sequence; past its end keep the last tag
-            current = torch.where(inside & (w - 1 < lengths), previous, current)
+            current = torch.where(inside, previous, current)
     return paths
 
 
@@ -153,12 +157,12 @@ class BertTagger(nn.Module):
             if label_names is None:
                 raise ValueError("head=crf and decode=constrained need the label names")
             allowed, allowed_start = allowed_transitions(label_names)
-            if head == "crf":
+            if head == "crf":  # the CRF decodes with its own scores, penalties included
                 self.crf = LinearChainCRF(num_labels, allowed, allowed_start)
-            self.register_buffer("transition_penalty", (~allowed).float() * FORBIDDEN,
-                                 persistent=False)  # fmt: skip
-            self.register_buffer("start_penalty", (~allowed_start).float() * FORBIDDEN,
-                                 persistent=False)  # fmt: skip
+            else:
+                transition_penalty, start_penalty = transition_penalties(allowed, allowed_start)
+                self.register_buffer("transition_penalty", transition_penalty, persistent=False)
+                self.register_buffer("start_penalty", start_penalty, persistent=False)
 
     @property
     def config(self) -> BertConfig:
