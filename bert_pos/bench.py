@@ -16,7 +16,6 @@ tokens/s, evaluation tokens/s, time to first step, peak memory, validation F1 (o
 and the ratios; on CUDA also ms per optimizer step and model FLOPs utilisation.
 """
 
-import inspect
 import json
 import logging
 import multiprocessing
@@ -26,7 +25,6 @@ import time
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -41,6 +39,8 @@ GPU_PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, 
 
 def peak_memory_bytes(device_type: str) -> int:
     """Peak resident memory of this process (CPU), or peak allocated CUDA memory."""
+    import torch
+
     if device_type == "cuda":
         return torch.cuda.max_memory_allocated()
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
@@ -80,145 +80,9 @@ def run_bert_pos(cfg: DictConfig, out_dir: Path) -> dict:
 
 
 def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
-    """The card's recipe through `transformers.Trainer`, as its users run it."""
-    import datasets
-    from transformers import (
-        AutoModelForTokenClassification,
-        AutoTokenizer,
-        BertConfig,
-        DataCollatorForTokenClassification,
-        Trainer,
-        TrainerCallback,
-        TrainingArguments,
-    )
+    from bert_pos.reference_trainer import run_trainer as run_reference_trainer
 
-    from bert_pos.data import (
-        IGNORE_INDEX,
-        align_labels,
-        build_wordpiece_tokenizer,
-        load_splits,
-        resolve_label_names,
-        subset,
-    )
-    from bert_pos.hub import resolve_model_source
-    from bert_pos.labels import begin_to_inside_map, is_span_label_set
-    from bert_pos.metrics import score_sequences
-
-    started = time.perf_counter()
-    datasets.disable_progress_bars()
-    label_names = resolve_label_names(cfg.data, out_dir / "demo_corpus")
-    splits = load_splits(cfg.data, label_names, out_dir / "demo_corpus")
-    splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
-    model_source = resolve_model_source(cfg.model)
-    if model_source is not None:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or model_source)
-    else:
-        tokenizer = build_wordpiece_tokenizer(splits["train"]["tokens"], out_dir / "tokenizer")
-    continuation = begin_to_inside_map(label_names)
-
-    def tokenize_and_align_labels(batch):
-        encoding = tokenizer(batch["tokens"], truncation=True, is_split_into_words=True)
-        encoding["labels"] = [
-            align_labels(encoding.word_ids(i), tags, cfg.data.label_strategy, continuation)
-            for i, tags in enumerate(batch["tags"])
-        ]
-        return encoding
-
-    columns = splits["train"].column_names
-    tokenized = splits.map(tokenize_and_align_labels, batched=True, remove_columns=columns)
-    id2label = dict(enumerate(label_names))
-    label2id = {label: i for i, label in id2label.items()}
-    if model_source is not None:
-        model = AutoModelForTokenClassification.from_pretrained(
-            model_source, num_labels=len(label_names), id2label=id2label, label2id=label2id
-        )
-    else:
-        random_init = OmegaConf.to_container(cfg.model.random_init)
-        config = BertConfig(**{"vocab_size": len(tokenizer), **random_init},
-                            num_labels=len(label_names), id2label=id2label, label2id=label2id)  # fmt: skip
-        model = AutoModelForTokenClassification.from_config(config)
-
-    span_task = is_span_label_set(label_names)
-
-    def compute_metrics(prediction):
-        """The card's metric: seqeval over every labelled subword."""
-        predicted = prediction.predictions.argmax(-1)
-        gold_tags, predicted_tags = [], []
-        for gold_row, predicted_row in zip(prediction.label_ids, predicted):
-            kept = [(g, p) for g, p in zip(gold_row, predicted_row) if g != IGNORE_INDEX]
-            gold_tags.append([label_names[g] for g, _ in kept])
-            predicted_tags.append([label_names[p] for _, p in kept])
-        scores = score_sequences(gold_tags, predicted_tags, span_task)
-        return {key: value for key, value in scores.items() if key != "per_type"}
-
-    class Timing(TrainerCallback):
-        """Time to the end of the first step, and the time spent evaluating."""
-
-        first_step_seconds = None
-        eval_seconds = 0.0
-        _eval_started = None
-
-        def on_step_end(self, args, state, control, **kwargs):
-            if self.first_step_seconds is None:
-                self.first_step_seconds = time.perf_counter() - started
-
-        def on_epoch_end(self, args, state, control, **kwargs):
-            self._eval_started = time.perf_counter()  # evaluation follows each epoch's end
-
-        def on_evaluate(self, args, state, control, **kwargs):
-            self.eval_seconds += time.perf_counter() - self._eval_started
-
-    class CountingTrainer(Trainer):
-        """Counts real training tokens; nothing else differs from `Trainer`."""
-
-        train_tokens = 0
-
-        def training_step(self, model, inputs, *args, **kwargs):
-            self.train_tokens += int(inputs["attention_mask"].sum())
-            return super().training_step(model, inputs, *args, **kwargs)
-
-    on_cpu = cfg.device == "cpu" or not torch.cuda.is_available()
-    # transformers 5 reads a ratio from a float warmup_steps; 4.x has warmup_ratio for it.
-    if "warmup_ratio" in inspect.signature(TrainingArguments).parameters:
-        warmup = {"warmup_ratio": cfg.optim.warmup_ratio, "warmup_steps": cfg.optim.warmup_steps}
-    else:
-        warmup = {"warmup_steps": cfg.optim.warmup_steps or cfg.optim.warmup_ratio}
-    arguments = TrainingArguments(
-        output_dir=str(out_dir), learning_rate=cfg.optim.lr,
-        per_device_train_batch_size=cfg.data.batch_size,
-        per_device_eval_batch_size=cfg.eval.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum_steps, num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1, weight_decay=cfg.optim.weight_decay,
-        adam_beta1=cfg.optim.betas[0], adam_beta2=cfg.optim.betas[1], adam_epsilon=cfg.optim.eps,
-        **warmup,
-        max_grad_norm=cfg.optim.max_grad_norm or 0.0, seed=cfg.seed,
-        eval_strategy="epoch", save_strategy="epoch", report_to="none",
-        bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=on_cpu,
-        disable_tqdm=True,
-    )  # fmt: skip
-    timing = Timing()
-    trainer = CountingTrainer(
-        model=model, args=arguments, train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"],
-        data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=compute_metrics, callbacks=[timing],
-    )  # fmt: skip
-    output = trainer.train()
-    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
-    metric = "f1" if span_task else "accuracy"
-    train_seconds = output.metrics["train_runtime"] - timing.eval_seconds
-    validation_tokens = sum(len(ids) for ids in tokenized["validation"]["input_ids"])
-    return {
-        "train_tokens_per_s": trainer.train_tokens / train_seconds,
-        "eval_tokens_per_s": validation_tokens * len(evaluations) / timing.eval_seconds,
-        "first_step_seconds": timing.first_step_seconds,
-        "train_seconds": train_seconds,
-        "eval_seconds": timing.eval_seconds,
-        "steps": trainer.state.global_step,
-        "final_score": evaluations[-1][f"eval_{metric}"],
-        "best_score": max(entry[f"eval_{metric}"] for entry in evaluations),
-        "score_name": f"val/{metric}",
-    }
+    return run_reference_trainer(cfg, out_dir)
 
 
 SIDES = {"bert_pos": run_bert_pos, "trainer": run_trainer}
@@ -226,6 +90,8 @@ SIDES = {"bert_pos": run_bert_pos, "trainer": run_trainer}
 
 def _child(side: str, cfg_yaml: str, out_dir: str, results) -> None:
     """One side in a fresh process: its own peak memory, nothing shared with the other."""
+    import torch
+
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s] %(message)s")
     cfg = OmegaConf.create(cfg_yaml)
     device_type = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
@@ -288,6 +154,8 @@ def configs_of_sides(cfg: DictConfig) -> dict[str, DictConfig]:
 
 
 def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
+    import torch  # after Hydra has checked the config
+
     check_config(cfg)
     if cfg.data.label_strategy != "all" or cfg.eval.level != "subword":
         log.info("both sides label every subword and score over subwords (the card's recipe)")
@@ -313,7 +181,10 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
             values["ms_per_step"] = 1000 * values["train_seconds"] / values["steps"]
     if device == "cuda":
         add_model_flops_utilisation(cfg, results)
-    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "CPU"
+    if device == "cuda":
+        name = torch.cuda.get_device_name()
+    else:  # the instruction set decides CPU speed, bf16 above all (AVX512-BF16, AMX)
+        name = f"{platform.processor() or 'CPU'}, {torch.backends.cpu.get_cpu_capability()}"
     recipe = (f"{cfg.model.name_or_path or cfg.model.package or 'random BERT'}, "
               f"batch {cfg.data.batch_size} x {cfg.grad_accum_steps}, lr {cfg.optim.lr:g}, "
               f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}, "
@@ -336,6 +207,7 @@ def precisions_and_eval_batches(side_configs: dict[str, DictConfig]) -> str:
 
 def add_model_flops_utilisation(cfg: DictConfig, results: dict) -> None:
     """Model FLOPs per second over the GPU's dense peak, from tokens/s and the model's shape."""
+    import torch
     from transformers import BertConfig
 
     from bert_pos.hub import resolve_model_source

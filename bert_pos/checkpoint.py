@@ -26,15 +26,20 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from bert_pos.errors import UserError
+from bert_pos.paths import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    STATE_FILE,
+    STEP_PREFIX,
+    checkpoints_dir,
+    is_step_checkpoint,
+)
+
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.safetensors"
-STATE_FILE = "training_state.pt"
-MANIFEST_FILE = "manifest.json"
-STEP_PREFIX = "step-"
 
-
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that is missing, incomplete or damaged; the message names it."""
 
 
@@ -101,10 +106,6 @@ def set_rng_state(state: dict) -> None:
 # ---------------------------------------------------------------- training checkpoints
 
 
-def step_checkpoint_dir(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"{STEP_PREFIX}{step:07d}"
-
-
 def save_training_checkpoint(directory: Path, model: torch.nn.Module, state: dict) -> Path:
     """Write `model` and the loop `state` into `directory` atomically; returns `directory`."""
     partial = directory.with_name(f".{directory.name}.partial-{os.getpid()}")
@@ -158,7 +159,7 @@ def load_training_checkpoint(directory: Path, model: torch.nn.Module) -> dict:
 
 def step_checkpoints(run_dir: Path) -> list[Path]:
     """The run's step checkpoints, oldest first (temporary folders excluded)."""
-    folder = run_dir / "checkpoints"
+    folder = checkpoints_dir(run_dir)
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob(f"{STEP_PREFIX}*") if p.is_dir())
@@ -190,7 +191,7 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
     if resume == "auto":
         return latest_good_checkpoint(run_dir)
     path = Path(resume)
-    if (path / MANIFEST_FILE).is_file() or (path / STATE_FILE).is_file():
+    if is_step_checkpoint(path):
         return path
     if path.is_dir():
         found = latest_good_checkpoint(path)
@@ -198,14 +199,3 @@ def resolve_resume(resume: str | None, run_dir: Path) -> Path | None:
             raise CheckpointError(f"resume={resume}: no good checkpoint under {path}/checkpoints")
         return found
     raise CheckpointError(f"resume={resume}: no such run folder or checkpoint")
-
-
-def run_dir_of(resume: str | None, default: str) -> str:
-    """Hydra resolver for `hydra.run.dir`: resuming a run folder (or a checkpoint inside one)
-    continues in that folder; otherwise a new folder."""
-    if resume is None or resume == "auto":
-        return default
-    path = Path(resume)
-    if (path / MANIFEST_FILE).is_file() or (path / STATE_FILE).is_file():
-        return str(path.parent.parent)  # <run>/checkpoints/step-N
-    return str(path)

@@ -1,10 +1,15 @@
-"""The typed schema of the training config.
+"""The typed schema of the training config, its allowed choices, and its flat view.
 
 The values live in `conf/` (the one home of defaults); these dataclasses only say which keys
 exist and their types. Registered in Hydra's ConfigStore as `train_schema` and listed first in
 `conf/train.yaml`'s defaults, so a misspelt key or a wrong type fails when the config is
-composed, before any data or model is loaded. `check_config` adds the range checks that types
-cannot express.
+composed, before any data or model is loaded. `check_config` adds the range and choice checks
+that types cannot express; `CHOICES` is the one list of every key's allowed values (the model,
+the CoNLL reader and the tests read it from here). `recipe_view` flattens a config into the
+keys that decide what a run computes: the HParams row, the model card and the resume check
+are made from it.
+
+Nothing here imports torch: a command checks its config before the heavy libraries load.
 """
 
 import hashlib
@@ -14,8 +19,41 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from bert_pos.checkpoint import run_dir_of
+from bert_pos.errors import UserError
 from bert_pos.labels import CONLL2003_TASKS
+from bert_pos.paths import run_dir_of
+
+# ---------------------------------------------------------------- allowed values, defined once
+
+SCHEMES = ("iob2", "iob1")  # tag schemes of input files; iob1 is converted to IOB2 on reading
+LABEL_STRATEGIES = ("first", "all")  # which subwords of a word carry the loss
+CONTEXTS = ("sentence", "document")
+POOLINGS = ("first", "mean", "first_last")  # a word's vector from its subwords
+HEADS = ("linear", "crf")
+DECODINGS = ("argmax", "constrained")
+EVAL_LEVELS = ("word", "subword")
+EVAL_MODES = ("conlleval", "strict")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+NONFINITE_ACTIONS = ("stop", "skip")
+LOSS_NORMALIZATIONS = ("average", "batch")
+
+CHOICES = {
+    "data.scheme": SCHEMES,
+    "data.label_strategy": LABEL_STRATEGIES,
+    "data.context": CONTEXTS,
+    "model.pooling": POOLINGS,
+    "model.head": HEADS,
+    "model.decode": DECODINGS,
+    "eval.level": EVAL_LEVELS,
+    "eval.mode": EVAL_MODES,
+    "precision": PRECISIONS,
+    "device": DEVICES,
+    "compile_mode": COMPILE_MODES,
+    "nonfinite.action": NONFINITE_ACTIONS,
+    "loss_normalization": LOSS_NORMALIZATIONS,
+}
 
 
 @dataclass
@@ -132,7 +170,6 @@ class BenchConfig(TrainConfig):
 
 
 MAX_FOLDER_NAME = 200  # characters; most file systems allow 255 bytes per name
-FAILED_MARKER = "error.txt"  # written into a run folder when the run stops with an error
 
 
 def sweep_subdir(override_dirname: str, seed: int) -> str:
@@ -158,21 +195,6 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("run_dir_of", run_dir_of)
 
 
-CHOICES = {
-    "data.scheme": ("iob2", "iob1"),
-    "eval.mode": ("conlleval", "strict"),
-    "data.label_strategy": ("first", "all"),
-    "eval.level": ("word", "subword"),
-    "precision": ("fp32", "bf16", "fp16"),
-    "device": ("auto", "cpu", "cuda"),
-    "compile_mode": ("default", "reduce-overhead", "max-autotune"),
-    "nonfinite.action": ("stop", "skip"),
-    "data.context": ("sentence", "document"),
-    "model.pooling": ("first", "mean", "first_last"),
-    "model.head": ("linear", "crf"),
-    "model.decode": ("argmax", "constrained"),
-    "loss_normalization": ("batch", "average"),
-}
 POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
             "data.pad_to_multiple_of", "eval.batch_size", "checkpoint.keep_last",
             "data.context_subwords"]  # fmt: skip
@@ -184,8 +206,54 @@ POSITIVE_OR_NULL = ["max_steps", "eval.every_n_steps", "data.max_train_sentences
                     "checkpoint.every_n_steps", "early_stopping.patience"]  # fmt: skip
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value out of range; the message names the key."""
+
+
+# ---------------------------------------------------------------- the flat view
+
+# Keys that say where and how a run goes, not what it computes: a resumed run may change them,
+# and they are no hyperparameters.
+RUN_SETTINGS = ("experiment_name", "resume", "device", "log_every_n_steps", "checkpoint",
+                "early_stopping", "nonfinite", "data.cache_dir", "data.num_workers", "data.dir",
+                "trainer")  # fmt: skip
+
+
+def flat_view(cfg: DictConfig) -> dict[str, Any]:
+    """Every leaf of the config under its dotted key (`optim.lr`), resolved; lists stay lists."""
+    leaves = {}
+
+    def walk(node: dict, prefix: str) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                walk(value, f"{prefix}{key}.")
+            else:
+                leaves[f"{prefix}{key}"] = value
+
+    walk(OmegaConf.to_container(cfg, resolve=True), "")
+    return leaves
+
+
+def recipe_view(cfg: DictConfig) -> dict[str, Any]:
+    """The flat view less `RUN_SETTINGS`: the keys that decide what a run computes."""
+    return {
+        key: value
+        for key, value in flat_view(cfg).items()
+        if not any(key == k or key.startswith(f"{k}.") for k in RUN_SETTINGS)
+    }
+
+
+def hyperparameters(cfg: DictConfig) -> dict[str, float | int | str | bool]:
+    """The recipe as scalars, for TensorBoard's HParams tab (one row per run): null becomes
+    "null", a list its text."""
+    scalars = {}
+    for key, value in recipe_view(cfg).items():
+        if value is None:
+            value = "null"
+        elif isinstance(value, (list, dict)):
+            value = str(value)
+        scalars[key] = value
+    return scalars
 
 
 def check_config(cfg: DictConfig) -> None:

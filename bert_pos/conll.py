@@ -10,12 +10,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bert_pos.config import SCHEMES
+from bert_pos.errors import UserError
 from bert_pos.labels import invalid_iob2_position, iob1_to_iob2, is_span_label_set
 
 DOCSTART = "-DOCSTART-"
 
 
-class ConllFormatError(ValueError):
+class ConllFormatError(UserError, ValueError):
     """A CoNLL file that cannot be read as it stands; the message names file and line."""
 
 
@@ -43,9 +45,45 @@ def read_conll(
     byte-order mark, CRLF line endings, tabs and spaces mixed between fields, trailing
     whitespace, and whitespace-only lines (sentence breaks).
     """
-    if scheme not in ("iob2", "iob1"):
-        raise ValueError(f"scheme={scheme!r}; expected iob2 or iob1")
+    if scheme not in SCHEMES:
+        raise ValueError(f"scheme={scheme!r}; expected one of {', '.join(SCHEMES)}")
     path = Path(path)
+    text = read_utf8(path)
+    check = SentenceCheck(path, label_column, label_names, scheme)
+    sentences: list[Sentence] = []
+    words: list[str] = []
+    labels: list[str] = []
+    first_line = 0
+    layout = FieldLayout(path, word_column, label_column)
+    document_id = -1
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        fields = line.split()
+        if not fields or fields[0] == DOCSTART:
+            if words:
+                tags = check(words, labels, first_line)
+                sentences.append(Sentence(words, tags, max(document_id, 0), first_line))
+                words, labels = [], []
+            document_id += bool(fields)
+            continue
+        layout.check(fields, line, line_number)
+        if not words:
+            first_line = line_number
+        words.append(fields[word_column])
+        labels.append(fields[label_column])
+    if words:
+        sentences.append(Sentence(words, check(words, labels, first_line), max(document_id, 0),
+                                  first_line))  # fmt: skip
+    if not sentences:
+        content = "the file is empty" if not text.strip() else "only -DOCSTART- and blank lines"
+        raise ConllFormatError(
+            f"{path}: no sentences found ({content}); expected one `word ... label` line per "
+            "token, with a blank line between sentences"
+        )
+    return sentences
+
+
+def read_utf8(path: Path) -> str:
+    """The text of a file that must be UTF-8 (a byte-order mark is dropped)."""
     if not path.is_file():
         raise ConllFormatError(f"{path}: no such file")
     raw = path.read_bytes()
@@ -57,73 +95,62 @@ def read_conll(
             f"{path}:{line}: bytes {raw[err.start : err.end]!r} are not UTF-8; expected a UTF-8 "
             "file (re-encode it, e.g. `iconv -f latin1 -t utf-8`)"
         ) from None
-    text = text.removeprefix("\ufeff")
+    return text.removeprefix("\ufeff")
 
-    known_labels = None if label_names is None else set(label_names)
-    check_spans = scheme == "iob2" and label_names is not None and is_span_label_set(label_names)
-    sentences: list[Sentence] = []
-    words: list[str] = []
-    labels: list[str] = []
-    first_line = 0
-    num_fields = None
-    first_token_line = 0
-    document_id = -1
 
-    def end_sentence():
-        nonlocal words, labels
-        if not words:
-            return
-        tags = iob1_to_iob2(labels) if scheme == "iob1" else labels
-        if known_labels is not None:
-            for i, (label, tag) in enumerate(zip(labels, tags)):
-                if tag not in known_labels:
-                    as_iob2 = f" (IOB2 {tag!r})" if tag != label else ""
-                    raise ConllFormatError(
-                        f"{path}:{first_line + i}: label {label!r}{as_iob2} (column "
-                        f"{label_column}, 0-based) is not in the label set; expected one of the "
-                        f"{len(label_names)} labels {' '.join(label_names)}"
-                    )
-        if check_spans:
-            check_iob2(path, first_line, tags)
-        sentences.append(Sentence(words, tags, max(document_id, 0), first_line))
-        words, labels = [], []
+class FieldLayout:
+    """Every token line has as many fields as the file's first one, enough for both columns."""
 
-    for line_number, line in enumerate(text.split("\n"), start=1):
-        fields = line.split()
-        if not fields:
-            end_sentence()
-            continue
-        if fields[0] == DOCSTART:
-            end_sentence()
-            document_id += 1
-            continue
-        if num_fields is None:
-            num_fields, first_token_line = len(fields), line_number
-            needed = max(word_column, label_column) + 1
-            if num_fields < needed:
+    def __init__(self, path: Path, word_column: int, label_column: int):
+        self.path, self.word_column, self.label_column = path, word_column, label_column
+        self.num_fields = None
+        self.first_token_line = 0
+
+    def check(self, fields: list[str], line: str, line_number: int) -> None:
+        path = self.path
+        if self.num_fields is None:
+            self.num_fields, self.first_token_line = len(fields), line_number
+            needed = max(self.word_column, self.label_column) + 1
+            if self.num_fields < needed:
                 raise ConllFormatError(
-                    f"{path}:{line_number}: {num_fields} fields in {line.strip()!r}; expected "
-                    f"at least {needed}, since the word column is {word_column} and the label "
-                    f"column is {label_column} (0-based; set data.word_column/data.label_column)"
+                    f"{path}:{line_number}: {self.num_fields} fields in {line.strip()!r}; "
+                    f"expected at least {needed}, since the word column is {self.word_column} "
+                    f"and the label column is {self.label_column} (0-based; set "
+                    "data.word_column/data.label_column)"
                 )
-        elif len(fields) != num_fields:
+        elif len(fields) != self.num_fields:
             raise ConllFormatError(
                 f"{path}:{line_number}: {len(fields)} fields in {line.strip()!r}; expected "
-                f"{num_fields} fields like the first token line (line {first_token_line})"
+                f"{self.num_fields} fields like the first token line (line {self.first_token_line})"
             )
-        if not words:
-            first_line = line_number
-        words.append(fields[word_column])
-        labels.append(fields[label_column])
-    end_sentence()
 
-    if not sentences:
-        content = "the file is empty" if not text.strip() else "only -DOCSTART- and blank lines"
-        raise ConllFormatError(
-            f"{path}: no sentences found ({content}); expected one `word ... label` line per "
-            "token, with a blank line between sentences"
-        )
-    return sentences
+
+class SentenceCheck:
+    """A sentence's tags, converted to IOB2 where the file is IOB1, checked against the label
+    set and (span labels, IOB2 files) IOB2's transitions."""
+
+    def __init__(self, path: Path, label_column: int, label_names: list[str] | None, scheme: str):
+        self.path, self.label_column, self.label_names, self.scheme = (
+            path, label_column, label_names, scheme
+        )  # fmt: skip
+        self.known_labels = None if label_names is None else set(label_names)
+        self.check_spans = (scheme == "iob2" and label_names is not None
+                            and is_span_label_set(label_names))  # fmt: skip
+
+    def __call__(self, words: list[str], labels: list[str], first_line: int) -> list[str]:
+        tags = iob1_to_iob2(labels) if self.scheme == "iob1" else labels
+        if self.known_labels is not None:
+            for i, (label, tag) in enumerate(zip(labels, tags)):
+                if tag not in self.known_labels:
+                    as_iob2 = f" (IOB2 {tag!r})" if tag != label else ""
+                    raise ConllFormatError(
+                        f"{self.path}:{first_line + i}: label {label!r}{as_iob2} (column "
+                        f"{self.label_column}, 0-based) is not in the label set; expected one "
+                        f"of the {len(self.label_names)} labels {' '.join(self.label_names)}"
+                    )
+        if self.check_spans:
+            check_iob2(self.path, first_line, tags)
+        return tags
 
 
 def check_iob2(path: str | Path, first_line: int, tags: list[str]) -> None:

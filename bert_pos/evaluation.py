@@ -1,18 +1,28 @@
-"""Running a tagger over a split and scoring its predictions."""
+"""Running a tagger over a split and scoring its predictions, as the CoNLL shared task scores.
+
+`evaluate` returns the scores and every word's predicted tag; `evaluate_split` also writes
+them (predictions in conlleval's format, metrics.json, a confusion matrix); `evaluate_run`
+does it for a trained run folder, as `python -m bert_pos.evaluate` asks.
+"""
 
 import json
+import logging
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import datasets
 import torch
 import torch.nn.functional as F
 from datasets import Dataset
+from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from bert_pos.data import IGNORE_INDEX
 from bert_pos.distributed import gather_lists, sum_over_ranks
-from bert_pos.metrics import score_sequences
+from bert_pos.labels import IGNORE_INDEX
+from bert_pos.metrics import format_per_type_table, score_sequences
 from bert_pos.model import unwrap
+
+log = logging.getLogger(__name__)
 
 UNALIGNED = "<none>"  # prediction of a word with no subword, where the label set has no O
 
@@ -46,7 +56,6 @@ def evaluate(
     # per example: (sentence, first word, gold words, predicted words, gold and predicted
     # labelled subwords), in the order the loader visits them (longest first)
     pieces = []
-    unaligned = "O" if "O" in label_names else UNALIGNED
     visit_order = iter([index for batch_indices in loader.batch_sampler for index in batch_indices])
     for batch in loader:
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
@@ -58,35 +67,7 @@ def evaluate(
             logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
         ).item()
         labelled += int((labels != IGNORE_INDEX).sum())
-        predictions = logits.argmax(-1)  # (B, T)
-        starts = batch["word_starts"]  # (B, W), -1 for padding and for words without subwords
-        # argmax at first subwords, or the best path (CRF head, constrained decoding)
-        decoded = unwrap(model).decode_words(logits, starts)  # (B, W)
-        word_predictions = decoded.tolist()
-        if level == "subword":  # first subwords score the decoded word tags
-            rows, words = (starts >= 0).nonzero(as_tuple=True)
-            predictions[rows, starts[rows, words]] = decoded[rows, words]
-            label_rows, prediction_rows = labels.tolist(), predictions.tolist()
-        rows = len(labels)
-        if "sentence" in batch:
-            sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
-        else:
-            sentences, first_words = [next(visit_order) for _ in range(rows)], [0] * rows
-        for row, row_gold in enumerate(batch["word_labels"].tolist()):
-            n = sum(tag != IGNORE_INDEX for tag in row_gold)
-            gold_subwords, predicted_subwords = [], []
-            if level == "subword":
-                for g, p in zip(label_rows[row], prediction_rows[row]):
-                    if g != IGNORE_INDEX:
-                        gold_subwords.append(label_names[g])
-                        predicted_subwords.append(label_names[p])
-            pieces.append((
-                sentences[row], first_words[row],
-                [label_names[tag] for tag in row_gold[:n]],
-                [label_names[tag] if start >= 0 else unaligned
-                 for tag, start in zip(word_predictions[row][:n], starts[row, :n].tolist())],
-                gold_subwords, predicted_subwords,
-            ))  # fmt: skip
+        pieces += batch_pieces(unwrap(model), logits, batch, label_names, level, visit_order)
     model.train(was_training)
     # Data-parallel: each process scored its share of the batches; score all of them together,
     # on every process, so metrics equal a single process's exactly and all ranks agree.
@@ -100,6 +81,45 @@ def evaluate(
         scores = score_sequences(gold_words, predicted_words, span_task, mode)
     scores["loss"] = loss_sum / max(labelled, 1)
     return scores, predicted_words
+
+
+def batch_pieces(model, logits: torch.Tensor, batch: dict, label_names: list[str], level: str,
+                 visit_order) -> list[tuple]:  # fmt: skip
+    """Each example's (sentence, first word, gold word tags, predicted word tags, gold and
+    predicted tags of its labelled subwords; the last two only at subword level)."""
+    unaligned = "O" if "O" in label_names else UNALIGNED
+    labels = batch["labels"]
+    predictions = logits.argmax(-1)  # (B, T)
+    starts = batch["word_starts"]  # (B, W), -1 for padding and for words without subwords
+    # argmax at first subwords, or the best path (CRF head, constrained decoding)
+    decoded = model.decode_words(logits, starts)  # (B, W)
+    word_predictions = decoded.tolist()
+    if level == "subword":  # first subwords score the decoded word tags
+        rows, words = (starts >= 0).nonzero(as_tuple=True)
+        predictions[rows, starts[rows, words]] = decoded[rows, words]
+        label_rows, prediction_rows = labels.tolist(), predictions.tolist()
+    rows = len(labels)
+    if "sentence" in batch:
+        sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
+    else:
+        sentences, first_words = [next(visit_order) for _ in range(rows)], [0] * rows
+    pieces = []
+    for row, row_gold in enumerate(batch["word_labels"].tolist()):
+        n = sum(tag != IGNORE_INDEX for tag in row_gold)
+        gold_subwords, predicted_subwords = [], []
+        if level == "subword":
+            for g, p in zip(label_rows[row], prediction_rows[row]):
+                if g != IGNORE_INDEX:
+                    gold_subwords.append(label_names[g])
+                    predicted_subwords.append(label_names[p])
+        pieces.append((
+            sentences[row], first_words[row],
+            [label_names[tag] for tag in row_gold[:n]],
+            [label_names[tag] if start >= 0 else unaligned
+             for tag, start in zip(word_predictions[row][:n], starts[row, :n].tolist())],
+            gold_subwords, predicted_subwords,
+        ))  # fmt: skip
+    return pieces
 
 
 def stitch_windows(pieces: list[tuple], count: int) -> list[list[list[str]]]:
@@ -231,3 +251,56 @@ def evaluate_split(
     )
     figure.savefig(out_dir / "confusion_matrix.png", dpi=120)
     return scores, figure
+
+
+def evaluate_run(cfg: DictConfig) -> dict:
+    """Score a run's `checkpoint` on `split` (or on `file`) as `python -m bert_pos.evaluate`
+    is asked (its config: conf/evaluate.yaml); returns the scores."""
+    from bert_pos.conll import ConllFormatError
+    from bert_pos.data.batching import build_dataloaders
+    from bert_pos.data.encoding import max_length_of, tokenize_splits
+    from bert_pos.data.sources import load_splits
+    from bert_pos.devices import autocast_for, pick_device
+    from bert_pos.labels import begin_to_inside_map, is_span_label_set
+    from bert_pos.trained import load_trained, run_data_config
+
+    run_dir = Path(cfg.run_dir)
+    trained = load_trained(run_dir, checkpoint=cfg.checkpoint, decode=cfg.decode)
+    data = run_data_config(trained.run_config)
+    if cfg.file is not None:
+        data.dir, data.test_file = str(Path(cfg.file).parent), Path(cfg.file).name
+        data.train_file = data.validation_file = None
+        data.demo_corpus = False
+        split, name = "test", Path(cfg.file).stem
+    else:
+        split, name = cfg.split, cfg.split
+        for other in {"train", "validation", "test"} - {split}:
+            data[f"{other}_file"] = None
+    if trained.model.decoding != trained.run_config.model.get("decode", "argmax"):
+        name = f"{name}_{trained.model.decoding}"  # scored apart from the run's own decoding
+    device = pick_device(cfg.device)
+    model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
+    datasets.disable_progress_bars()
+    splits = load_splits(data, label_names, run_dir / "demo_corpus")
+    if split not in splits:
+        raise ConllFormatError(f"split={split}: the run's data has no such split")
+    splits = datasets.DatasetDict({split: splits[split]})
+    context = data.context_subwords if data.context == "document" else None  # as trained
+    tokenized = tokenize_splits(splits, tokenizer, data.label_strategy,
+                                begin_to_inside_map(label_names),
+                                max_length_of(tokenizer, model.config), context)  # fmt: skip
+    loader = build_dataloaders(
+        tokenized, batch_size=cfg.batch_size, eval_batch_size=cfg.batch_size, group_by_length=False,
+        pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=8, num_workers=0, seed=0,
+        pin_memory=device.type == "cuda",
+    )[split]  # fmt: skip
+    scores, _ = evaluate_split(
+        model, loader, splits[split], label_names, is_span_label_set(label_names),
+        cfg.level or trained.run_config.eval.level, cfg.mode, device,
+        autocast_for(device, cfg.precision), run_dir / "eval" / name,
+        title=f"{name}, {cfg.checkpoint} checkpoint",
+    )  # fmt: skip
+    log.info("%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode,
+             format_per_type_table(scores))  # fmt: skip
+    log.info("wrote %s", run_dir / "eval" / name)
+    return scores

@@ -16,10 +16,12 @@ from pathlib import Path
 from huggingface_hub import constants, scan_cache_dir, try_to_load_from_cache
 from omegaconf import DictConfig
 
+from bert_pos.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
-class HubUnavailableError(RuntimeError):
+class HubUnavailableError(UserError, RuntimeError):
     """Something must come from the Hugging Face hub and the hub cannot be reached."""
 
 

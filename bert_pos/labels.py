@@ -5,6 +5,8 @@ the same order, so label ids agree between local files and hub data and across s
 that never occurs in train, such as `I-PRT` in validation, still has a stable id).
 """
 
+IGNORE_INDEX = -100  # label of positions that carry no loss: specials, padding, continuations
+
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 POS_LABELS = [

@@ -15,19 +15,16 @@ bert_pos to run, the Hugging Face class would ignore the extra parts):
   forbidden transitions, a CRF's decoding without its training.
 """
 
-from pathlib import Path
+import copy
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from bert_pos.data import IGNORE_INDEX
+from bert_pos.config import DECODINGS, HEADS, POOLINGS
+from bert_pos.labels import IGNORE_INDEX
 
-POOLINGS = ("first", "mean", "first_last")
-HEADS = ("linear", "crf")
-DECODINGS = ("argmax", "constrained")
 FORBIDDEN = -1e4  # a transition score no path can afford (finite: no inf - inf in sums)
 
 
@@ -194,9 +191,7 @@ class BertTagger(nn.Module):
         """Predicted tag of each word (B, W) from its first subword's logits: argmax, or the
         best path (CRF, or constrained decoding). Words without subwords (start -1) get the
         argmax of position 0; the caller marks them unaligned."""
-        argmax = logits.gather(
-            1, word_starts.clamp(min=0)[..., None].expand(-1, -1, logits.shape[-1])
-        ).argmax(-1)
+        argmax = at_word_starts(logits, word_starts).argmax(-1)
         if self.crf is None and self.decoding == "argmax":
             return argmax
         emissions, _, mask, positions = word_emissions(
@@ -242,15 +237,20 @@ def pool_words(hidden: torch.Tensor, word_index: torch.Tensor, pooling: str) -> 
     return torch.cat([at(first_of), at(last_of)], dim=-1)
 
 
+def at_word_starts(values: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
+    """The rows of `values` (B, T, C) at each word's first subword (B, W): (B, W, C). Padding
+    words and words without subwords (start -1) read position 0; callers mask them."""
+    index = word_starts.clamp(min=0)[..., None].expand(-1, -1, values.shape[-1])
+    return values.gather(1, index)
+
+
 def word_emissions(logits, word_starts, word_labels=None, return_positions=False):
     """The logits at each word's first subword as CRF emissions (B, W, C), float32, with the
     words that have a subword (and a label, when labels are given) moved to the front."""
     valid = word_starts >= 0
     if word_labels is not None:
         valid &= word_labels != IGNORE_INDEX
-    emissions = logits.float().gather(
-        1, word_starts.clamp(min=0)[..., None].expand(-1, -1, logits.shape[-1])
-    )
+    emissions = at_word_starts(logits.float(), word_starts)
     emissions, mask, positions = compact(emissions, valid)
     tags = None if word_labels is None else word_labels.gather(1, positions)
     if return_positions:
@@ -262,6 +262,35 @@ def unwrap(model: nn.Module) -> nn.Module:
     """The BertTagger inside torch.compile's and DistributedDataParallel's wrappers."""
     model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)
+
+
+def tagger_config(model: BertTagger, label_names: list[str]) -> BertConfig:
+    """The tagger's Hugging Face config: its encoder's, with the labels, the head's dropout and
+    the architecture, and bert_pos's options where they differ from BERT's recipe (a CRF,
+    pooling or constrained decoding, which `BertForTokenClassification` would ignore)."""
+    config = copy.deepcopy(model.bert.config)
+    config.architectures = ["BertForTokenClassification"]
+    config.id2label = dict(enumerate(label_names))
+    config.label2id = {label: i for i, label in enumerate(label_names)}
+    config.classifier_dropout = model.dropout.p
+    options = {"pooling": model.pooling, "head": model.head, "decode": model.decoding}
+    if options != {"pooling": "first", "head": "linear", "decode": "argmax"}:
+        config.bert_pos = options
+        config.architectures = ["BertTagger (bert_pos)"]
+    return config
+
+
+def tagger_from_config(config: BertConfig, **option_overrides) -> tuple[BertTagger, list[str]]:
+    """An untrained tagger of the shape `tagger_config` describes, and its label names;
+    `option_overrides` (e.g. `decode="constrained"`) replace the saved options."""
+    config._attn_implementation = "sdpa"
+    label_names = [config.id2label[i] for i in range(len(config.id2label))]
+    dropout = config.classifier_dropout if config.classifier_dropout is not None else 0.1
+    options = dict(getattr(config, "bert_pos", None) or {})  # pooling, head, decode
+    options.update({key: value for key, value in option_overrides.items() if value is not None})
+    model = BertTagger(BertModel(config, add_pooling_layer=False), len(label_names), dropout,
+                       label_names=label_names, **options)  # fmt: skip
+    return model, label_names
 
 
 def build_model(
@@ -296,17 +325,3 @@ def build_model(
         config._attn_implementation = "sdpa"
         bert = BertModel(config, add_pooling_layer=False)
     return BertTagger(bert, num_labels, dropout, pooling, head, decode, label_names)
-
-
-def load_tagger(model_dir: str | Path) -> tuple[BertTagger, list[str]]:
-    """A tagger and its label names from an exported model folder (Hugging Face layout:
-    config.json with id2label, model.safetensors), such as `<run>/model`."""
-    config = BertConfig.from_pretrained(model_dir)
-    config._attn_implementation = "sdpa"
-    label_names = [config.id2label[i] for i in range(len(config.id2label))]
-    dropout = config.classifier_dropout if config.classifier_dropout is not None else 0.1
-    options = getattr(config, "bert_pos", None) or {}  # pooling, head, decode of the export
-    model = BertTagger(BertModel(config, add_pooling_layer=False), len(label_names), dropout,
-                       label_names=label_names, **options)  # fmt: skip
-    model.load_state_dict(load_file(Path(model_dir) / "model.safetensors"))
-    return model.eval(), label_names

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from bert_pos.config import FAILED_MARKER
+from bert_pos.paths import FAILED_MARKER
 
 SEED_KEY = "seed"
 NOT_SWEPT = {SEED_KEY, "resume"}  # overrides that never make a configuration of their own

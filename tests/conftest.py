@@ -1,34 +1,13 @@
-"""Shared fixtures: a tiny cased WordPiece tokenizer and tiny random BERT taggers, built in
-seconds offline, and the composed project config shrunk for fast runs."""
-
-from pathlib import Path
+"""Fixtures: a tiny cased WordPiece tokenizer and tiny random BERT taggers, built in seconds
+offline, and one tiny demo run trained once for the tests that need a finished run folder.
+Shared constants and helpers are in tests/helpers.py."""
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from bert_pos.config import register_configs
-from bert_pos.data import build_wordpiece_tokenizer
+from bert_pos.data.wordpiece import build_wordpiece_tokenizer
 from bert_pos.model import build_model
-
-CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-SHARED_CONLL = Path(__file__).resolve().parents[2] / "shared" / "data" / "conll2003"
-
-TINY_BERT = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "max_position_embeddings": 64,
-}
-
-SENTENCES = [
-    ["EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", "."],
-    ["Peter", "Blackburn"],
-    ["BRUSSELS", "1996-08-22"],
-    ["The", "European", "Commission", "said", "on", "Thursday", "it", "disagreed", "."],
-    ["Germany", "'s", "representative", "to", "the", "European", "Union", "said", "."],
-] * 2
+from tests.helpers import SENTENCES, TINY_BERT, TINY_DEMO_OVERRIDES, compose_config
 
 
 @pytest.fixture
@@ -44,34 +23,9 @@ def tiny_model(tokenizer):
     ).eval()
 
 
-def compose_config(overrides: list[str]):
-    """The real training config as Hydra composes it from conf/, with overrides."""
-    register_configs()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
-
-
-TINY_DEMO_OVERRIDES = [
-    "+experiment=demo",
-    "data.demo_sentences={train: 600, validation: 80, test: 80}",
-    "data.batch_size=16",
-    "model.random_init.hidden_size=64",
-    "model.random_init.intermediate_size=128",
-    "optim.lr=3e-3",
-    "epochs=3",
-    "data.cache_dir=null",  # tests write nothing outside their tmp folders
-]
-
-
-def data_config(*overrides: str):
-    """The `data` subtree of the composed config, with `data.`-level overrides."""
-    return compose_config([f"data.{override}" for override in overrides]).data
-
-
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """A tiny demo run trained once for the tests that need a finished run folder; the
-    config is saved where the Hydra entry point saves it."""
+    """A tiny demo run trained once; the config is saved where the Hydra entry point saves it."""
     from omegaconf import OmegaConf
 
     from bert_pos.train import train

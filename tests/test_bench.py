@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_dir
 from transformers import BertConfig
 
 from bert_pos.bench import bench, configs_of_sides, format_report, training_flops_per_token
-from tests.conftest import CONF_DIR, TINY_DEMO_OVERRIDES
+from tests.helpers import CONF_DIR, TINY_DEMO_OVERRIDES
 
 
 def test_bench_config_is_the_training_config_with_its_own_folder():

@@ -6,10 +6,11 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from bert_pos.data import IGNORE_INDEX, PaddingCollator, build_dataloaders, tokenize_splits
+from bert_pos.data.batching import PaddingCollator, build_dataloaders
+from bert_pos.data.encoding import tokenize_splits
 from bert_pos.evaluation import evaluate, read_predictions
-from bert_pos.labels import NER_LABELS, begin_to_inside_map, invalid_iob2_position
-from tests.conftest import SENTENCES
+from bert_pos.labels import IGNORE_INDEX, NER_LABELS, begin_to_inside_map, invalid_iob2_position
+from tests.helpers import SENTENCES
 
 # two documents: sentences 0-3 and 4-7; the third "document" (8-9) has unknown boundaries
 DOCUMENTS = [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
@@ -109,8 +110,7 @@ def test_a_run_in_document_context_is_evaluated_in_context_again(tmp_path):
     from omegaconf import OmegaConf
 
     from bert_pos.train import train
-    from tests.conftest import TINY_DEMO_OVERRIDES, compose_config
-    from tests.test_evaluate import run_evaluate
+    from tests.helpers import TINY_DEMO_OVERRIDES, compose_config, run_evaluate
 
     overrides = TINY_DEMO_OVERRIDES + ["data.context=document", "data.context_subwords=48"]
     cfg = compose_config(overrides)

@@ -2,21 +2,17 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from bert_pos.data import (
-    IGNORE_INDEX,
+from bert_pos.data.batching import (
     PaddingCollator,
     ShuffledBatchSampler,
-    align_labels,
     build_dataloaders,
     length_sorted_batches,
-    load_splits,
-    subset,
-    tokenize_splits,
-    tokenize_splits_cached,
-    word_start_positions,
 )
-from bert_pos.labels import NER_LABELS, begin_to_inside_map
-from tests.conftest import compose_config
+from bert_pos.data.cache import tokenize_splits_cached
+from bert_pos.data.encoding import align_labels, tokenize_splits, word_start_positions
+from bert_pos.data.sources import load_splits, subset
+from bert_pos.labels import IGNORE_INDEX, NER_LABELS, begin_to_inside_map
+from tests.helpers import compose_config
 
 B_PER, I_PER, OUTSIDE = NER_LABELS.index("B-PER"), NER_LABELS.index("I-PER"), NER_LABELS.index("O")
 CONTINUATION = begin_to_inside_map(NER_LABELS)
@@ -61,20 +57,16 @@ def test_tokenize_splits_with_real_tokenizer(tokenizer):
 def test_tokenized_splits_are_cached_by_content(tokenizer, tmp_path):
     words, tags = ["Peter", "Blackburnian", "said"], [B_PER, I_PER, OUTSIDE]
     cache = tmp_path / "cache"
-    first = tokenize_splits_cached(tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64,
-                                   str(cache))  # fmt: skip
+    first = tokenize_splits_cached(str(cache), tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)  # fmt: skip
     assert len(list(cache.iterdir())) == 1
-    again = tokenize_splits_cached(tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64,
-                                   str(cache))  # fmt: skip
+    again = tokenize_splits_cached(str(cache), tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)  # fmt: skip
     assert len(list(cache.iterdir())) == 1  # read back, not stored twice
     assert again["train"].to_list() == first["train"].to_list()
     assert first["train"].to_list() == tokenize_splits(
         tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)["train"].to_list()  # fmt: skip
     # other sentences, or another label strategy, are other entries
-    tokenize_splits_cached(tiny_splits(words, [OUTSIDE] * 3), tokenizer, "all", CONTINUATION, 64,
-                           str(cache))  # fmt: skip
-    tokenize_splits_cached(tiny_splits(words, tags), tokenizer, "first", CONTINUATION, 64,
-                           str(cache))  # fmt: skip
+    tokenize_splits_cached(str(cache), tiny_splits(words, [OUTSIDE] * 3), tokenizer, "all", CONTINUATION, 64)  # fmt: skip
+    tokenize_splits_cached(str(cache), tiny_splits(words, tags), tokenizer, "first", CONTINUATION, 64)  # fmt: skip
     assert len(list(cache.iterdir())) == 3
 
 
@@ -198,7 +190,7 @@ def write_parquet_copy(directory, ner_names, rows=None):
 
 
 def test_hub_source_reads_a_parquet_copy_with_class_labels(tmp_path):
-    from bert_pos.data import load_hub_splits
+    from bert_pos.data.sources import load_hub_splits
 
     splits = load_hub_splits(
         write_parquet_copy(tmp_path / "hub", NER_LABELS), None, "ner", NER_LABELS
@@ -209,7 +201,7 @@ def test_hub_source_reads_a_parquet_copy_with_class_labels(tmp_path):
 
 
 def test_hub_copy_with_docstart_rows_gives_documents(tmp_path):
-    from bert_pos.data import load_hub_splits
+    from bert_pos.data.sources import load_hub_splits
 
     rows = {"id": ["0", "1", "2", "3", "4"],
             "tokens": [["-DOCSTART-"], ["EU", "rejects"], ["-DOCSTART-"], ["Peter"], ["Bonn"]],
@@ -221,7 +213,7 @@ def test_hub_copy_with_docstart_rows_gives_documents(tmp_path):
 
 
 def test_hub_source_with_other_label_order_is_refused(tmp_path):
-    from bert_pos.data import load_hub_splits
+    from bert_pos.data.sources import load_hub_splits
 
     shuffled = NER_LABELS[::-1]
     with pytest.raises(ValueError, match="differ from the CoNLL-2003 list"):

@@ -11,8 +11,8 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from bert_pos.data import ShuffledBatchSampler, TrainExamples, length_sorted_batches
-from tests.conftest import TINY_DEMO_OVERRIDES, compose_config
+from bert_pos.data.batching import ShuffledBatchSampler, TrainExamples, length_sorted_batches
+from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
 
 PER_PROCESS_BATCH = 8
 RECIPE = TINY_DEMO_OVERRIDES + [

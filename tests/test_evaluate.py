@@ -7,15 +7,9 @@ import pytest
 
 from bert_pos.evaluation import read_predictions
 from bert_pos.metrics import score_sequences
+from tests.helpers import run_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def run_evaluate(*overrides):
-    result = subprocess.run([sys.executable, "-m", "bert_pos.evaluate", *overrides], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout + result.stderr
 
 
 def test_evaluate_reproduces_the_training_scores_and_writes_its_files(trained_run):

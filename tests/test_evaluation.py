@@ -4,36 +4,10 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from bert_pos.data import PaddingCollator
+from bert_pos.data.batching import PaddingCollator
 from bert_pos.evaluation import evaluate
 from bert_pos.labels import NER_LABELS
-from bert_pos.model import BertTagger
-
-ID = {label: i for i, label in enumerate(NER_LABELS)}
-
-
-class FixedTagger(torch.nn.Module):
-    """Predicts, at each position, the label id stored in input_ids (ids are label ids here)."""
-
-    crf, decoding = None, "argmax"
-    decode_words = BertTagger.decode_words  # argmax at each word's first subword
-
-    def forward(self, input_ids, attention_mask, word_index=None):
-        return torch.nn.functional.one_hot(input_ids, len(NER_LABELS)).float() * 10
-
-
-def loader_for(examples, batch_size=2):
-    collate = PaddingCollator(pad_token_id=0, pad_to_multiple_of=1)
-    batches = [
-        list(range(i, min(i + batch_size, len(examples))))
-        for i in range(0, len(examples), batch_size)
-    ]
-    return torch.utils.data.DataLoader(examples, batch_sampler=batches, collate_fn=collate)
-
-
-def example(subword_predictions, labels, word_starts, word_tags):
-    return {"input_ids": [ID[t] for t in subword_predictions], "labels": labels,
-            "word_starts": word_starts, "tags": [ID[t] for t in word_tags]}  # fmt: skip
+from tests.helpers import ID, FixedTagger, example, loader_for
 
 
 def run(examples, level, label_names=NER_LABELS, span_task=True):
@@ -107,7 +81,7 @@ def test_confusion_matrix_counts():
 def test_bf16_evaluation_agrees_with_fp32(tiny_model, tokenizer):
     """CPU bf16 autocast scores like fp32 on a tiny model: logits within bf16's precision,
     the same predicted word tags almost everywhere, and the same loss to two digits."""
-    from tests.conftest import SENTENCES
+    from tests.helpers import SENTENCES
 
     generator = torch.Generator().manual_seed(0)
     examples = []

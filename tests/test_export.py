@@ -5,8 +5,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-from bert_pos.model import load_tagger
-from bert_pos.predict import entity_spans, split_words, tag_sentences
+from bert_pos.tagging import entity_spans, split_words, tag_sentences
+from bert_pos.trained import load_trained
 
 SENTENCES = [
     "Lovigal Holdings signed a deal with Vifenport Bank in Isburg .",
@@ -31,7 +31,7 @@ def test_export_has_the_hugging_face_layout(trained_run):
 
 def test_hugging_face_model_gives_our_logits(trained_run):
     model_dir = trained_run[0] / "model"
-    ours, _ = load_tagger(model_dir)
+    ours = load_trained(model_dir).model
     theirs = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
@@ -49,7 +49,8 @@ def test_pipeline_entities_match_bert_pos_predict(trained_run):
     assert any(simple(sentence) for sentence in SENTENCES)
     # "first" takes each word's tag from its first subword, as bert_pos does: same entities
     first = pipeline("token-classification", model=str(model_dir), aggregation_strategy="first")
-    model, label_names = load_tagger(model_dir)
+    trained = load_trained(model_dir)
+    model, label_names = trained.model, trained.label_names
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     words = [split_words(sentence) for sentence in SENTENCES]
     tagged = tag_sentences(model, tokenizer, [[w for w, _, _ in ws] for ws in words], label_names,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from bert_pos.labels import NER_LABELS, invalid_iob2_position
+from bert_pos.loop import build_optimizer
 from bert_pos.model import (
     LinearChainCRF,
     allowed_transitions,
@@ -16,8 +17,7 @@ from bert_pos.model import (
     pool_words,
     viterbi,
 )
-from bert_pos.train import build_optimizer
-from tests.conftest import TINY_BERT
+from tests.helpers import TINY_BERT
 
 NER = NER_LABELS
 
@@ -179,15 +179,16 @@ def test_crf_with_first_last_pooling_trains_exports_and_predicts_as_evaluated(tm
     from transformers import AutoTokenizer
 
     from bert_pos.evaluation import read_predictions
-    from bert_pos.model import load_tagger
-    from bert_pos.predict import tag_sentences
+    from bert_pos.tagging import tag_sentences
     from bert_pos.train import train
-    from tests.conftest import TINY_DEMO_OVERRIDES, compose_config
+    from bert_pos.trained import load_trained
+    from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
 
     overrides = TINY_DEMO_OVERRIDES + ["model.head=crf", "model.pooling=first_last"]
     metrics = train(compose_config(overrides), tmp_path)
     assert metrics["best"]["val/f1"] > 0.5  # it learns (the same recipe without CRF: ~0.6)
-    model, label_names = load_tagger(tmp_path / "model")
+    trained = load_trained(tmp_path / "model")
+    model, label_names = trained.model, trained.label_names
     assert model.crf is not None and model.pooling == "first_last"
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
     predictions = (tmp_path / "eval" / "test" / "predictions.txt").read_text()

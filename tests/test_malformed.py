@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from bert_pos.conll import ConllFormatError
-from bert_pos.data import load_splits, resolve_label_names
+from bert_pos.data.sources import load_splits, resolve_label_names
 from bert_pos.labels import NER_LABELS
-from tests.conftest import data_config
+from tests.helpers import data_config
 
 MALFORMED = Path(__file__).parent / "data" / "malformed"
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,7 +3,7 @@ from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForTokenClassification
 
 from bert_pos.model import build_model
-from tests.conftest import TINY_BERT
+from tests.helpers import TINY_BERT
 
 
 def test_logits_shape(tiny_model):

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bert_pos.model import load_tagger
-from bert_pos.predict import split_words, tag_sentences, word_windows
+from bert_pos.data.encoding import word_windows
+from bert_pos.tagging import split_words, tag_sentences
+from bert_pos.trained import load_trained
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,8 @@ def test_a_word_longer_than_the_window_is_an_error():
 
 
 def test_600_word_sentence_is_tagged_whole(trained_run):
-    model, label_names = load_tagger(trained_run[0] / "model")
+    trained = load_trained(trained_run[0] / "model")
+    model, label_names = trained.model, trained.label_names
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(trained_run[0] / "model")

@@ -5,9 +5,10 @@ import importlib.util
 import pytest
 
 from bert_pos.conll import read_conll
-from bert_pos.data import load_splits, tokenize_splits
+from bert_pos.data.encoding import tokenize_splits
+from bert_pos.data.sources import load_splits
 from bert_pos.labels import NER_LABELS, begin_to_inside_map, task_labels
-from tests.conftest import SHARED_CONLL, data_config
+from tests.helpers import SHARED_CONLL, data_config
 
 pytestmark = [
     pytest.mark.real_data,

@@ -213,7 +213,7 @@ def run_pinned_recipe(run_dir: Path) -> dict:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from bert_pos.train import train
-    from tests.conftest import compose_config
+    from tests.helpers import compose_config
 
     torch.set_num_threads(1)
     metrics = train(compose_config(RECIPE), run_dir)

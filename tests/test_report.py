@@ -15,7 +15,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from bert_pos.config import register_configs
 from bert_pos.report import find_runs, report, summarise
-from tests.conftest import CONF_DIR, TINY_DEMO_OVERRIDES
+from tests.helpers import CONF_DIR, TINY_DEMO_OVERRIDES
 
 ROOT = Path(__file__).resolve().parents[1]
 register_configs()
@@ -121,8 +121,10 @@ def test_multirun_grid_through_the_cli_goes_past_a_failed_run_and_reports(tmp_pa
 
     # Every run carries its hyperparameters and final metrics for the HParams tab.
     recorded = hparams_of(sweep / f"{constant},optim.lr=0.003" / "seed=2")
-    assert recorded["lr"] == pytest.approx(0.003) and recorded["seed"] == 2
-    assert recorded["label_strategy"] == "first" and recorded["model"] == "random_init"
+    assert recorded["optim.lr"] == pytest.approx(0.003) and recorded["seed"] == 2
+    assert recorded["data.label_strategy"] == "first" and recorded["model.name_or_path"] == "null"
+    assert recorded["model.random_init.hidden_size"] == 64  # the shape of the random model
+    assert "data.cache_dir" not in recorded and "device" not in recorded  # not the recipe
     assert recorded["metrics"] == {"hparams/best_val_f1", "hparams/test_f1"}
 
 

@@ -16,7 +16,7 @@ import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import bert_pos.train as train_module
+import bert_pos.loop as loop_module
 from bert_pos.checkpoint import (
     CheckpointError,
     latest_good_checkpoint,
@@ -24,8 +24,9 @@ from bert_pos.checkpoint import (
     resolve_resume,
     step_checkpoints,
 )
-from bert_pos.train import NonFiniteError, train
-from tests.conftest import TINY_DEMO_OVERRIDES, compose_config
+from bert_pos.errors import NonFiniteError
+from bert_pos.train import train
+from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 # 200 sentences in micro-batches of 16: 13 per epoch, 2 per optimizer step, so 7 steps per
@@ -42,7 +43,7 @@ def _train_until_killed(overrides: list[str], run_dir: str, kill_after_micro_bat
     the middle of its `kill_after_micro_batches`-th micro-batch: after that micro-batch's
     forward and backward, before the optimizer step or any checkpoint that follows."""
     done = 0
-    accumulate = train_module.accumulate_gradients
+    accumulate = loop_module.accumulate_gradients
 
     def accumulate_then_die(model, window, *args):
         nonlocal done
@@ -52,7 +53,7 @@ def _train_until_killed(overrides: list[str], run_dir: str, kill_after_micro_bat
         accumulate(model, window[: kill_after_micro_batches - done], *args)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    train_module.accumulate_gradients = accumulate_then_die
+    loop_module.accumulate_gradients = accumulate_then_die
     train(compose_config(overrides + ["resume=auto"]), run_dir)
 
 
@@ -163,7 +164,7 @@ def test_early_stopping_after_patience_evaluations_without_gain(tmp_path):
 
 @pytest.mark.parametrize("action", ["stop", "skip"])
 def test_non_finite_loss_stops_naming_the_step_or_is_skipped(tmp_path, monkeypatch, action):
-    accumulate = train_module.accumulate_gradients
+    accumulate = loop_module.accumulate_gradients
     calls = 0
 
     def nan_on_third_step(model, window, *args):
@@ -175,7 +176,7 @@ def test_non_finite_loss_stops_naming_the_step_or_is_skipped(tmp_path, monkeypat
             return math.nan, labelled
         return loss_sum, labelled
 
-    monkeypatch.setattr(train_module, "accumulate_gradients", nan_on_third_step)
+    monkeypatch.setattr(loop_module, "accumulate_gradients", nan_on_third_step)
     cfg = compose_config(TINY_DEMO_OVERRIDES + [f"nonfinite.action={action}", "epochs=1"])
     if action == "stop":
         with pytest.raises(NonFiniteError, match=r"at step 3 \(epoch 1\).*step-0000002"):

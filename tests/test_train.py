@@ -11,9 +11,11 @@ import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from bert_pos.data import PaddingCollator
-from bert_pos.train import accumulate_gradients, build_optimizer, format_results_table, train
-from tests.conftest import TINY_DEMO_OVERRIDES, compose_config
+from bert_pos.data.batching import PaddingCollator
+from bert_pos.loop import accumulate_gradients, build_optimizer
+from bert_pos.metrics import format_results_table
+from bert_pos.train import train
+from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -10,12 +10,20 @@ import pytest
 import torch
 from datasets import Dataset, DatasetDict
 
-from bert_pos.data import build_dataloaders, tokenize_splits, word_windows
+from bert_pos.data.batching import build_dataloaders
+from bert_pos.data.encoding import tokenize_splits, word_windows
 from bert_pos.evaluation import evaluate
 from bert_pos.labels import NER_LABELS, begin_to_inside_map
-from bert_pos.predict import tag_sentences
-from tests.conftest import SENTENCES, TINY_DEMO_OVERRIDES, compose_config
-from tests.test_evaluation import ID, FixedTagger, example, loader_for
+from bert_pos.tagging import tag_sentences
+from tests.helpers import (
+    ID,
+    SENTENCES,
+    TINY_DEMO_OVERRIDES,
+    FixedTagger,
+    compose_config,
+    example,
+    loader_for,
+)
 
 CONTINUATION = begin_to_inside_map(NER_LABELS)
 WINDOW = 64  # subwords: TINY_BERT's max_position_embeddings

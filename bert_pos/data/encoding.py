@@ -1,0 +1,321 @@
+"""Encoding: sentences of words into subword examples, nothing truncated.
+
+One window encoder (`encode_sentences`) serves training, evaluation and `bert_pos.predict`:
+a sentence that fits the model's window is one `Piece`; a longer one is cut into overlapping
+word windows, each word kept (trained on and scored) in exactly one of them. Training and
+evaluation then turn pieces into examples with subword labels (`tokenize_splits`), and
+optionally fill each example with the neighbouring sentences of its document as unlabelled
+context (`add_document_context`).
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+
+from datasets import Dataset, DatasetDict
+from transformers import PreTrainedTokenizerFast
+
+from bert_pos.labels import IGNORE_INDEX
+
+log = logging.getLogger(__name__)
+
+# A tokenized example: model inputs, subword labels, and where its scored words are
+EXAMPLE_COLUMNS = ("input_ids", "labels", "word_starts", "word_index", "tags", "sentence",
+                   "first_word")  # fmt: skip
+
+
+def max_length_of(tokenizer: PreTrainedTokenizerFast, model_config) -> int:
+    """Subwords per example, special tokens included: the smaller of the tokenizer's limit and
+    the model's position embeddings."""
+    return min(tokenizer.model_max_length, model_config.max_position_embeddings)
+
+
+# ---------------------------------------------------------------- subword alignment
+
+
+def align_labels(
+    word_ids: list[int | None], word_labels: list[int], strategy: str, continuation_label: list[int]
+) -> list[int]:
+    """Subword labels from word labels.
+
+    `first`: a word's first subword gets its label, its other subwords IGNORE_INDEX.
+    `all`: every subword is labelled; a continuation of a B-X word gets I-X
+    (`continuation_label[label]`). Special tokens (word id None) always get IGNORE_INDEX.
+    """
+    labels = []
+    previous_word = None
+    for word_id in word_ids:
+        if word_id is None:
+            labels.append(IGNORE_INDEX)
+        elif word_id != previous_word:
+            labels.append(word_labels[word_id])
+        elif strategy == "all":
+            labels.append(continuation_label[word_labels[word_id]])
+        else:
+            labels.append(IGNORE_INDEX)
+        previous_word = word_id
+    return labels
+
+
+def word_start_positions(word_ids: list[int | None], num_words: int) -> list[int]:
+    """Position of each word's first subword; -1 for a word the tokenizer mapped to nothing."""
+    starts = [-1] * num_words
+    for position, word_id in enumerate(word_ids):
+        if word_id is not None and starts[word_id] == -1:
+            starts[word_id] = position
+    return starts
+
+
+def subword_counts(word_ids: list[int | None], num_words: int) -> list[int]:
+    counts = [0] * num_words
+    for word_id in word_ids:
+        if word_id is not None:
+            counts[word_id] += 1
+    return counts
+
+
+# ---------------------------------------------------------------- windows
+
+
+class WordTooLongError(ValueError):
+    """A single word has more subwords than the model's window holds."""
+
+    def __init__(self, message: str, sentence: int, word: int):
+        super().__init__(message)
+        self.sentence, self.word = sentence, word
+
+
+def word_windows(subword_counts: list[int], budget: int) -> list[tuple[int, int, int, int]]:
+    """Overlapping word windows for a sentence longer than `budget` subwords.
+
+    Returns (start, end, keep_start, keep_end) word ranges: each window's subwords fit the
+    budget, consecutive windows overlap by about half a window, and every word is kept from
+    exactly one window, the one where it sits farther from the edge (more context).
+    """
+    n = len(subword_counts)
+    spans = []
+    start = 0
+    while True:
+        end, total = start, 0
+        while end < n and total + subword_counts[end] <= budget:
+            total += subword_counts[end]
+            end += 1
+        if end == start:
+            raise WordTooLongError(
+                f"word {start} alone has {subword_counts[start]} subwords, more than the "
+                f"model's window of {budget}",
+                sentence=-1, word=start,
+            )  # fmt: skip
+        spans.append((start, end))
+        if end == n:
+            break
+        start = max(start + 1, (start + end) // 2)
+    cuts = [0] + [(spans[i + 1][0] + spans[i][1]) // 2 for i in range(len(spans) - 1)] + [n]
+    return [(s, e, cuts[i], cuts[i + 1]) for i, (s, e) in enumerate(spans)]
+
+
+@dataclass
+class Piece:
+    """One example of a sentence: the whole sentence, or one window of a long one."""
+
+    input_ids: list[int]
+    word_ids: list[int | None]  # the sentence's word of each subword; None for special tokens
+    keep_start: int  # the piece trains on and scores the words keep_start .. keep_end - 1;
+    keep_end: int  # the others in it are context
+
+    def word_starts(self, num_words: int) -> list[int]:
+        """First-subword position of each kept word (-1: the word has no subword)."""
+        return word_start_positions(self.word_ids, num_words)[self.keep_start : self.keep_end]
+
+    def word_index(self) -> list[int]:
+        """Each subword's word among the kept ones (for pooling); -1 for none."""
+        return [
+            w - self.keep_start if w is not None and self.keep_start <= w < self.keep_end else -1
+            for w in self.word_ids
+        ]
+
+
+def encode_sentences(
+    tokenizer: PreTrainedTokenizerFast, sentences: list[list[str]], max_length: int
+) -> list[list[Piece]]:
+    """The pieces of each sentence (lists of words, none empty): one batched tokenizer call,
+    and a second call per window for the sentences longer than `max_length` subwords."""
+    encoding = tokenizer(sentences, is_split_into_words=True, truncation=False)
+    budget = max_length - tokenizer.num_special_tokens_to_add()
+    pieces = []
+    for row, words in enumerate(sentences):
+        word_ids = encoding.word_ids(row)
+        if len(word_ids) <= max_length:
+            pieces.append([Piece(encoding["input_ids"][row], word_ids, 0, len(words))])
+            continue
+        try:
+            windows = word_windows(subword_counts(word_ids, len(words)), budget)
+        except WordTooLongError as err:
+            raise WordTooLongError(str(err), sentence=row, word=err.word) from None
+        sentence_pieces = []
+        for start, end, keep_start, keep_end in windows:
+            if keep_start == keep_end:  # a window that keeps no word trains and scores nothing
+                continue
+            window = tokenizer(words[start:end], is_split_into_words=True, truncation=False)
+            window_ids = [None if w is None else start + w for w in window.word_ids()]
+            sentence_pieces.append(Piece(window["input_ids"], window_ids, keep_start, keep_end))
+        pieces.append(sentence_pieces)
+    return pieces
+
+
+# ---------------------------------------------------------------- training and evaluation examples
+
+
+def tokenize_splits(
+    splits: DatasetDict,
+    tokenizer: PreTrainedTokenizerFast,
+    label_strategy: str,
+    continuation_label: list[int],
+    max_length: int,
+    context_subwords: int | None = None,
+) -> DatasetDict:
+    """Sentences into examples: `input_ids`, subword `labels` (the loss), and for evaluation
+    `word_starts` and `tags` of the words the example scores, which are the words from
+    `first_word` on of sentence `sentence` (its index in the split).
+
+    A sentence is one example per `Piece` (see `encode_sentences`): a word carries labels only
+    in the piece that keeps it, so every word is trained on and scored exactly once and
+    nothing is truncated. Words the tokenizer maps to no subword are counted and logged
+    (they are still scored, as wrong unless their gold label is O).
+
+    `context_subwords`: document context, see `add_document_context` (None: sentences alone).
+    """
+    tokenized = {}
+    for split, dataset in splits.items():
+        encode = sentence_encoder(split, tokenizer, label_strategy, continuation_label, max_length)
+        tokenized[split] = dataset.map(
+            encode, batched=True, with_indices=True, remove_columns=dataset.column_names,
+            desc=f"tokenizing {split}",
+        )  # fmt: skip
+        if context_subwords is not None:
+            tokenized[split] = add_document_context(
+                tokenized[split], dataset["document_id"], min(context_subwords, max_length), split
+            )
+        log_windows_and_unaligned(tokenized[split], split, max_length)
+    return DatasetDict(tokenized)
+
+
+def log_windows_and_unaligned(examples: Dataset, split: str, max_length: int) -> None:
+    examples_per_sentence = Counter(examples["sentence"])
+    windowed = [count for count in examples_per_sentence.values() if count > 1]
+    if windowed:
+        log.info(
+            "%s: %d sentences longer than %d subwords, tagged in %d overlapping windows",
+            split, len(windowed), max_length, sum(windowed),
+        )  # fmt: skip
+    unaligned = sum(start == -1 for example in examples["word_starts"] for start in example)
+    if unaligned:
+        log.warning("%s: %d words map to no subword; they count as predicted O", split, unaligned)
+
+
+def sentence_encoder(
+    split: str,
+    tokenizer: PreTrainedTokenizerFast,
+    label_strategy: str,
+    continuation_label: list[int],
+    max_length: int,
+):
+    """The batched `.map` function of `tokenize_splits` for one split."""
+
+    def encode(batch: dict, indices: list[int]) -> dict:
+        try:
+            pieces_of = encode_sentences(tokenizer, batch["tokens"], max_length)
+        except WordTooLongError as err:
+            row = err.sentence
+            word = batch["tokens"][row][err.word]
+            raise ValueError(
+                f"{split} sentence {indices[row]} (line {batch['line'][row]}), word {word!r}: {err}"
+            ) from None
+        out = {column: [] for column in EXAMPLE_COLUMNS}
+        for row, sentence in enumerate(indices):
+            words, word_labels = batch["tokens"][row], batch["tags"][row]
+            for piece in pieces_of[row]:
+                labels = align_labels(piece.word_ids, word_labels, label_strategy,
+                                      continuation_label)  # fmt: skip
+                if piece.keep_end - piece.keep_start < len(words):  # context words: no loss
+                    labels = [
+                        label if w is not None and piece.keep_start <= w < piece.keep_end
+                        else IGNORE_INDEX
+                        for label, w in zip(labels, piece.word_ids)
+                    ]  # fmt: skip
+                out["input_ids"].append(piece.input_ids)
+                out["labels"].append(labels)
+                out["word_starts"].append(piece.word_starts(len(words)))
+                out["word_index"].append(piece.word_index())
+                out["tags"].append(word_labels[piece.keep_start : piece.keep_end])
+                out["sentence"].append(sentence)
+                out["first_word"].append(piece.keep_start)
+        return out
+
+    return encode
+
+
+# ---------------------------------------------------------------- document context
+
+
+def same_document_neighbours(sentence: int, step: int, document_ids: list[int], inner: dict):
+    """Subwords of the sentences before (step -1, nearest first) or after (+1) `sentence`
+    in its document."""
+    other = sentence + step
+    while 0 <= other < len(document_ids) and document_ids[other] == document_ids[sentence]:
+        yield inner.get(other, [])
+        other += step
+
+
+def add_document_context(
+    examples: Dataset, document_ids: list[int], budget: int, split: str = "split"
+) -> Dataset:
+    """Each sentence's example with the subwords of its neighbours in the same document
+    around it, up to `budget` subwords in all ([CLS] and [SEP] included): half the room
+    before, half after, and the room one side cannot fill goes to the other. Context
+    subwords carry no labels, no word starts and no word index, so only the sentence's own
+    words are trained on and scored, once each. Sentences that needed windows (longer than
+    the model's window) stay as they are. Documents come from the `-DOCSTART-` lines; where
+    they are unknown (document id -1, e.g. a hub copy without those lines) the split's
+    sentence order is one stream, with a warning.
+    """
+    columns = examples.to_dict()
+    sentences = columns["sentence"]
+    if any(document < 0 for document in document_ids):
+        log.warning("%s: document boundaries unknown; context comes from the neighbouring "
+                    "sentences in file order, across documents", split)  # fmt: skip
+    per_sentence = Counter(sentences)
+    # the subwords of each whole sentence, without [CLS] and [SEP]
+    inner = {
+        s: ids[1:-1] for s, ids in zip(sentences, columns["input_ids"]) if per_sentence[s] == 1
+    }
+    for row, sentence in enumerate(sentences):
+        if per_sentence[sentence] > 1:
+            continue
+        room = budget - len(columns["input_ids"][row])
+        if room <= 0:
+            continue
+        before, after = [], []
+        for ids in same_document_neighbours(sentence, -1, document_ids, inner):
+            if len(before) >= room:
+                break
+            before = ids + before
+        for ids in same_document_neighbours(sentence, +1, document_ids, inner):
+            if len(after) >= room:
+                break
+            after = after + ids
+        left = min(len(before), max(room // 2, room - len(after)))
+        right = min(len(after), room - left)
+        left_ids, right_ids = before[len(before) - left :], after[:right]
+        ids = columns["input_ids"][row]
+        columns["input_ids"][row] = ids[:1] + left_ids + ids[1:-1] + right_ids + ids[-1:]
+        none_left, none_right = [IGNORE_INDEX] * left, [IGNORE_INDEX] * right
+        labels = columns["labels"][row]
+        columns["labels"][row] = labels[:1] + none_left + labels[1:-1] + none_right + labels[-1:]
+        index = columns["word_index"][row]
+        columns["word_index"][row] = (index[:1] + [-1] * left + index[1:-1] + [-1] * right
+                                      + index[-1:])  # fmt: skip
+        columns["word_starts"][row] = [
+            start + left if start >= 0 else start for start in columns["word_starts"][row]
+        ]
+    return Dataset.from_dict(columns)

@@ -1,0 +1,167 @@
+"""The reference side of `bert_pos.bench`: the card's recipe through `transformers.Trainer`,
+as its users run it (`AutoModelForTokenClassification`, `DataCollatorForTokenClassification`,
+Trainer defaults, evaluation and a checkpoint every epoch), with the same data and labels as
+bert_pos and timing callbacks that change nothing in the training."""
+
+import inspect
+import time
+from pathlib import Path
+
+import datasets
+import torch
+from omegaconf import DictConfig, OmegaConf
+from transformers import (
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    BertConfig,
+    DataCollatorForTokenClassification,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from bert_pos.data.encoding import align_labels
+from bert_pos.data.sources import load_splits, resolve_label_names, subset
+from bert_pos.data.wordpiece import build_wordpiece_tokenizer
+from bert_pos.hub import resolve_model_source
+from bert_pos.labels import IGNORE_INDEX, begin_to_inside_map, is_span_label_set
+from bert_pos.metrics import score_sequences
+
+
+class Timing(TrainerCallback):
+    """Time to the end of the first step, and the time spent evaluating."""
+
+    def __init__(self, started: float):
+        self.started = started
+        self.first_step_seconds = None
+        self.eval_seconds = 0.0
+        self._eval_started = None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.first_step_seconds is None:
+            self.first_step_seconds = time.perf_counter() - self.started
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        self._eval_started = time.perf_counter()  # evaluation follows each epoch's end
+
+    def on_evaluate(self, args, state, control, **kwargs):
+        self.eval_seconds += time.perf_counter() - self._eval_started
+
+
+class CountingTrainer(Trainer):
+    """Counts real training tokens; nothing else differs from `Trainer`."""
+
+    train_tokens = 0
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        self.train_tokens += int(inputs["attention_mask"].sum())
+        return super().training_step(model, inputs, *args, **kwargs)
+
+
+def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
+    """Train and evaluate as the card's script does; returns what the bench compares."""
+    started = time.perf_counter()
+    label_names, tokenizer, tokenized, model_source = tokenized_splits(cfg, out_dir)
+    model = token_classification_model(cfg, label_names, len(tokenizer), model_source)
+    span_task = is_span_label_set(label_names)
+    timing = Timing(started)
+    trainer = CountingTrainer(
+        model=model, args=training_arguments(cfg, out_dir), train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=subword_metrics(label_names, span_task), callbacks=[timing],
+    )  # fmt: skip
+    output = trainer.train()
+    evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
+    metric = "f1" if span_task else "accuracy"
+    train_seconds = output.metrics["train_runtime"] - timing.eval_seconds
+    validation_tokens = sum(len(ids) for ids in tokenized["validation"]["input_ids"])
+    return {
+        "train_tokens_per_s": trainer.train_tokens / train_seconds,
+        "eval_tokens_per_s": validation_tokens * len(evaluations) / timing.eval_seconds,
+        "first_step_seconds": timing.first_step_seconds,
+        "train_seconds": train_seconds,
+        "eval_seconds": timing.eval_seconds,
+        "steps": trainer.state.global_step,
+        "final_score": evaluations[-1][f"eval_{metric}"],
+        "best_score": max(entry[f"eval_{metric}"] for entry in evaluations),
+        "score_name": f"val/{metric}",
+    }
+
+
+def tokenized_splits(cfg: DictConfig, out_dir: Path):
+    """bert_pos's sentences and labels, tokenized as the card's script does (truncated at the
+    model's window, as `run_ner.py` does)."""
+    datasets.disable_progress_bars()
+    label_names = resolve_label_names(cfg.data, out_dir / "demo_corpus")
+    splits = load_splits(cfg.data, label_names, out_dir / "demo_corpus")
+    splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
+    model_source = resolve_model_source(cfg.model)
+    if model_source is not None:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or model_source)
+    else:
+        tokenizer = build_wordpiece_tokenizer(splits["train"]["tokens"], out_dir / "tokenizer")
+    continuation = begin_to_inside_map(label_names)
+
+    def tokenize_and_align_labels(batch):
+        encoding = tokenizer(batch["tokens"], truncation=True, is_split_into_words=True)
+        encoding["labels"] = [
+            align_labels(encoding.word_ids(i), tags, cfg.data.label_strategy, continuation)
+            for i, tags in enumerate(batch["tags"])
+        ]
+        return encoding
+
+    columns = splits["train"].column_names
+    tokenized = splits.map(tokenize_and_align_labels, batched=True, remove_columns=columns)
+    return label_names, tokenizer, tokenized, model_source
+
+
+def token_classification_model(cfg: DictConfig, label_names: list[str], vocab_size: int,
+                               model_source: str | None):  # fmt: skip
+    id2label = dict(enumerate(label_names))
+    label2id = {label: i for i, label in id2label.items()}
+    if model_source is not None:
+        return AutoModelForTokenClassification.from_pretrained(
+            model_source, num_labels=len(label_names), id2label=id2label, label2id=label2id
+        )
+    random_init = OmegaConf.to_container(cfg.model.random_init)
+    config = BertConfig(**{"vocab_size": vocab_size, **random_init},
+                        num_labels=len(label_names), id2label=id2label, label2id=label2id)  # fmt: skip
+    return AutoModelForTokenClassification.from_config(config)
+
+
+def subword_metrics(label_names: list[str], span_task: bool):
+    def compute_metrics(prediction):
+        """The card's metric: seqeval over every labelled subword."""
+        predicted = prediction.predictions.argmax(-1)
+        gold_tags, predicted_tags = [], []
+        for gold_row, predicted_row in zip(prediction.label_ids, predicted):
+            kept = [(g, p) for g, p in zip(gold_row, predicted_row) if g != IGNORE_INDEX]
+            gold_tags.append([label_names[g] for g, _ in kept])
+            predicted_tags.append([label_names[p] for _, p in kept])
+        scores = score_sequences(gold_tags, predicted_tags, span_task)
+        return {key: value for key, value in scores.items() if key != "per_type"}
+
+    return compute_metrics
+
+
+def training_arguments(cfg: DictConfig, out_dir: Path) -> TrainingArguments:
+    on_cpu = cfg.device == "cpu" or not torch.cuda.is_available()
+    # transformers 5 reads a ratio from a float warmup_steps; 4.x has warmup_ratio for it.
+    if "warmup_ratio" in inspect.signature(TrainingArguments).parameters:
+        warmup = {"warmup_ratio": cfg.optim.warmup_ratio, "warmup_steps": cfg.optim.warmup_steps}
+    else:
+        warmup = {"warmup_steps": cfg.optim.warmup_steps or cfg.optim.warmup_ratio}
+    return TrainingArguments(
+        output_dir=str(out_dir), learning_rate=cfg.optim.lr,
+        per_device_train_batch_size=cfg.data.batch_size,
+        per_device_eval_batch_size=cfg.eval.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum_steps, num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1, weight_decay=cfg.optim.weight_decay,
+        adam_beta1=cfg.optim.betas[0], adam_beta2=cfg.optim.betas[1], adam_epsilon=cfg.optim.eps,
+        **warmup,
+        max_grad_norm=cfg.optim.max_grad_norm or 0.0, seed=cfg.seed,
+        eval_strategy="epoch", save_strategy="epoch", report_to="none",
+        bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=on_cpu,
+        disable_tqdm=True,
+    )  # fmt: skip

@@ -1,0 +1,167 @@
+"""Tagging raw text or CoNLL files with a trained model (the work of `bert_pos.predict`).
+
+Sentences go through the same window encoder as training and evaluation
+(`bert_pos.data.encoding.encode_sentences`), in length-sorted batches; each word takes the
+model's decoding at its first subword, so a sentence is tagged exactly as evaluation scores it.
+"""
+
+import json
+import logging
+import re
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from seqeval.metrics.sequence_labeling import get_entities
+
+from bert_pos.conll import read_conll
+from bert_pos.data.batching import PaddingCollator
+from bert_pos.data.encoding import encode_sentences, max_length_of
+from bert_pos.devices import autocast_for, pick_device
+from bert_pos.labels import is_span_label_set
+from bert_pos.model import BertTagger, at_word_starts
+from bert_pos.trained import load_trained
+
+log = logging.getLogger(__name__)
+
+# A word: letters/digits joined by inner hyphens, apostrophes or dots ("1996-08-22", "O'Neill",
+# "U.S"), or any other single non-space character (punctuation stands alone).
+WORD = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
+
+
+def split_words(line: str) -> list[tuple[str, int, int]]:
+    """Words of a raw text line with their character offsets (start, end)."""
+    return [(m.group(), m.start(), m.end()) for m in WORD.finditer(line)]
+
+
+@torch.inference_mode()
+def tag_sentences(
+    model: BertTagger,
+    tokenizer,
+    sentences: list[list[str]],
+    label_names: list[str],
+    batch_size: int,
+    device: torch.device,
+    autocast,
+) -> list[list[tuple[str, float]]]:
+    """(tag, probability) for every word of every sentence: each word takes the prediction at
+    its first subword (argmax, or the model's Viterbi path; the probability is the label's
+    at that subword). Long sentences are tagged in windows, each word from the one that keeps
+    it; words the tokenizer maps to no subword get O (or the first label) with probability 0."""
+    indices = [index for index, words in enumerate(sentences) if words]
+    encoded = encode_sentences(tokenizer, [sentences[i] for i in indices],
+                               max_length_of(tokenizer, model.config))  # fmt: skip
+    pieces = [(index, piece) for index, pieces in zip(indices, encoded) for piece in pieces]
+    pieces.sort(key=lambda item: len(item[1].input_ids))
+    fallback = "O" if "O" in label_names else label_names[0]
+    results = [[(fallback, 0.0)] * len(words) for words in sentences]
+    collate = PaddingCollator(tokenizer.pad_token_id, pad_to_multiple_of=8)
+    model.eval()
+    for first in range(0, len(pieces), batch_size):
+        chunk = pieces[first : first + batch_size]
+        batch = collate([example_of(piece, len(sentences[index])) for index, piece in chunk])
+        with autocast:
+            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                           batch["word_index"].to(device))  # fmt: skip
+        word_starts = batch["word_starts"].to(device)
+        # argmax, or the best path of a CRF head or constrained decoding
+        best_label = model.decode_words(logits.float(), word_starts)  # (B, W)
+        at_starts = at_word_starts(logits.float().softmax(-1), word_starts)  # (B, W, C)
+        best_probability = at_starts.gather(2, best_label[..., None]).squeeze(2)  # (B, W)
+        for row, (index, piece) in enumerate(chunk):
+            labels, probabilities = best_label[row].tolist(), best_probability[row].tolist()
+            starts = batch["word_starts"][row].tolist()
+            for w in range(piece.keep_end - piece.keep_start):
+                if starts[w] >= 0:
+                    results[index][piece.keep_start + w] = (label_names[labels[w]],
+                                                            probabilities[w])  # fmt: skip
+    return results
+
+
+def example_of(piece, num_words: int) -> dict:
+    """A piece as the collator's example, without labels."""
+    starts = piece.word_starts(num_words)
+    return {"input_ids": piece.input_ids, "labels": [0] * len(piece.input_ids),
+            "word_starts": starts, "tags": [0] * len(starts), "word_index": piece.word_index()}  # fmt: skip
+
+
+def entity_spans(
+    line: str, words: list[tuple[str, int, int]], tagged: list[tuple[str, float]]
+) -> list[dict]:
+    """Entities of an IOB2-tagged line (spans as the CoNLL scorer reads them), with character
+    offsets into `line` and the mean word probability as score."""
+    spans = []
+    for entity_type, first, last in get_entities([tag for tag, _ in tagged]):
+        start, end = words[first][1], words[last][2]
+        score = sum(p for _, p in tagged[first : last + 1]) / (last - first + 1)
+        spans.append(
+            {
+                "type": entity_type,
+                "start": start,
+                "end": end,
+                "text": line[start:end],
+                "score": round(score, 6),
+            }
+        )
+    return spans
+
+
+def read_inputs(source, input_format: str) -> tuple[list[str], list[list[tuple[str, int, int]]]]:
+    """Lines and their words with character offsets; CoNLL input reads words from column 0
+    and reports offsets into the words joined by single spaces."""
+    if input_format == "conll":
+        sentences = read_conll(source, label_column=0, label_names=None)
+        lines = [" ".join(s.words) for s in sentences]
+        return lines, [split_joined(s.words) for s in sentences]
+    text = source.read_text() if isinstance(source, Path) else source.read()
+    lines = text.splitlines()
+    return lines, [split_words(line) for line in lines]
+
+
+def split_joined(words: list[str]) -> list[tuple[str, int, int]]:
+    offsets, position = [], 0
+    for word in words:
+        offsets.append((word, position, position + len(word)))
+        position += len(word) + 1
+    return offsets
+
+
+def predict(cfg: DictConfig) -> dict:
+    trained = load_trained(cfg.model_dir)
+    device = pick_device(cfg.device)
+    model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
+    source = sys.stdin if cfg.input == "-" else Path(cfg.input)
+    lines, words = read_inputs(source, cfg.input_format)
+
+    started = time.perf_counter()
+    tagged = tag_sentences(model, tokenizer, [[w for w, _, _ in ws] for ws in words], label_names,
+                           cfg.batch_size, device, autocast_for(device, cfg.precision))  # fmt: skip
+    seconds = time.perf_counter() - started
+
+    spans = is_span_label_set(label_names)
+    out = []
+    for line, line_words, line_tags in zip(lines, words, tagged, strict=True):
+        if cfg.format == "jsonl":
+            record = {
+                "text": line,
+                "words": [w for w, _, _ in line_words],
+                "tags": [t for t, _ in line_tags],
+            }
+            if spans:
+                record["entities"] = entity_spans(line, line_words, line_tags)
+            out.append(json.dumps(record, ensure_ascii=False))
+        else:
+            out += [f"{w}\t{t}" for (w, _, _), (t, _) in zip(line_words, line_tags)] + [""]
+    text = "\n".join(out) + "\n"
+    if cfg.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(cfg.output).write_text(text)
+    word_count = sum(len(ws) for ws in words)
+    stats = {"sentences": len(lines), "words": word_count, "seconds": seconds,
+             "sentences_per_s": len(lines) / seconds, "words_per_s": word_count / seconds}  # fmt: skip
+    log.info("tagged %d sentences (%d words) in %.2f s: %.1f sentences/s, %.0f words/s",
+             len(lines), word_count, seconds, stats["sentences_per_s"], stats["words_per_s"])  # fmt: skip
+    return stats
