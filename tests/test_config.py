@@ -3,9 +3,17 @@ from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException
+from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from bert_pos.config import ConfigError, check_config, sweep_subdir
+from bert_pos.config import (
+    CHOICES,
+    ConfigError,
+    check_config,
+    hyperparameters,
+    recipe_view,
+    sweep_subdir,
+)
 from tests.helpers import CONF_DIR, compose_config
 
 EXPERIMENTS = sorted(path.stem for path in Path(CONF_DIR, "experiment").glob("*.yaml"))
@@ -86,3 +94,65 @@ def test_sweep_folders_always_name_the_seed():
     shortened = sweep_subdir(long, 3)
     assert len(shortened.split("/")[0]) == 200 and shortened.endswith("/seed=3")
     assert shortened != sweep_subdir(long.replace("0.01", "0.02"), 3)  # the hash tells them apart
+
+
+# Where each group's defaults live; keys without a group are in conf/train.yaml.
+DEFAULTS_FILE = {"data": "data/conll2003.yaml", "model": "model/common.yaml"}
+
+
+def yaml_comment_of(key: str) -> str:
+    """The comment beside a key's default in conf/, with its continuation lines."""
+    group, _, leaf = key.rpartition(".")
+    lines = Path(CONF_DIR, DEFAULTS_FILE.get(group, "train.yaml")).read_text().splitlines()
+    for number, line in enumerate(lines):
+        if re.match(rf"\s*{re.escape(leaf)}:\s", line) and "#" in line:
+            comment = [line.split("#", 1)[1]]
+            for following in lines[number + 1 :]:
+                if not following.strip().startswith("#") or ":" in following.split("#")[0]:
+                    break
+                comment.append(following.split("#", 1)[1])
+            return " ".join(comment)
+    raise AssertionError(f"{key}: no commented default in conf/")
+
+
+def mentions(text: str, word: str) -> bool:
+    return re.search(rf"(?<![\w-]){re.escape(word)}(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize("key", sorted(CHOICES))
+def test_each_choice_list_is_the_one_its_yaml_and_the_readme_describe(key):
+    """CHOICES is the one list: the composed default is one of its values, the YAML comment
+    beside the default and the README's row for the key name every value, and both are
+    checked against it (a value added in one place only fails here)."""
+    default = OmegaConf.select(compose_config([]), key)
+    assert default in CHOICES[key]
+    comment = yaml_comment_of(key)
+    assert [value for value in CHOICES[key] if not mentions(comment, value)] == []
+    readme = Path(CONF_DIR).parent.joinpath("README.md").read_text()
+    row = next(
+        (line for line in readme.splitlines() if line.startswith("|") and f"`{key}`" in line), None
+    )
+    assert row is not None, f"README.md: no row for `{key}` in the configuration table"
+    assert [value for value in CHOICES[key] if f"`{value}`" not in row] == []
+
+
+def test_model_files_state_only_what_differs_from_the_shared_default():
+    common = OmegaConf.load(Path(CONF_DIR, "model", "common.yaml"))
+    for path in Path(CONF_DIR, "model").glob("*.yaml"):
+        if path.name == "common.yaml":
+            continue
+        own = OmegaConf.load(path)
+        assert list(own.defaults) == ["common", "_self_"], path.name
+        repeated = [k for k in own if k != "defaults" and own[k] == common.get(k, "<absent>")]
+        assert repeated == [], f"{path.name} repeats the shared default of {repeated}"
+
+
+def test_the_flat_view_makes_the_hyperparameters_and_leaves_out_where_a_run_goes():
+    cfg = compose_config(["+experiment=demo", "data.dir=/somewhere", "device=cpu"])
+    recipe = recipe_view(cfg)
+    assert recipe["optim.lr"] == cfg.optim.lr and recipe["model.random_init.hidden_size"] == 128
+    assert not [key for key in recipe if key.split(".")[0] in ("checkpoint", "nonfinite")]
+    assert "data.dir" not in recipe and "device" not in recipe and "resume" not in recipe
+    scalars = hyperparameters(cfg)
+    assert scalars.keys() == recipe.keys()
+    assert scalars["optim.betas"] == "[0.9, 0.999]" and scalars["max_steps"] == "null"

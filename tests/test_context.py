@@ -103,6 +103,7 @@ def test_collator_pads_the_word_index(tokenizer):
     assert (batch["word_index"][batch["attention_mask"] == 0] == -1).all()
 
 
+@pytest.mark.slow
 def test_a_run_in_document_context_is_evaluated_in_context_again(tmp_path):
     """Training and `bert_pos.evaluate` encode the same way: the CLI reproduces the run's
     best validation F1 (a sentence-level re-encoding would give another number), and

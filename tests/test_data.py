@@ -218,3 +218,19 @@ def test_hub_source_with_other_label_order_is_refused(tmp_path):
     shuffled = NER_LABELS[::-1]
     with pytest.raises(ValueError, match="differ from the CoNLL-2003 list"):
         load_hub_splits(write_parquet_copy(tmp_path / "hub", shuffled), None, "ner", NER_LABELS)
+
+
+def test_the_cache_key_follows_every_argument_and_the_encoding_code(tokenizer, monkeypatch):
+    from bert_pos.data import cache
+
+    splits = tiny_splits(["Peter", "said"], [B_PER, OUTSIDE])
+    key = cache.cache_key(splits, tokenizer, "all", CONTINUATION, 64)
+    assert key == cache.cache_key(splits, tokenizer, "all", CONTINUATION, 64, None)  # defaults
+    others = {
+        cache.cache_key(splits, tokenizer, "first", CONTINUATION, 64),
+        cache.cache_key(splits, tokenizer, "all", CONTINUATION, 32),
+        cache.cache_key(splits, tokenizer, "all", CONTINUATION, 64, context_subwords=16),
+    }
+    assert key not in others and len(others) == 3
+    monkeypatch.setattr(cache, "encoding_code_digest", lambda: "another version of the code")
+    assert cache.cache_key(splits, tokenizer, "all", CONTINUATION, 64) != key

@@ -83,6 +83,7 @@ def single_and_two_processes(tmp_path_factory):
     return single, single_metrics, two
 
 
+@pytest.mark.slow
 def test_two_processes_train_the_model_of_one_with_the_same_global_batch(
     single_and_two_processes,
 ):
@@ -104,6 +105,7 @@ def test_two_processes_train_the_model_of_one_with_the_same_global_batch(
     assert max((step_5[n] - ours[n]).abs().max().item() for n in ours) > 1e-2
 
 
+@pytest.mark.slow
 def test_two_processes_score_exactly_like_one(single_and_two_processes):
     single, single_metrics, two = single_and_two_processes
     rank_views = [json.loads((two / f"rank{r}.json").read_text()) for r in range(2)]
@@ -121,6 +123,7 @@ def test_two_processes_score_exactly_like_one(single_and_two_processes):
     assert len(list((two / "tensorboard").glob("events.out.tfevents.*"))) == 1
 
 
+@pytest.mark.slow
 def test_two_process_run_resumes_from_a_mid_epoch_checkpoint(single_and_two_processes, tmp_path):
     """Killed after step 15 (mid second epoch): resumed with 2 processes, it ends with the
     weights of the uninterrupted 2-process run."""
@@ -141,6 +144,7 @@ def test_two_process_run_resumes_from_a_mid_epoch_checkpoint(single_and_two_proc
     assert metrics["steps"] == 26
 
 
+@pytest.mark.slow
 def test_resuming_with_another_number_of_processes_is_refused(single_and_two_processes):
     from bert_pos.checkpoint import CheckpointError
     from bert_pos.train import train

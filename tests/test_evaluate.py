@@ -12,6 +12,7 @@ from tests.helpers import run_evaluate
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_the_training_scores_and_writes_its_files(trained_run):
     run_dir, metrics = trained_run
     output = run_evaluate(f"run_dir={run_dir}", "split=validation")
@@ -28,6 +29,7 @@ def test_evaluate_reproduces_the_training_scores_and_writes_its_files(trained_ru
     assert (folder / "predictions.txt").read_text().startswith("-DOCSTART- O O\n\n")
 
 
+@pytest.mark.slow
 def test_evaluate_a_file_in_strict_mode(trained_run, tmp_path):
     run_dir, _ = trained_run
     conll = tmp_path / "extra.txt"
@@ -38,7 +40,46 @@ def test_evaluate_a_file_in_strict_mode(trained_run, tmp_path):
     assert scores["support"] == 2 and 0 <= scores["f1"] <= 1
 
 
+@pytest.mark.slow
 def test_evaluate_names_a_missing_checkpoint(trained_run):
     result = subprocess.run([sys.executable, "-m", "bert_pos.evaluate", f"run_dir={trained_run[0]}",
                              "checkpoint=epoch9"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
     assert result.returncode == 1 and "checkpoint=epoch9" in result.stdout + result.stderr
+
+
+def evaluate_config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    import bert_pos.evaluate  # noqa: F401  registers the schema
+    from tests.helpers import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="evaluate", overrides=list(overrides))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lost", [["model"], ["model", "checkpoints/config.json"]])
+def test_a_run_killed_before_its_export_still_evaluates(trained_run, tmp_path, lost):
+    """Without model/ (killed before the export), and without the tagger config written at
+    the start (a run folder from before it existed), the best checkpoint scores what the run
+    scored."""
+    import shutil
+
+    from bert_pos.evaluation import evaluate_run
+    from bert_pos.trained import load_trained
+
+    run_dir, metrics = trained_run
+    killed = tmp_path / "killed"
+    shutil.copytree(run_dir, killed, ignore=shutil.ignore_patterns("eval"))
+    for name in lost:
+        path = killed / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    trained = load_trained(killed, checkpoint="best")
+    assert trained.step == metrics["best"]["step"]
+    exported = load_trained(run_dir / "model")
+    assert trained.label_names == exported.label_names
+    for name, tensor in exported.model.state_dict().items():
+        assert (trained.model.state_dict()[name] == tensor).all(), name
+    scores = evaluate_run(evaluate_config(f"run_dir={killed}", "split=validation"))
+    best = next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
+    assert scores["f1"] == pytest.approx(best["val/f1"], abs=1e-9)

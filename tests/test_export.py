@@ -15,6 +15,7 @@ SENTENCES = [
 ]
 
 
+@pytest.mark.slow
 def test_export_has_the_hugging_face_layout(trained_run):
     run_dir, metrics = trained_run
     model_dir = run_dir / "model"
@@ -29,6 +30,7 @@ def test_export_has_the_hugging_face_layout(trained_run):
     assert all(torch.equal(exported[k], best[k]) for k in best)
 
 
+@pytest.mark.slow
 def test_hugging_face_model_gives_our_logits(trained_run):
     model_dir = trained_run[0] / "model"
     ours = load_trained(model_dir).model
@@ -42,6 +44,7 @@ def test_hugging_face_model_gives_our_logits(trained_run):
     torch.testing.assert_close(actual[mask], expected[mask], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_pipeline_entities_match_bert_pos_predict(trained_run):
     model_dir = trained_run[0] / "model"
     # aggregation "simple" works on the export as on any hub model
@@ -68,6 +71,7 @@ def test_pipeline_entities_match_bert_pos_predict(trained_run):
     assert compared > 0
 
 
+@pytest.mark.slow
 def test_model_card_reports_recipe_and_results(trained_run):
     run_dir, metrics = trained_run
     card = (run_dir / "model" / "README.md").read_text()

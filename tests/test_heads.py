@@ -173,6 +173,7 @@ def test_layer_decay_scales_each_depth():
     assert [g["lr"] for g in plain.param_groups] == [1e-3, 1e-3]
 
 
+@pytest.mark.slow
 def test_crf_with_first_last_pooling_trains_exports_and_predicts_as_evaluated(tmp_path):
     """End to end: the run's validation predictions equal what the exported model, loaded
     back, predicts for the same sentences (CRF and pooling survive the export)."""

@@ -221,6 +221,7 @@ def test_missing_test_file_can_be_left_out():
     )
 
 
+@pytest.mark.slow
 def test_training_cli_prints_the_message_without_a_traceback(tmp_path):
     overrides = ["+experiment=demo", "data.demo_corpus=false", f"data.dir={MALFORMED}",
                  "data.train_file=iob1.txt", "data.validation_file=good.txt", "data.test_file=null",

@@ -41,6 +41,7 @@ def test_a_word_longer_than_the_window_is_an_error():
         word_windows([2, 30, 2], 20)
 
 
+@pytest.mark.slow
 def test_600_word_sentence_is_tagged_whole(trained_run):
     trained = load_trained(trained_run[0] / "model")
     model, label_names = trained.model, trained.label_names
@@ -75,6 +76,7 @@ def run_predict(*overrides, stdin=None):
     return result.stdout, result.stderr
 
 
+@pytest.mark.slow
 def test_cli_text_to_tsv_and_jsonl(trained_run):
     text = "Lovigal Holdings signed a deal with Vifenport Bank .\nPrices rose sharply .\n"
     tsv, log = run_predict(f"model_dir={trained_run[0]}", stdin=text)
@@ -89,6 +91,7 @@ def test_cli_text_to_tsv_and_jsonl(trained_run):
             assert record["text"][entity["start"] : entity["end"]] == entity["text"]
 
 
+@pytest.mark.slow
 def test_cli_conll_input(trained_run, tmp_path):
     conll = tmp_path / "in.txt"
     conll.write_text("-DOCSTART- -X- -X- O\n\nPeter NNP B-NP B-PER\nsaid VBD B-VP O\n\nOK UH O O\n")

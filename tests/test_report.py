@@ -88,6 +88,7 @@ def hparams_of(run_dir: Path) -> dict:
     return values | {"metrics": metric_tags}
 
 
+@pytest.mark.slow
 def test_multirun_grid_through_the_cli_goes_past_a_failed_run_and_reports(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
@@ -138,6 +139,7 @@ def test_slurm_launcher_config_composes():
     assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 120
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
                     reason="the sweep extra (hydra-optuna-sweeper) is not installed")  # fmt: skip
 def test_optuna_search_maximises_the_returned_metric(tmp_path):

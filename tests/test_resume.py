@@ -78,6 +78,7 @@ def reference(tmp_path_factory):
     return run_dir, train(compose_config(OVERRIDES), run_dir)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kill_points",
     [
@@ -107,6 +108,7 @@ def test_killed_and_resumed_run_equals_the_uninterrupted_run(tmp_path, reference
         assert scalars(run_dir, tag) == scalars(reference_dir, tag)
 
 
+@pytest.mark.slow
 def test_damaged_latest_checkpoint_is_reported_and_auto_falls_back(reference, caplog):
     run_dir, _ = reference
     newest, previous = step_checkpoints(run_dir)[-1], step_checkpoints(run_dir)[-2]
@@ -133,6 +135,7 @@ def test_resume_names_a_missing_folder(tmp_path):
         resolve_resume(str(tmp_path / "nowhere"), tmp_path)
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_step_saves_and_exits_with_a_message(tmp_path):
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "bert_pos.train", *TINY_DEMO_OVERRIDES, "epochs=30",
@@ -153,6 +156,7 @@ def test_sigterm_finishes_the_step_saves_and_exits_with_a_message(tmp_path):
     assert not (run_dir / "metrics.json").exists()
 
 
+@pytest.mark.slow
 def test_early_stopping_after_patience_evaluations_without_gain(tmp_path):
     cfg = compose_config(TINY_DEMO_OVERRIDES + [
         "optim.lr=1e-12", "eval.every_n_steps=5", "early_stopping.patience=2", "epochs=3"])  # fmt: skip
@@ -162,6 +166,7 @@ def test_early_stopping_after_patience_evaluations_without_gain(tmp_path):
     assert (tmp_path / "checkpoints" / "last" / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action", ["stop", "skip"])
 def test_non_finite_loss_stops_naming_the_step_or_is_skipped(tmp_path, monkeypatch, action):
     accumulate = loop_module.accumulate_gradients
@@ -191,6 +196,7 @@ def test_non_finite_loss_stops_naming_the_step_or_is_skipped(tmp_path, monkeypat
         assert all(torch.isfinite(tensor).all() for tensor in last.values())
 
 
+@pytest.mark.slow
 def test_checkpoints_keep_the_last_k(reference):
     run_dir, metrics = reference
     steps = [int(p.name.split("-")[1]) for p in step_checkpoints(run_dir)]
@@ -199,6 +205,7 @@ def test_checkpoints_keep_the_last_k(reference):
     assert set(state) == {"model.safetensors", "training_state.pt"}
 
 
+@pytest.mark.slow
 def test_resuming_with_another_recipe_is_refused(reference, tmp_path):
     run_dir, _ = reference
     changed = compose_config(OVERRIDES + ["resume=auto", "optim.lr=1e-2", "data.batch_size=8"])

@@ -87,6 +87,7 @@ def test_no_weight_decay_on_biases_and_layer_norm(tiny_model):
     assert len(decayed["params"]) + len(plain["params"]) == len(list(tiny_model.parameters()))
 
 
+@pytest.mark.slow
 def test_short_training_run_learns_and_writes_its_outputs(tmp_path):
     cfg = compose_config(TINY_DEMO_OVERRIDES)
     metrics = train(cfg, tmp_path)
@@ -114,6 +115,7 @@ def test_short_training_run_learns_and_writes_its_outputs(tmp_path):
     assert [e.step for e in events.Scalars("val/f1")] == [row["step"] for row in rows]
 
 
+@pytest.mark.slow
 def test_subword_level_evaluation_and_pos_task(tmp_path):
     cfg = compose_config(TINY_DEMO_OVERRIDES + ["eval.level=subword", "data.task=pos",
                                                 "data.label_strategy=all", "epochs=1"])  # fmt: skip
@@ -123,6 +125,7 @@ def test_subword_level_evaluation_and_pos_task(tmp_path):
     assert "| - | - | - |" in format_results_table(metrics["epochs"])
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_keeps_the_step_count_right(tmp_path):
     cfg = compose_config(TINY_DEMO_OVERRIDES + ["grad_accum_steps=3", "epochs=1"])
     metrics = train(cfg, tmp_path)
@@ -130,6 +133,7 @@ def test_gradient_accumulation_keeps_the_step_count_right(tmp_path):
     assert metrics["steps"] == -(-batches // 3)  # 13 optimizer steps, the last one shorter
 
 
+@pytest.mark.slow
 def test_cli_demo_run(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bert_pos.train", *TINY_DEMO_OVERRIDES, "epochs=1",
@@ -141,6 +145,7 @@ def test_cli_demo_run(tmp_path):
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / ".hydra" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 def test_cli_without_network_stops_fast_and_names_the_override(tmp_path):
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
     result = subprocess.run(
@@ -155,6 +160,7 @@ def test_cli_without_network_stops_fast_and_names_the_override(tmp_path):
     assert "Traceback" not in output
 
 
+@pytest.mark.slow
 def test_cli_rejects_a_misspelt_key(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bert_pos.train", "+experiment=demo", "optim.learning_rate=1",
@@ -165,6 +171,7 @@ def test_cli_rejects_a_misspelt_key(tmp_path):
     assert "learning_rate" in result.stderr and "OptimConfig" in result.stderr
 
 
+@pytest.mark.slow
 def test_cpu_bf16_autocast_trains(tmp_path):
     cfg = compose_config(TINY_DEMO_OVERRIDES + ["precision=bf16", "epochs=2", "device=cpu"])
     rows = train(cfg, tmp_path)["epochs"]
@@ -172,6 +179,7 @@ def test_cpu_bf16_autocast_trains(tmp_path):
     assert rows[-1]["train/loss"] < rows[0]["train/loss"]
 
 
+@pytest.mark.slow
 def test_fp16_needs_cuda(tmp_path):
     cfg = compose_config(TINY_DEMO_OVERRIDES + ["precision=fp16", "device=cpu"])
     with pytest.raises(ValueError, match="precision=fp16 needs CUDA"):

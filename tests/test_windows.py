@@ -110,6 +110,7 @@ def conll_file(path, sentences):
     path.write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 def test_training_and_evaluation_on_a_600_word_sentence(tmp_path):
     """The real training path, with a model window of 64 subwords: the long sentence is
     trained on (finite loss) and every one of its words is predicted and scored."""
