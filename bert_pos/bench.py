@@ -208,12 +208,17 @@ def precisions_and_eval_batches(side_configs: dict[str, DictConfig]) -> str:
 def add_model_flops_utilisation(cfg: DictConfig, results: dict) -> None:
     """Model FLOPs per second over the GPU's dense peak, from tokens/s and the model's shape."""
     import torch
-    from transformers import BertConfig
+    from transformers import AutoConfig
 
+    from bert_pos.encoders import random_config
     from bert_pos.hub import resolve_model_source
 
     source = resolve_model_source(cfg.model)
-    config = BertConfig.from_pretrained(source) if source else BertConfig(**cfg.model.random_init)
+    if source:
+        config = AutoConfig.from_pretrained(source)
+    else:
+        random_init = OmegaConf.to_container(cfg.model.random_init)
+        config = random_config(random_init, random_init.get("vocab_size", 30522))
     peak = next((v for k, v in GPU_PEAK_FLOPS.items() if k in torch.cuda.get_device_name()), None)
     length = results.get("bert_pos", {}).get("mean_train_length", 32.0)
     for values in results.values():

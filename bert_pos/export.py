@@ -15,10 +15,10 @@ from safetensors.torch import save_file
 
 from bert_pos.config import recipe_view
 from bert_pos.metrics import format_results_table
-from bert_pos.model import BertTagger, tagger_config
+from bert_pos.model import Tagger, tagger_config
 
 
-def export_model(model: BertTagger, tokenizer, label_names: list[str], directory: Path,
+def export_model(model: Tagger, tokenizer, label_names: list[str], directory: Path,
                  card: str) -> Path:  # fmt: skip
     directory.mkdir(parents=True, exist_ok=True)
     tagger_config(model, label_names).save_pretrained(directory)

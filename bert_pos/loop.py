@@ -33,7 +33,7 @@ from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel as DDP
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
-from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
 from bert_pos import distributed
 from bert_pos.checkpoint import (
@@ -51,8 +51,9 @@ from bert_pos.data.batching import build_dataloaders
 from bert_pos.data.cache import tokenize_splits_cached
 from bert_pos.data.encoding import max_length_of
 from bert_pos.data.sources import load_splits, resolve_label_names, subset
-from bert_pos.data.wordpiece import build_wordpiece_tokenizer
+from bert_pos.data.vocabularies import build_tokenizer
 from bert_pos.devices import autocast_for, pick_device, seed_everything
+from bert_pos.encoders import TOKENIZER_KINDS, layer_depth, load_tokenizer
 from bert_pos.errors import NonFiniteError, TrainingInterrupted
 from bert_pos.evaluation import evaluate_split
 from bert_pos.export import export_model, model_card
@@ -431,7 +432,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
     seed_everything(cfg.seed)
     device = pick_device(cfg.device, ddp.local_rank)
     label_names, splits, tokenizer, model_source = load_data_and_tokenizer(cfg, run_dir, ddp)
-    model, step_model = build_tagger(cfg, label_names, len(tokenizer), model_source, ddp, device)
+    model, step_model = build_tagger(cfg, label_names, tokenizer, model_source, ddp, device)
     if ddp.is_main:  # with the tokenizer, a run folder loads at any checkpoint (trained.py)
         checkpoints_dir(run_dir).mkdir(exist_ok=True)
         tagger_config(model, label_names).to_json_file(checkpoints_dir(run_dir) / TAGGER_CONFIG)
@@ -496,11 +497,13 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
         splits = load_splits(cfg.data, label_names, demo_corpus_dir)
         splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
         if cfg.model.tokenizer is not None or model_source is not None:
-            tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or model_source)
-        elif ddp.is_main:
-            tokenizer = build_wordpiece_tokenizer(splits["train"]["tokens"], run_dir / "tokenizer")
+            tokenizer = load_tokenizer(cfg.model.tokenizer or model_source)
+        elif ddp.is_main:  # a random model: a vocabulary of its family's kind, from the data
+            model_type = cfg.model.random_init.get("model_type", "bert")
+            tokenizer = build_tokenizer(TOKENIZER_KINDS.get(model_type, "wordpiece"), model_type,
+                                        splits["train"]["tokens"], run_dir / "tokenizer")  # fmt: skip
         else:
-            tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")  # rank 0's
+            tokenizer = load_tokenizer(run_dir / "tokenizer")  # rank 0's
     log.info("sentences: %s", {split: len(dataset) for split, dataset in splits.items()})
     if not tokenizer.is_fast:
         raise ValueError("a fast tokenizer is needed (word_ids() maps subwords to words)")
@@ -509,15 +512,15 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
     return label_names, splits, tokenizer, model_source
 
 
-def build_tagger(cfg: DictConfig, label_names: list[str], vocab_size: int,
-                 model_source: str | None, ddp, device: torch.device):  # fmt: skip
+def build_tagger(cfg: DictConfig, label_names: list[str], tokenizer, model_source: str | None,
+                 ddp, device: torch.device):  # fmt: skip
     """The tagger on `device`, and what training steps call: it under DDP and torch.compile."""
     random_init = cfg.model.random_init
     model = build_model(
         num_labels=len(label_names), dropout=cfg.model.dropout, pretrained_path=model_source,
         random_init=OmegaConf.to_container(random_init) if random_init else None,
-        vocab_size=vocab_size, pooling=cfg.model.pooling, head=cfg.model.head,
-        decode=cfg.model.decode, label_names=label_names,
+        vocab_size=len(tokenizer), pooling=cfg.model.pooling, head=cfg.model.head,
+        decode=cfg.model.decode, label_names=label_names, special_ids=special_ids(tokenizer),
     ).to(device)  # fmt: skip
     log.info("model: %.1fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
     step_model = model  # evaluation always runs the eager model
@@ -531,6 +534,14 @@ def build_tagger(cfg: DictConfig, label_names: list[str], vocab_size: int,
         torch._dynamo.config.cache_size_limit = 64
         step_model = torch.compile(step_model, mode=cfg.compile_mode, dynamic=False)
     return model, step_model
+
+
+def special_ids(tokenizer) -> dict:
+    """The tokenizer's special-token ids, for a random model's config (padding index, and
+    RoBERTa's position offset, follow the padding id)."""
+    ids = {f"{role}_id": getattr(tokenizer, f"{role}_id", None)
+           for role in ("pad_token", "bos_token", "eos_token", "cls_token", "sep_token")}  # fmt: skip
+    return {key: value for key, value in ids.items() if value is not None}
 
 
 def build_optimization(cfg: DictConfig, model, total_steps: int, device: torch.device):
@@ -553,28 +564,19 @@ def labelled_tokens(examples) -> int:
     return sum(sum(label != IGNORE_INDEX for label in labels) for labels in examples["labels"])
 
 
-def layer_depth(name: str, num_layers: int) -> int:
-    """0 for the embeddings, l + 1 for encoder layer l, num_layers + 1 for the head (CRF too)."""
-    if name.startswith("bert.embeddings."):
-        return 0
-    if name.startswith("bert.encoder.layer."):
-        return int(name.split(".")[3]) + 1
-    return num_layers + 1
-
-
 def build_optimizer(model: torch.nn.Module, lr, betas, eps, weight_decay, layer_decay=None):
     """AdamW; biases and LayerNorm weights get no weight decay (as in BERT's own recipe).
 
     `layer_decay` (e.g. 0.9): the head learns at `lr`, the top encoder layer at lr x decay,
     each layer below at one more factor, the embeddings at lr x decay^(layers + 1): the lower
     layers, which hold the most general features, move least."""
-    num_layers = model.config.num_hidden_layers
+    num_layers, prefix = model.config.num_hidden_layers, model.encoder_name
     groups = {}  # (depth, decays) -> parameter group
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         decays = not (name.endswith(".bias") or "LayerNorm" in name)
-        depth = layer_depth(name, num_layers) if layer_decay is not None else num_layers + 1
+        depth = layer_depth(name, num_layers, prefix) if layer_decay is not None else num_layers + 1
         scale = (layer_decay or 1.0) ** (num_layers + 1 - depth)
         group = groups.setdefault((depth, decays), {
             "params": [], "weight_decay": weight_decay if decays else 0.0, "lr": lr * scale,

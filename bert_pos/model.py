@@ -1,9 +1,10 @@
-"""BERT with a token-classification head.
+"""An encoder with a token-classification head.
 
-`BertTagger` is `BertModel` (no pooler) -> dropout -> linear, the same computation and the same
-parameter names as `transformers.BertForTokenClassification` (`bert.*`, `classifier.*`), so a
-state dict saved here loads there too. It returns logits only: the training loop owns the loss,
-because gradient accumulation needs it normalised over the whole accumulated batch.
+`Tagger` is an encoder of any family (`BertModel` by default, no pooler) -> dropout -> linear,
+the same computation and the same parameter names as the family's `*ForTokenClassification`
+(`bert.*` or `roberta.*`, ..., `classifier.*`), so a state dict saved here loads there too.
+It returns logits only: the training loop owns the loss, because gradient accumulation needs
+it normalised over the whole accumulated batch.
 
 Options beyond that (`model.pooling`, `model.head`, `model.decode`; their checkpoints need
 bert_pos to run, the Hugging Face class would ignore the extra parts):
@@ -20,8 +21,9 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertModel
+from transformers import AutoConfig
 
+from bert_pos import encoders
 from bert_pos.config import DECODINGS, HEADS, POOLINGS
 from bert_pos.labels import IGNORE_INDEX
 
@@ -133,22 +135,31 @@ def compact(
     return values.gather(1, index), mask.gather(1, order), order
 
 
-class BertTagger(nn.Module):
-    def __init__(self, bert: BertModel, num_labels: int, dropout: float, pooling: str = "first",
+class Tagger(nn.Module):
+    """An encoder of any family -> (ModernBERT: its prediction head) -> pooling -> dropout ->
+    linear head (-> CRF). The encoder is registered under the family's own name (`bert`,
+    `roberta`, `deberta`, ...; see bert_pos/encoders.py), so with the default options the
+    state dict is that of the family's `*ForTokenClassification`."""
+
+    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float, pooling: str = "first",
                  head: str = "linear", decode: str = "argmax",
                  label_names: list[str] | None = None):  # fmt: skip
         super().__init__()
         if pooling not in POOLINGS or head not in HEADS or decode not in DECODINGS:
             raise ValueError(f"pooling {pooling!r}, head {head!r}, decode {decode!r}: expected "
                              f"one of {POOLINGS}, {HEADS}, {DECODINGS}")  # fmt: skip
-        self.bert = bert
+        config = encoder.config
+        self.encoder_name = encoders.base_model_prefix(config)
+        self.add_module(self.encoder_name, encoder)
+        if encoders.has_prediction_head(config):
+            self.head = encoders.prediction_head(config)
         self.dropout = nn.Dropout(dropout)
-        width = bert.config.hidden_size * (2 if pooling == "first_last" else 1)
+        width = config.hidden_size * (2 if pooling == "first_last" else 1)
         self.classifier = nn.Linear(width, num_labels)
         # The initialisation BertForTokenClassification gives its fresh head.
-        nn.init.normal_(self.classifier.weight, std=bert.config.initializer_range)
+        nn.init.normal_(self.classifier.weight, std=config.initializer_range)
         nn.init.zeros_(self.classifier.bias)
-        self.pooling, self.head, self.decoding = pooling, head, decode
+        self.pooling, self.head_type, self.decoding = pooling, head, decode
         self.crf = None
         if head == "crf" or decode == "constrained":
             if label_names is None:
@@ -162,15 +173,21 @@ class BertTagger(nn.Module):
                 self.register_buffer("start_penalty", start_penalty, persistent=False)
 
     @property
-    def config(self) -> BertConfig:
-        return self.bert.config
+    def encoder(self) -> nn.Module:
+        return getattr(self, self.encoder_name)
+
+    @property
+    def config(self):
+        return self.encoder.config
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 word_index: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Logits (B, T, num_labels) at every subword. With mean or first_last pooling, a
         word's first subword carries the logits of the pooled word (`word_index` (B, T): the
         word of each subword among the example's scored words, -1 for none)."""
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        if hasattr(self, "head"):
+            hidden = self.head(hidden)
         if self.pooling != "first":
             if word_index is None:
                 raise ValueError(f"pooling={self.pooling} needs the batch's word_index")
@@ -259,37 +276,36 @@ def word_emissions(logits, word_starts, word_labels=None, return_positions=False
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """The BertTagger inside torch.compile's and DistributedDataParallel's wrappers."""
+    """The Tagger inside torch.compile's and DistributedDataParallel's wrappers."""
     model = getattr(model, "_orig_mod", model)
     return getattr(model, "module", model)
 
 
-def tagger_config(model: BertTagger, label_names: list[str]) -> BertConfig:
+def tagger_config(model: Tagger, label_names: list[str]):
     """The tagger's Hugging Face config: its encoder's, with the labels, the head's dropout and
     the architecture, and bert_pos's options where they differ from BERT's recipe (a CRF,
-    pooling or constrained decoding, which `BertForTokenClassification` would ignore)."""
-    config = copy.deepcopy(model.bert.config)
-    config.architectures = ["BertForTokenClassification"]
+    pooling or constrained decoding, which `*ForTokenClassification` would ignore)."""
+    config = copy.deepcopy(model.config)
+    config.architectures = [encoders.token_classification_class(config).__name__]
     config.id2label = dict(enumerate(label_names))
     config.label2id = {label: i for i, label in enumerate(label_names)}
     config.classifier_dropout = model.dropout.p
-    options = {"pooling": model.pooling, "head": model.head, "decode": model.decoding}
+    options = {"pooling": model.pooling, "head": model.head_type, "decode": model.decoding}
     if options != {"pooling": "first", "head": "linear", "decode": "argmax"}:
         config.bert_pos = options
-        config.architectures = ["BertTagger (bert_pos)"]
+        config.architectures = ["Tagger (bert_pos)"]
     return config
 
 
-def tagger_from_config(config: BertConfig, **option_overrides) -> tuple[BertTagger, list[str]]:
+def tagger_from_config(config, **option_overrides) -> tuple[Tagger, list[str]]:
     """An untrained tagger of the shape `tagger_config` describes, and its label names;
     `option_overrides` (e.g. `decode="constrained"`) replace the saved options."""
-    config._attn_implementation = "sdpa"
     label_names = [config.id2label[i] for i in range(len(config.id2label))]
     dropout = config.classifier_dropout if config.classifier_dropout is not None else 0.1
     options = dict(getattr(config, "bert_pos", None) or {})  # pooling, head, decode
     options.update({key: value for key, value in option_overrides.items() if value is not None})
-    model = BertTagger(BertModel(config, add_pooling_layer=False), len(label_names), dropout,
-                       label_names=label_names, **options)  # fmt: skip
+    model = Tagger(encoders.build_encoder(config), len(label_names), dropout,
+                   label_names=label_names, **options)  # fmt: skip
     return model, label_names
 
 
@@ -304,24 +320,24 @@ def build_model(
     head: str = "linear",
     decode: str = "argmax",
     label_names: list[str] | None = None,
-) -> BertTagger:
-    """A tagger on pretrained weights (a local folder or hub name) or on a random `BertConfig`.
+    special_ids: dict | None = None,
+) -> Tagger:
+    """A tagger on pretrained weights (a local folder or hub name, any family `AutoModel`
+    loads) or on a random config (`random_init`: shape fields, optionally `model_type`; the
+    tokenizer's `vocab_size` and `special_ids`).
 
     `pretrained_weights=False` builds the pretrained model's shape only, for loading a
     fine-tuned checkpoint into it. Attention runs through PyTorch's scaled-dot-product
-    attention kernels. `pooling`, `head`, `decode`: see the module docstring (`label_names`
-    for the IOB2 transitions of `head=crf` and `decode=constrained`).
+    attention kernels where the family has them. `pooling`, `head`, `decode`: see the module
+    docstring (`label_names` for the IOB2 transitions of `head=crf` and `decode=constrained`).
     """
     if pretrained_path is not None and pretrained_weights:
-        bert = BertModel.from_pretrained(
-            pretrained_path, add_pooling_layer=False, attn_implementation="sdpa"
-        )
+        config = AutoConfig.from_pretrained(pretrained_path)
+        encoder = encoders.build_encoder(config, pretrained_path)
     elif pretrained_path is not None:
-        config = BertConfig.from_pretrained(pretrained_path)
-        config._attn_implementation = "sdpa"
-        bert = BertModel(config, add_pooling_layer=False)
+        encoder = encoders.build_encoder(AutoConfig.from_pretrained(pretrained_path))
     else:
-        config = BertConfig(**{"vocab_size": vocab_size, **random_init})
-        config._attn_implementation = "sdpa"
-        bert = BertModel(config, add_pooling_layer=False)
-    return BertTagger(bert, num_labels, dropout, pooling, head, decode, label_names)
+        encoder = encoders.build_encoder(
+            encoders.random_config(random_init, vocab_size, special_ids)
+        )
+    return Tagger(encoder, num_labels, dropout, pooling, head, decode, label_names)

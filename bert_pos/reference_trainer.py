@@ -12,8 +12,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from transformers import (
     AutoModelForTokenClassification,
-    AutoTokenizer,
-    BertConfig,
     DataCollatorForTokenClassification,
     Trainer,
     TrainerCallback,
@@ -22,7 +20,8 @@ from transformers import (
 
 from bert_pos.data.encoding import align_labels
 from bert_pos.data.sources import load_splits, resolve_label_names, subset
-from bert_pos.data.wordpiece import build_wordpiece_tokenizer
+from bert_pos.data.vocabularies import build_tokenizer
+from bert_pos.encoders import TOKENIZER_KINDS, load_tokenizer, random_config
 from bert_pos.hub import resolve_model_source
 from bert_pos.labels import IGNORE_INDEX, begin_to_inside_map, is_span_label_set
 from bert_pos.metrics import score_sequences
@@ -98,9 +97,12 @@ def tokenized_splits(cfg: DictConfig, out_dir: Path):
     splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
     model_source = resolve_model_source(cfg.model)
     if model_source is not None:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model.tokenizer or model_source)
+        tokenizer = load_tokenizer(cfg.model.tokenizer or model_source)  # as run_ner.py: a
+        # prefix space for byte-level BPE
     else:
-        tokenizer = build_wordpiece_tokenizer(splits["train"]["tokens"], out_dir / "tokenizer")
+        model_type = cfg.model.random_init.get("model_type", "bert")
+        tokenizer = build_tokenizer(TOKENIZER_KINDS.get(model_type, "wordpiece"), model_type,
+                                    splits["train"]["tokens"], out_dir / "tokenizer")  # fmt: skip
     continuation = begin_to_inside_map(label_names)
 
     def tokenize_and_align_labels(batch):
@@ -125,8 +127,8 @@ def token_classification_model(cfg: DictConfig, label_names: list[str], vocab_si
             model_source, num_labels=len(label_names), id2label=id2label, label2id=label2id
         )
     random_init = OmegaConf.to_container(cfg.model.random_init)
-    config = BertConfig(**{"vocab_size": vocab_size, **random_init},
-                        num_labels=len(label_names), id2label=id2label, label2id=label2id)  # fmt: skip
+    config = random_config(random_init, vocab_size)
+    config.update({"num_labels": len(label_names), "id2label": id2label, "label2id": label2id})
     return AutoModelForTokenClassification.from_config(config)
 
 

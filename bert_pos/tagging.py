@@ -21,7 +21,7 @@ from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.encoding import encode_sentences, max_length_of
 from bert_pos.devices import autocast_for, pick_device
 from bert_pos.labels import is_span_label_set
-from bert_pos.model import BertTagger, at_word_starts
+from bert_pos.model import Tagger, at_word_starts
 from bert_pos.trained import load_trained
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ def split_words(line: str) -> list[tuple[str, int, int]]:
 
 @torch.inference_mode()
 def tag_sentences(
-    model: BertTagger,
+    model: Tagger,
     tokenizer,
     sentences: list[list[str]],
     label_names: list[str],

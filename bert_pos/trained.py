@@ -16,10 +16,11 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from safetensors import safe_open
 from safetensors.torch import load_file
-from transformers import AutoTokenizer, BertConfig, PreTrainedTokenizerFast
+from transformers import AutoConfig, PreTrainedTokenizerFast
 
+from bert_pos.encoders import load_tokenizer
 from bert_pos.errors import UserError
-from bert_pos.model import BertTagger, build_model, tagger_from_config
+from bert_pos.model import Tagger, build_model, tagger_from_config
 from bert_pos.paths import MODEL_FILE, TAGGER_CONFIG, checkpoints_dir, weights_file
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ class TrainedModelError(UserError, ValueError):
 
 @dataclass
 class Trained:
-    model: BertTagger  # in eval mode, on the CPU
+    model: Tagger  # in eval mode, on the CPU
     tokenizer: PreTrainedTokenizerFast
     label_names: list[str]
     weights: Path  # the safetensors file the weights came from
@@ -68,10 +69,10 @@ def load_trained(path: str | Path, checkpoint: str | None = None, decode: str | 
 
 
 def load_export(model_dir: Path, decode: str | None) -> Trained:
-    model, label_names = tagger_from_config(BertConfig.from_pretrained(model_dir), decode=decode)
+    model, label_names = tagger_from_config(AutoConfig.from_pretrained(model_dir), decode=decode)
     weights = model_dir / MODEL_FILE
     model.load_state_dict(load_file(weights))
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer = load_tokenizer(model_dir)
     return Trained(model.eval(), tokenizer, label_names, weights, step_of(weights), None)
 
 
@@ -80,10 +81,10 @@ def load_checkpoint(run_dir: Path, checkpoint: str, run_config: DictConfig, deco
     weights = weights_file(run_dir, checkpoint)
     if not weights.is_file():
         raise TrainedModelError(f"checkpoint={checkpoint}: {weights} does not exist")
-    tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
+    tokenizer = load_tokenizer(run_dir / "tokenizer")
     saved_config = checkpoints_dir(run_dir) / TAGGER_CONFIG
     if saved_config.is_file():
-        model, label_names = tagger_from_config(BertConfig.from_pretrained(saved_config),
+        model, label_names = tagger_from_config(AutoConfig.from_pretrained(saved_config),
                                                 decode=decode)  # fmt: skip
     else:
         model, label_names = rebuild_from_training_config(run_dir, run_config, tokenizer, decode)
@@ -92,7 +93,7 @@ def load_checkpoint(run_dir: Path, checkpoint: str, run_config: DictConfig, deco
 
 
 def rebuild_from_training_config(run_dir: Path, run_config: DictConfig, tokenizer,
-                                 decode: str | None) -> tuple[BertTagger, list[str]]:  # fmt: skip
+                                 decode: str | None) -> tuple[Tagger, list[str]]:  # fmt: skip
     """The tagger's shape from a run's training config (runs without checkpoints/config.json)."""
     from bert_pos.data.sources import resolve_label_names
     from bert_pos.hub import resolve_model_source

@@ -5,7 +5,7 @@ Shared constants and helpers are in tests/helpers.py."""
 import pytest
 import torch
 
-from bert_pos.data.wordpiece import build_wordpiece_tokenizer
+from bert_pos.data.vocabularies import build_wordpiece_tokenizer
 from bert_pos.model import build_model
 from tests.helpers import SENTENCES, TINY_BERT, TINY_DEMO_OVERRIDES, compose_config
 

@@ -10,7 +10,7 @@ from hydra import compose, initialize_config_dir
 from bert_pos.config import register_configs
 from bert_pos.data.batching import PaddingCollator
 from bert_pos.labels import NER_LABELS
-from bert_pos.model import BertTagger
+from bert_pos.model import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
@@ -66,7 +66,7 @@ class FixedTagger(torch.nn.Module):
     """Predicts, at each position, the label id stored in input_ids (ids are label ids here)."""
 
     crf, decoding = None, "argmax"
-    decode_words = BertTagger.decode_words  # argmax at each word's first subword
+    decode_words = Tagger.decode_words  # argmax at each word's first subword
 
     def forward(self, input_ids, attention_mask, word_index=None):
         return torch.nn.functional.one_hot(input_ids, len(NER_LABELS)).float() * 10

@@ -151,7 +151,7 @@ def test_pooled_tagger_runs_forward_and_backward(pooling):
     assert logits.shape == (2, 7, 5)
     logits[0, 1].sum().backward()
     assert model.classifier.weight.grad.abs().sum() > 0
-    assert model.bert.embeddings.word_embeddings.weight.grad.abs().sum() > 0
+    assert model.encoder.embeddings.word_embeddings.weight.grad.abs().sum() > 0
 
 
 def test_layer_decay_scales_each_depth():

@@ -37,7 +37,7 @@ def test_padding_does_not_change_real_token_logits(tiny_model):
 
 def test_pretrained_folder_round_trip(tmp_path):
     model = build_model(5, 0.1, random_init=TINY_BERT, vocab_size=60)
-    model.bert.save_pretrained(tmp_path / "bert")
+    model.encoder.save_pretrained(tmp_path / "bert")
     reloaded = build_model(5, 0.1, pretrained_path=str(tmp_path / "bert"))
-    for name, tensor in model.bert.state_dict().items():
-        torch.testing.assert_close(reloaded.bert.state_dict()[name], tensor)
+    for name, tensor in model.encoder.state_dict().items():
+        torch.testing.assert_close(reloaded.encoder.state_dict()[name], tensor)

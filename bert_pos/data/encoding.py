@@ -8,6 +8,7 @@ optionally fill each example with the neighbouring sentences of its document as 
 context (`add_document_context`).
 """
 
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerFast
 
+from bert_pos.encoders import usable_positions
 from bert_pos.labels import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,17 @@ EXAMPLE_COLUMNS = ("input_ids", "labels", "word_starts", "word_index", "tags", "
 
 def max_length_of(tokenizer: PreTrainedTokenizerFast, model_config) -> int:
     """Subwords per example, special tokens included: the smaller of the tokenizer's limit and
-    the model's position embeddings."""
-    return min(tokenizer.model_max_length, model_config.max_position_embeddings)
+    the positions the model has (RoBERTa-style models lose two to their position offset)."""
+    return min(tokenizer.model_max_length, usable_positions(model_config))
+
+
+def special_token_counts(tokenizer: PreTrainedTokenizerFast) -> tuple[int, int]:
+    """How many special tokens the tokenizer puts before and after a sentence ([CLS] .. [SEP],
+    <s> .. </s>, ...)."""
+    word_ids = tokenizer(["a"], is_split_into_words=True).word_ids()
+    first = next(i for i, word in enumerate(word_ids) if word is not None)
+    last = max(i for i, word in enumerate(word_ids) if word is not None)
+    return first, len(word_ids) - 1 - last
 
 
 # ---------------------------------------------------------------- subword alignment
@@ -120,6 +131,7 @@ class Piece:
 
     input_ids: list[int]
     word_ids: list[int | None]  # the sentence's word of each subword; None for special tokens
+    # (and lone start markers, see `without_markers`)
     keep_start: int  # the piece trains on and scores the words keep_start .. keep_end - 1;
     keep_end: int  # the others in it are context
 
@@ -142,11 +154,13 @@ def encode_sentences(
     and a second call per window for the sentences longer than `max_length` subwords."""
     encoding = tokenizer(sentences, is_split_into_words=True, truncation=False)
     budget = max_length - tokenizer.num_special_tokens_to_add()
+    markers = bare_marker_ids(tokenizer)
     pieces = []
     for row, words in enumerate(sentences):
         word_ids = encoding.word_ids(row)
         if len(word_ids) <= max_length:
-            pieces.append([Piece(encoding["input_ids"][row], word_ids, 0, len(words))])
+            ids = encoding["input_ids"][row]
+            pieces.append([Piece(ids, without_markers(ids, word_ids, markers), 0, len(words))])
             continue
         try:
             windows = word_windows(subword_counts(word_ids, len(words)), budget)
@@ -158,9 +172,34 @@ def encode_sentences(
                 continue
             window = tokenizer(words[start:end], is_split_into_words=True, truncation=False)
             window_ids = [None if w is None else start + w for w in window.word_ids()]
+            window_ids = without_markers(window["input_ids"], window_ids, markers)
             sentence_pieces.append(Piece(window["input_ids"], window_ids, keep_start, keep_end))
         pieces.append(sentence_pieces)
     return pieces
+
+
+def bare_marker_ids(tokenizer: PreTrainedTokenizerFast) -> set[int]:
+    """Ids of the lone word-start markers of byte-level BPE (`Ġ`) and SentencePiece-style
+    (`▁`) vocabularies: a word whose letters have no piece with the marker attached starts
+    with the marker alone, which says nothing of the word. WordPiece has none."""
+    state = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
+    kinds = json.dumps(state)
+    marks = ({"Ġ"} if '"ByteLevel"' in kinds else set()) | (
+        {state.get("replacement", "▁")} if '"Metaspace"' in kinds else set())  # fmt: skip
+    vocabulary = tokenizer.get_vocab()
+    return {vocabulary[mark] for mark in marks if mark in vocabulary}
+
+
+def without_markers(input_ids: list[int], word_ids: list[int | None], markers: set[int]
+                    ) -> list[int | None]:  # fmt: skip
+    """`word_ids` with a lone start marker counted as no word's, where its word has other
+    pieces: the word's label and prediction then sit at its first real piece (the one the
+    Hugging Face pipeline groups the word by), and the marker is context, like a special token."""
+    if not markers:
+        return word_ids
+    counts = Counter(word_ids)
+    return [None if token in markers and word is not None and counts[word] > 1 else word
+            for token, word in zip(input_ids, word_ids)]  # fmt: skip
 
 
 # ---------------------------------------------------------------- training and evaluation examples
@@ -194,7 +233,11 @@ def tokenize_splits(
         )  # fmt: skip
         if context_subwords is not None:
             tokenized[split] = add_document_context(
-                tokenized[split], dataset["document_id"], min(context_subwords, max_length), split
+                tokenized[split],
+                dataset["document_id"],
+                min(context_subwords, max_length),
+                split,
+                special_token_counts(tokenizer),
             )
         log_windows_and_unaligned(tokenized[split], split, max_length)
     return DatasetDict(tokenized)
@@ -268,11 +311,15 @@ def same_document_neighbours(sentence: int, step: int, document_ids: list[int], 
 
 
 def add_document_context(
-    examples: Dataset, document_ids: list[int], budget: int, split: str = "split"
+    examples: Dataset,
+    document_ids: list[int],
+    budget: int,
+    split: str = "split",
+    specials: tuple[int, int] = (1, 1),
 ) -> Dataset:
     """Each sentence's example with the subwords of its neighbours in the same document
-    around it, up to `budget` subwords in all ([CLS] and [SEP] included): half the room
-    before, half after, and the room one side cannot fill goes to the other. Context
+    around it, up to `budget` subwords in all (the `specials` before and after included):
+    half the room before, half after, and the room one side cannot fill goes to the other. Context
     subwords carry no labels, no word starts and no word index, so only the sentence's own
     words are trained on and scored, once each. Sentences that needed windows (longer than
     the model's window) stay as they are. Documents come from the `-DOCSTART-` lines; where
@@ -281,13 +328,16 @@ def add_document_context(
     """
     columns = examples.to_dict()
     sentences = columns["sentence"]
+    leading, trailing = specials
     if any(document < 0 for document in document_ids):
         log.warning("%s: document boundaries unknown; context comes from the neighbouring "
                     "sentences in file order, across documents", split)  # fmt: skip
     per_sentence = Counter(sentences)
-    # the subwords of each whole sentence, without [CLS] and [SEP]
+    # the subwords of each whole sentence, without its special tokens
     inner = {
-        s: ids[1:-1] for s, ids in zip(sentences, columns["input_ids"]) if per_sentence[s] == 1
+        s: ids[leading : len(ids) - trailing]
+        for s, ids in zip(sentences, columns["input_ids"])
+        if per_sentence[s] == 1
     }
     for row, sentence in enumerate(sentences):
         if per_sentence[sentence] > 1:
@@ -308,14 +358,20 @@ def add_document_context(
         right = min(len(after), room - left)
         left_ids, right_ids = before[len(before) - left :], after[:right]
         ids = columns["input_ids"][row]
-        columns["input_ids"][row] = ids[:1] + left_ids + ids[1:-1] + right_ids + ids[-1:]
+        columns["input_ids"][row] = around(ids, left_ids, right_ids, leading, trailing)
         none_left, none_right = [IGNORE_INDEX] * left, [IGNORE_INDEX] * right
         labels = columns["labels"][row]
-        columns["labels"][row] = labels[:1] + none_left + labels[1:-1] + none_right + labels[-1:]
+        columns["labels"][row] = around(labels, none_left, none_right, leading, trailing)
         index = columns["word_index"][row]
-        columns["word_index"][row] = (index[:1] + [-1] * left + index[1:-1] + [-1] * right
-                                      + index[-1:])  # fmt: skip
+        columns["word_index"][row] = around(index, [-1] * left, [-1] * right, leading, trailing)
         columns["word_starts"][row] = [
             start + left if start >= 0 else start for start in columns["word_starts"][row]
         ]
     return Dataset.from_dict(columns)
+
+
+def around(sequence: list, left: list, right: list, leading: int, trailing: int) -> list:
+    """`sequence` with `left` inserted after its `leading` special tokens and `right` before
+    its `trailing` ones."""
+    end = len(sequence) - trailing
+    return sequence[:leading] + left + sequence[leading:end] + right + sequence[end:]
