@@ -155,7 +155,7 @@ def test_each_family_learns_exports_and_predicts_as_the_pipeline(model_type, tmp
     from bert_pos.train import train
     from bert_pos.trained import load_trained
 
-    overrides = [f"+model.random_init.model_type={model_type}", "data.context=document",
+    overrides = [f"model.random_init.model_type={model_type}", "data.context=document",
                  "data.context_subwords=48"]  # fmt: skip
     metrics = train(compose_config(TINY_DEMO_OVERRIDES + overrides), tmp_path)
     rows = metrics["epochs"]
@@ -197,7 +197,7 @@ def test_each_family_trains_a_crf_that_predicts_what_evaluation_scored(model_typ
     from bert_pos.train import train
     from bert_pos.trained import load_trained
 
-    overrides = [f"+model.random_init.model_type={model_type}", "model.head=crf", "epochs=2"]
+    overrides = [f"model.random_init.model_type={model_type}", "model.head=crf", "epochs=2"]
     train(compose_config(TINY_DEMO_OVERRIDES + overrides), tmp_path)
     trained = load_trained(tmp_path / "model")
     assert trained.model.crf is not None
@@ -206,3 +206,29 @@ def test_each_family_trains_a_crf_that_predicts_what_evaluation_scored(model_typ
                            trained.label_names, 16, torch.device("cpu"), nullcontext())  # fmt: skip
     _, scored = read_predictions(tmp_path / "eval" / "test" / "predictions.txt")  # best weights
     assert [[tag for tag, _ in sentence] for sentence in tagged] == scored
+
+
+@pytest.mark.slow
+def test_a_pretrained_roberta_folder_saved_without_prefix_space_fine_tunes(tmp_path):
+    """The pretrained path of another family: a RoBERTa folder as the hub has it (weights,
+    config, a byte-level tokenizer with add_prefix_space=False) fine-tunes and exports."""
+    from transformers import AutoModelForTokenClassification
+
+    from bert_pos.train import train
+
+    tokenizer = family_tokenizer("roberta", tmp_path)
+    model = tiny_model("roberta", tokenizer)
+    folder = tmp_path / "roberta-pretrained"
+    model.encoder.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    state = json.loads((folder / "tokenizer.json").read_text())
+    state["pre_tokenizer"]["add_prefix_space"] = False
+    (folder / "tokenizer.json").write_text(json.dumps(state))
+    cfg = compose_config(TINY_DEMO_OVERRIDES + ["model.random_init=null", "epochs=1",
+                                                f"model.name_or_path={folder}"])  # fmt: skip
+    metrics = train(cfg, tmp_path / "run")
+    assert metrics["steps"] > 0
+    saved = json.loads((tmp_path / "run" / "tokenizer" / "tokenizer.json").read_text())
+    assert saved["pre_tokenizer"]["add_prefix_space"] is True  # trained with the prefix space
+    exported = AutoModelForTokenClassification.from_pretrained(tmp_path / "run" / "model")
+    assert type(exported).__name__ == "RobertaForTokenClassification"
