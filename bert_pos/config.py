@@ -19,13 +19,15 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from bert_pos.data.formats import FORMATS, reads_conll_files
 from bert_pos.errors import UserError
 from bert_pos.labels import CONLL2003_TASKS
 from bert_pos.paths import run_dir_of
 
 # ---------------------------------------------------------------- allowed values, defined once
 
-SCHEMES = ("iob2", "iob1")  # tag schemes of input files; iob1 is converted to IOB2 on reading
+# tag schemes of input data; iob1 and bioes (BILOU's L-/U- read as E-/S-) become IOB2 on reading
+SCHEMES = ("iob2", "iob1", "bioes")
 LABEL_STRATEGIES = ("first", "all")  # which subwords of a word carry the loss
 CONTEXTS = ("sentence", "document")
 POOLINGS = ("first", "mean", "first_last")  # a word's vector from its subwords
@@ -62,13 +64,22 @@ CHOICES = {
 
 @dataclass
 class DataConfig:
-    task: str = MISSING  # ner | pos | chunk (CoNLL-2003 columns), or any name with label_column
+    task: str = MISSING  # ner | pos | chunk (CoNLL-2003 columns), or any name
     word_column: int = MISSING
     label_column: int | None = MISSING  # null: the CoNLL-2003 task's column
     scheme: str = MISSING  # SCHEMES
-    hub_name: str = MISSING  # Hugging Face dataset, used when `dir` is null
+    labels: list[str] | None = MISSING  # the label list (in `scheme`); null: from the data
+    hub_name: str = MISSING  # hub dataset or folder `load_dataset` reads; used when `dir` is null
+    hub_config: str | None = MISSING  # e.g. a language of a multilingual dataset
     hub_revision: str | None = MISSING
-    dir: str | None = MISSING  # local folder of CoNLL files; takes precedence over the hub
+    tokens_column: str = MISSING  # columns of hub, saved and JSON-lines data
+    tags_column: str | None = MISSING  # null: `{task}_tags` for ner/pos/chunk, else ner_tags
+    document_column: str | None = MISSING  # null: documents from -DOCSTART- rows
+    split_names: dict[str, str | None] = MISSING  # our split -> the hub or saved dataset's
+    validation_fraction: float = MISSING  # of train, held out where a dataset has no validation
+    validation_seed: int = MISSING
+    dir: str | None = MISSING  # local folder of the data; takes precedence over the hub
+    format: str | None = MISSING  # FORMATS (bert_pos/data/formats.py); null: from file names
     train_file: str | None = MISSING  # null: no such split
     validation_file: str | None = MISSING
     test_file: str | None = MISSING
@@ -90,7 +101,7 @@ class DataConfig:
 class ModelConfig:
     name_or_path: str | None = MISSING  # hub name or local folder of pretrained weights
     package: str | None = MISSING  # a Python package whose `model/` folder holds them
-    random_init: dict[str, Any] | None = MISSING  # BertConfig fields: random weights
+    random_init: dict[str, Any] | None = MISSING  # shape fields (+ model_type): random weights
     tokenizer: str | None = MISSING  # null: the model's own (or one built from the data)
     dropout: float = MISSING
     pooling: str = MISSING  # POOLINGS
@@ -214,6 +225,35 @@ class ConfigError(UserError, ValueError):
     """A config value out of range; the message names the key."""
 
 
+def data_problems(data: DictConfig) -> list[str]:
+    """The checks of `data` that types cannot express, one line each, naming the key."""
+    problems = []
+    for key in ("train_file", "validation_file"):
+        if data[key] is None:
+            problems.append(f"data.{key}=null: training needs this split")
+    if data.task not in CONLL2003_TASKS and data.label_column is None and reads_conll_files(data):
+        problems.append(
+            f"data.task={data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): set "
+            "data.label_column, the 0-based column of its tags in the CoNLL files (the labels "
+            "are read from the training file, or data.labels)"
+        )
+    if data.format is not None and data.format not in FORMATS:
+        problems.append(
+            f"data.format={data.format!r}: expected null or one of {', '.join(FORMATS)}"
+        )
+    unknown = set(data.split_names) - {"train", "validation", "test"}
+    if unknown or data.split_names.get("train") is None:
+        problems.append(f"data.split_names={dict(data.split_names)}: expected the dataset's "
+                        "split names of train (required), validation and test")  # fmt: skip
+    if not 0 < data.validation_fraction < 1:
+        problems.append(
+            f"data.validation_fraction={data.validation_fraction}: must be within (0, 1)"
+        )
+    if data.labels is not None and (not data.labels or len(set(data.labels)) != len(data.labels)):
+        problems.append(f"data.labels={list(data.labels)}: expected distinct label names, or null")
+    return problems
+
+
 # ---------------------------------------------------------------- the flat view
 
 # Keys that say where and how a run goes, not what it computes: a resumed run may change them,
@@ -290,16 +330,7 @@ def check_config(cfg: DictConfig) -> None:
         problems.append(
             "model: set exactly one of model.name_or_path, model.package, model.random_init"
         )
-    for key in ("data.train_file", "data.validation_file"):
-        if OmegaConf.select(cfg, key) is None:
-            problems.append(f"{key}=null: training needs this split")
-    if cfg.data.task not in CONLL2003_TASKS and (
-        cfg.data.label_column is None or cfg.data.dir is None
-    ):
-        problems.append(
-            f"data.task={cfg.data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): "
-            "set data.label_column and data.dir, and the labels are read from the training file"
-        )
+    problems += data_problems(cfg.data)
     layer_decay = cfg.optim.layer_decay
     if layer_decay is not None and not 0 < layer_decay <= 1:
         problems.append(f"optim.layer_decay={layer_decay}: must be within (0, 1] or null")

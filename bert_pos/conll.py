@@ -10,14 +10,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from bert_pos.config import SCHEMES
-from bert_pos.errors import UserError
-from bert_pos.labels import invalid_iob2_position, iob1_to_iob2, is_span_label_set
+from bert_pos.data.tags import DataFormatError, TagCheck
 
 DOCSTART = "-DOCSTART-"
 
 
-class ConllFormatError(UserError, ValueError):
+class ConllFormatError(DataFormatError):
     """A CoNLL file that cannot be read as it stands; the message names file and line."""
 
 
@@ -38,18 +36,17 @@ def read_conll(
 ) -> list[Sentence]:
     """Read the sentences of one CoNLL file, with the label of `label_column` for each word.
 
-    `scheme=iob1` converts the tags to IOB2 as they are read. Every (converted) label must be
-    in `label_names` (None: any label, for reading a label set); when those are a span label
-    set and `scheme=iob2`, an `I-X` must continue an X entity. Lines must all have the same
+    `scheme=iob1` and `scheme=bioes` convert the tags to IOB2 as they are read (a BIOES
+    sequence must be valid first). Every (converted) label must be in `label_names` (None: any
+    label, for reading a label set); when those are a span label set and `scheme=iob2`, an
+    `I-X` must continue an X entity (see `TagCheck`). Lines must all have the same
     number of fields as the first token line of the file. Accepted as they are: a UTF-8
     byte-order mark, CRLF line endings, tabs and spaces mixed between fields, trailing
     whitespace, and whitespace-only lines (sentence breaks).
     """
-    if scheme not in SCHEMES:
-        raise ValueError(f"scheme={scheme!r}; expected one of {', '.join(SCHEMES)}")
+    check = TagCheck(label_names, scheme, f"column {label_column}, 0-based", ConllFormatError)
     path = Path(path)
     text = read_utf8(path)
-    check = SentenceCheck(path, label_column, label_names, scheme)
     sentences: list[Sentence] = []
     words: list[str] = []
     labels: list[str] = []
@@ -60,7 +57,7 @@ def read_conll(
         fields = line.split()
         if not fields or fields[0] == DOCSTART:
             if words:
-                tags = check(words, labels, first_line)
+                tags = check(labels, word_line(path, first_line))
                 sentences.append(Sentence(words, tags, max(document_id, 0), first_line))
                 words, labels = [], []
             document_id += bool(fields)
@@ -71,8 +68,8 @@ def read_conll(
         words.append(fields[word_column])
         labels.append(fields[label_column])
     if words:
-        sentences.append(Sentence(words, check(words, labels, first_line), max(document_id, 0),
-                                  first_line))  # fmt: skip
+        sentences.append(Sentence(words, check(labels, word_line(path, first_line)),
+                                  max(document_id, 0), first_line))  # fmt: skip
     if not sentences:
         content = "the file is empty" if not text.strip() else "only -DOCSTART- and blank lines"
         raise ConllFormatError(
@@ -82,16 +79,21 @@ def read_conll(
     return sentences
 
 
-def read_utf8(path: Path) -> str:
+def word_line(path: Path, first_line: int):
+    """Where word i of the sentence that starts on `first_line` is: `file:line`."""
+    return lambda i: f"{path}:{first_line + i}"
+
+
+def read_utf8(path: Path, error: type[DataFormatError] = ConllFormatError) -> str:
     """The text of a file that must be UTF-8 (a byte-order mark is dropped)."""
     if not path.is_file():
-        raise ConllFormatError(f"{path}: no such file")
+        raise error(f"{path}: no such file")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
-        raise ConllFormatError(
+        raise error(
             f"{path}:{line}: bytes {raw[err.start : err.end]!r} are not UTF-8; expected a UTF-8 "
             "file (re-encode it, e.g. `iconv -f latin1 -t utf-8`)"
         ) from None
@@ -125,61 +127,22 @@ class FieldLayout:
             )
 
 
-class SentenceCheck:
-    """A sentence's tags, converted to IOB2 where the file is IOB1, checked against the label
-    set and (span labels, IOB2 files) IOB2's transitions."""
-
-    def __init__(self, path: Path, label_column: int, label_names: list[str] | None, scheme: str):
-        self.path, self.label_column, self.label_names, self.scheme = (
-            path, label_column, label_names, scheme
-        )  # fmt: skip
-        self.known_labels = None if label_names is None else set(label_names)
-        self.check_spans = (scheme == "iob2" and label_names is not None
-                            and is_span_label_set(label_names))  # fmt: skip
-
-    def __call__(self, words: list[str], labels: list[str], first_line: int) -> list[str]:
-        tags = iob1_to_iob2(labels) if self.scheme == "iob1" else labels
-        if self.known_labels is not None:
-            for i, (label, tag) in enumerate(zip(labels, tags)):
-                if tag not in self.known_labels:
-                    as_iob2 = f" (IOB2 {tag!r})" if tag != label else ""
-                    raise ConllFormatError(
-                        f"{self.path}:{first_line + i}: label {label!r}{as_iob2} (column "
-                        f"{self.label_column}, 0-based) is not in the label set; expected one "
-                        f"of the {len(self.label_names)} labels {' '.join(self.label_names)}"
-                    )
-        if self.check_spans:
-            check_iob2(self.path, first_line, tags)
-        return tags
-
-
-def check_iob2(path: str | Path, first_line: int, tags: list[str]) -> None:
-    """Stop at the first `I-X` that IOB2 forbids (at a sentence start, or after `O`, `B-Y` or
-    `I-Y`) in the tags of the sentence that starts on `first_line`: IOB1 tags read as IOB2
-    would split or merge entities without a word of warning."""
-    i = invalid_iob2_position(tags)
-    if i is None:
-        return
-    tag, entity = tags[i], tags[i][2:]
-    previous = f"after {tags[i - 1]!r}" if i else "at the start of a sentence"
-    raise ConllFormatError(
-        f"{path}:{first_line + i}: tag {tag!r} {previous} is not valid IOB2; expected "
-        f"B-{entity} to open an entity, I-{entity} only after B-{entity} or I-{entity}. If the "
-        "file is IOB1 (as the original eng.* files are), set data.scheme=iob1 to convert it"
-    )
-
-
 def split_file(directory: str | Path, split: str, name: str) -> Path:
-    """The file of one split, `directory/name`; a missing one stops with a message that names
-    the config keys to set and the .txt files the folder does hold."""
+    """The file (or saved-dataset folder) of one split, `directory/name`; a missing one stops
+    with a message that names the config keys to set and the files of the same kind (same
+    suffix; folders for a name without one) the folder does hold."""
     path = Path(directory) / name
-    if path.is_file():
+    if path.exists():
         return path
     keys = f"data.dir={directory} and data.{split}_file={name}"
     if not Path(directory).is_dir():
         raise ConllFormatError(f"{path}: no such file (from {keys}): the folder does not exist")
-    present = sorted(p.name for p in Path(directory).glob("*.txt") if p.is_file())
-    listing = ", ".join(present) if present else "no .txt files"
+    if path.suffix:
+        present = sorted(p.name for p in Path(directory).glob(f"*{path.suffix}") if p.is_file())
+        listing = ", ".join(present) if present else f"no {path.suffix} files"
+    else:
+        present = sorted(p.name for p in Path(directory).iterdir() if p.is_dir())
+        listing = ", ".join(present) if present else "no folders"
     skip = f" (or data.{split}_file=null: no {split} split)" if split == "test" else ""
     raise ConllFormatError(
         f"{path}: no such file (from {keys}); expected the {split} split there. The folder "

@@ -36,6 +36,16 @@ def _version(package: str) -> str:
         return "not installed"
 
 
+def dataset_name(data: DictConfig) -> str:
+    """What the card says the model was trained on."""
+    if data.demo_corpus:
+        return "the synthetic bert_pos demo corpus"
+    if data.dir is not None:
+        return "CoNLL-2003" if "conll2003" in str(data.dir) else f"the files in {data.dir}"
+    name = "CoNLL-2003" if data.hub_name == "eriktks/conll2003" else f"`{data.hub_name}`"
+    return f"{name} ({data.hub_config})" if data.hub_config else name
+
+
 def trainer_style_hyperparameters(cfg: DictConfig, metrics: dict) -> list[str]:
     """The hyperparameter lines of a Hugging Face Trainer card (the reference card's)."""
     accum, processes = cfg.grad_accum_steps, metrics.get("world_size", 1)
@@ -73,11 +83,7 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str) -> str:
     validation = [
         f"- {title}: {best[f'val/{key}']:.4f}" for key, title in score_names if f"val/{key}" in best
     ]
-    data = (
-        "CoNLL-2003" if cfg.data.dir is None or "conll2003" in str(cfg.data.dir) else cfg.data.dir
-    )
-    if cfg.data.demo_corpus:
-        data = "the synthetic bert_pos demo corpus"
+    data = dataset_name(cfg.data)
     head = "a linear-chain CRF over the words" if cfg.model.head == "crf" else "a linear"
     sections = [
         "---", "library_name: transformers", "pipeline_tag: token-classification",

@@ -108,10 +108,10 @@ def main() -> None:
         f"{torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads\n"
     )
     print(
-        "| family | val F1 (document context) | export: max logit difference | "
-        "pipeline spans = predict | 220-word sentence tagged | CRF: val F1 | seconds |"
+        "| family | val F1 | export: max logit difference | pipeline spans = predict | "
+        "310-word sentence tagged | document context: val F1 | CRF: val F1 | seconds |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for model_type in families:
             print(family_row(model_type, epochs, Path(folder)), flush=True)

@@ -61,3 +61,56 @@ def test_invalid_iob2_position():
     assert invalid_iob2_position(["B-PER", "O", "I-PER"]) == 2  # nor continue after O
     assert invalid_iob2_position(["B-PER", "I-PER", "I-LOC"]) == 2  # nor change type
     assert invalid_iob2_position([]) is None
+
+
+def test_bioes_to_iob2_on_hand_made_cases():
+    from bert_pos.labels import bioes_to_iob2
+
+    # S- is a one-word entity, B- ... E- a longer one: IOB2 opens both with B-
+    assert bioes_to_iob2(["S-PER", "O", "B-LOC", "I-LOC", "E-LOC"]) == [
+        "B-PER", "O", "B-LOC", "I-LOC", "I-LOC"]  # fmt: skip
+    assert bioes_to_iob2(["S-PER", "S-PER", "B-ORG", "E-ORG"]) == [
+        "B-PER", "B-PER", "B-ORG", "I-ORG"]  # fmt: skip
+    # BILOU: U- is S-, L- is E-
+    assert bioes_to_iob2(["U-PER", "B-LOC", "L-LOC"]) == ["B-PER", "B-LOC", "I-LOC"]
+    assert bioes_to_iob2(["O", "O"]) == ["O", "O"] and bioes_to_iob2([]) == []
+
+
+def test_bioes_problem_names_the_tag_and_what_was_expected():
+    from bert_pos.labels import BioesProblem, bioes_problem
+
+    for valid in (["S-PER", "B-LOC", "I-LOC", "E-LOC", "O"], ["U-PER", "B-X", "L-X"], [], ["O"]):
+        assert bioes_problem(valid) is None
+    assert bioes_problem(["O", "E-PER"]) == BioesProblem(
+        1, "after 'O'", "expected B-PER to open an entity (S-PER for a one-word entity)")  # fmt: skip
+    assert bioes_problem(["I-PER"]).context == "at the start of a sentence"
+    assert bioes_problem(["B-PER", "O"]) == BioesProblem(
+        1, "after 'B-PER'", "expected I-PER or E-PER to continue the PER entity")  # fmt: skip
+    assert bioes_problem(["B-PER", "E-LOC"]).position == 1  # the type changes inside an entity
+    assert bioes_problem(["B-PER", "S-PER"]).position == 1  # a new entity before E-PER
+    assert bioes_problem(["O", "B-PER", "I-PER"]) == BioesProblem(
+        2, "at the end of a sentence",
+        "expected E-PER to close the PER entity (S-PER for a one-word entity)")  # fmt: skip
+    assert bioes_problem(["NN"]).expected.startswith("expected O or a B-, I-, E-, S- tag")
+    assert bioes_problem(["S-"]).position == 0  # a prefix without a type
+
+
+def test_to_iob2_dispatches_on_the_scheme():
+    from bert_pos.labels import to_iob2
+
+    assert to_iob2(["I-PER", "I-PER"], "iob1") == ["B-PER", "I-PER"]
+    assert to_iob2(["B-PER", "E-PER"], "bioes") == ["B-PER", "I-PER"]
+    assert to_iob2(["B-PER", "I-PER"], "iob2") == ["B-PER", "I-PER"]
+
+
+def test_iob2_label_names_of_other_schemes_keep_the_order_of_first_appearance():
+    from bert_pos.labels import iob2_label_names
+
+    bioes = ["O", "S-PER", "B-PER", "I-PER", "E-PER", "U-LOC", "L-LOC"]
+    assert iob2_label_names(bioes, "bioes") == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    assert iob2_label_names(["O", "I-PER", "I-LOC", "B-LOC"], "iob1") == [
+        "O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # fmt: skip
+    # the CoNLL-2003 lists already hold B- and I- of each type: unchanged, ids too
+    for labels in (NER_LABELS, CHUNK_LABELS):
+        assert iob2_label_names(labels, "iob1") == labels == iob2_label_names(labels, "bioes")
+    assert iob2_label_names(["NN", "VB"], "iob2") == ["NN", "VB"]

@@ -9,15 +9,20 @@ Works, because the format allows it and nothing has to be guessed:
   is a sentence break), long_sentence.txt (600 words read; fitting them into the model is
   tokenize_splits' concern), long_word.txt (a 300-character word is one word),
   iob1.txt with data.scheme=iob1 (converted to IOB2), two_columns.txt with
-  data.label_column=1, wrong_names/ with data.validation_file=dev.txt, and I- tags in a
-  column that is not a span label set (POS).
+  data.label_column=1, wrong_names/ with data.validation_file=dev.txt, I- tags in a
+  column that is not a span label set (POS), bioes.txt and bilou.txt with data.scheme=bioes
+  (the same sentences and ids as good.txt), good.jsonl (tag names) and ids.jsonl (integer ids,
+  with data.labels).
 Errors, because every guess could train on wrong labels:
   wrong_columns.txt and two_columns.txt (field count), unknown_label.txt, i_after_o.txt,
   i_at_sentence_start.txt, i_after_other_type.txt and chunk_i_at_sentence_start.txt (I- tags
   that IOB2 forbids), latin1.txt (not UTF-8), empty.txt, docstart_only.txt (no sentences), a
   missing file or folder, wrong_names/ with the default names, iob1.txt read as IOB2 (the
   message suggests data.scheme=iob1), extra_type.txt and pos_in_ner_column.txt (a tag set
-  other than the config's).
+  other than the config's), bioes_unclosed.txt and bioes_e_after_o.txt (BIOES that leaves an
+  entity open or closes none), bioes.txt read as IOB2 (the message suggests data.scheme=bioes),
+  and JSON lines: bad_json.jsonl, array.json, missing_field.jsonl, length_mismatch.jsonl,
+  i_after_o.jsonl, ids.jsonl without data.labels.
 """
 
 import subprocess
@@ -28,6 +33,7 @@ import pytest
 
 from bert_pos.conll import ConllFormatError
 from bert_pos.data.sources import load_splits, resolve_label_names
+from bert_pos.data.tags import DataFormatError
 from bert_pos.labels import NER_LABELS
 from tests.helpers import data_config
 
@@ -63,8 +69,8 @@ def load(directory: Path, *overrides: str, train_file: str | None = None):
     return splits, tags
 
 
-def load_error(name: str, *overrides: str) -> str:
-    with pytest.raises(ConllFormatError) as err:
+def load_error(name: str, *overrides: str, error: type[Exception] = ConllFormatError) -> str:
+    with pytest.raises(error) as err:
         load(MALFORMED, *overrides, train_file=name)
     return str(err.value)
 
@@ -133,6 +139,25 @@ def test_folder_with_other_file_names_loads_once_they_are_set():
         "train": 3, "validation": 3, "test": 3}  # fmt: skip
 
 
+@pytest.mark.parametrize("name", ["bioes.txt", "bilou.txt"])
+@pytest.mark.parametrize("overrides", [["task=ner"], ["task=chunk"],
+                                       ["task=entities", "label_column=3"]])  # fmt: skip
+def test_bioes_file_loads_as_its_iob2_conversion(name, overrides):
+    """The same sentences, label ids, documents and lines as the IOB2 file, whether the label
+    list is the task's or read from the file."""
+    converted, _ = load(MALFORMED, *overrides, "scheme=bioes", train_file=name)
+    iob2, _ = load(MALFORMED, *overrides, train_file="good.txt")
+    assert converted["train"].to_dict() == iob2["train"].to_dict()
+
+
+def test_json_lines_with_tag_names_or_with_ids_and_their_names():
+    splits, tags = load(MALFORMED, train_file="good.jsonl")
+    assert splits["train"]["tokens"] == GOOD_WORDS and tags["train"] == GOOD_NER
+    assert splits["train"]["line"] == [1, 2, 3] and splits["train"]["document_id"] == [-1] * 3
+    _, tags = load(MALFORMED, f"labels=[{','.join(NER_LABELS)}]", train_file="ids.jsonl")
+    assert tags["train"] == GOOD_NER
+
+
 # ---------------------------------------------------------------- inputs that stop
 
 
@@ -177,6 +202,44 @@ def test_folder_with_other_file_names_loads_once_they_are_set():
 )  # fmt: skip
 def test_malformed_file_stops_with_file_line_and_expectation(name, overrides, message):
     assert load_error(name, *overrides) == f"{MALFORMED / name}{message}"
+
+
+JSONL_EXAMPLE = '{"tokens": ["Peter", "Blackburn"], "ner_tags": ["B-PER", "I-PER"]}'
+
+
+@pytest.mark.parametrize(
+    "name, overrides, message",
+    [
+        ("bioes_unclosed.txt", ["scheme=bioes"],
+         ":10: tag 'I-PER' at the end of a sentence is not valid BIOES; expected E-PER to close "
+         "the PER entity (S-PER for a one-word entity)"),
+        ("bioes_e_after_o.txt", ["scheme=bioes"],
+         ":5: tag 'E-MISC' after 'O' is not valid BIOES; expected B-MISC to open an entity "
+         "(S-MISC for a one-word entity)"),
+        ("bioes.txt", [],
+         f":3: label 'S-ORG' (column 3, 0-based) is not in the label set; {NER_SET}. If the "
+         "tags are BIOES (or BILOU), set data.scheme=bioes"),
+        ("bad_json.jsonl", [],
+         f":2: not valid JSON (Expecting ',' delimiter at column 21); expected one JSON object "
+         f"per line, e.g. {JSONL_EXAMPLE}"),
+        ("array.json", [],
+         ":1: not valid JSON (Expecting value at column 2) (a JSON array is not JSON lines: "
+         f"write one object per line); expected one JSON object per line, e.g. {JSONL_EXAMPLE}"),
+        ("missing_field.jsonl", [],
+         ":3: no 'ner_tags' field (data.tags_column); the object has tokens, tags. Set "
+         "data.tags_column to the field that holds the tags"),
+        ("length_mismatch.jsonl", [],
+         ":2: 2 words but 1 tags (ner_tags); expected one tag per word"),
+        ("i_after_o.jsonl", [],
+         ":1, word 2: tag 'I-MISC' after 'O' " + IOB2_HINT.format("MISC")),
+        ("ids.jsonl", [],
+         ":1, word 0: tag 3 (ner_tags); expected tag names throughout, or integer ids "
+         "throughout with data.labels naming them"),
+    ],
+)  # fmt: skip
+def test_bioes_and_json_lines_problems_stop_with_file_line_and_expectation(name, overrides,
+                                                                           message):  # fmt: skip
+    assert load_error(name, *overrides, error=DataFormatError) == f"{MALFORMED / name}{message}"
 
 
 def test_missing_file_names_the_config_keys(tmp_path):

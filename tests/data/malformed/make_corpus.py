@@ -6,6 +6,7 @@ Each file is a small variation of GOOD (three sentences, columns `word POS chunk
 tests/test_malformed.py says what each one must do.
 """
 
+import json
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -40,6 +41,46 @@ Blackburn NNP I-NP I-PER
 BRUSSELS NNP I-NP I-LOC
 1996-08-22 CD B-NP O
 """
+
+
+# The same sentences in BIOES (NER and chunk columns), and in BILOU (L- for E-, U- for S-).
+BIOES = """-DOCSTART- -X- -X- O
+
+EU NNP S-NP S-ORG
+rejects VBZ S-VP O
+German JJ B-NP S-MISC
+call NN E-NP O
+. . O O
+
+Peter NNP B-NP B-PER
+Blackburn NNP E-NP E-PER
+
+BRUSSELS NNP S-NP S-LOC
+1996-08-22 CD S-NP O
+"""
+BILOU = BIOES.replace(" S-", " U-").replace(" E-", " L-")
+
+# GOOD's sentences as JSON lines, in the field names of Hugging Face's run_ner.py.
+GOOD_ROWS = [
+    {"tokens": ["EU", "rejects", "German", "call", "."],
+     "ner_tags": ["B-ORG", "O", "B-MISC", "O", "O"]},
+    {"tokens": ["Peter", "Blackburn"], "ner_tags": ["B-PER", "I-PER"]},
+    {"tokens": ["BRUSSELS", "1996-08-22"], "ner_tags": ["B-LOC", "O"]},
+]  # fmt: skip
+NER_IDS = {"O": 0, "B-PER": 1, "I-PER": 2, "B-ORG": 3, "I-ORG": 4, "B-LOC": 5, "I-LOC": 6,
+           "B-MISC": 7, "I-MISC": 8}  # fmt: skip
+
+
+def json_lines(rows: list[dict]) -> str:
+    return "".join(json.dumps(row) + "\n" for row in rows)
+
+
+def with_row(rows: list[dict], index: int, **fields) -> list[dict]:
+    """`rows` with the fields of row `index` replaced (a field set to None is removed)."""
+    changed = [dict(row) for row in rows]
+    changed[index].update(fields)
+    changed[index] = {key: value for key, value in changed[index].items() if value is not None}
+    return changed
 
 
 def replace_line(text: str, line: int, new: str) -> str:
@@ -99,6 +140,25 @@ def main() -> None:
             " ".join([*line.split()[:3], line.split()[1]]) + "\n" if line.strip() else "\n"
             for line in GOOD.split("\n")[2:-1]
         ),
+        # 17. BIOES and BILOU tags; BIOES that leaves an entity open, or closes none
+        "bioes.txt": BIOES,
+        "bilou.txt": BILOU,
+        "bioes_unclosed.txt": replace_line(BIOES, 10, "Blackburn NNP E-NP I-PER"),
+        "bioes_e_after_o.txt": replace_line(BIOES, 5, "German JJ B-NP E-MISC"),
+        # 18. JSON lines: good (tag names, or ids), and broken in each way a reader can see
+        "good.jsonl": json_lines(GOOD_ROWS),
+        "ids.jsonl": json_lines(
+            [{**row, "ner_tags": [NER_IDS[tag] for tag in row["ner_tags"]]} for row in GOOD_ROWS]
+        ),
+        "bad_json.jsonl": json_lines(GOOD_ROWS).replace('"Peter", ', '"Peter" '),
+        "missing_field.jsonl": json_lines(
+            with_row(GOOD_ROWS, 2, ner_tags=None, tags=GOOD_ROWS[2]["ner_tags"])
+        ),
+        "length_mismatch.jsonl": json_lines(with_row(GOOD_ROWS, 1, ner_tags=["B-PER"])),
+        "i_after_o.jsonl": json_lines(
+            with_row(GOOD_ROWS, 0, ner_tags=["B-ORG", "O", "I-MISC", "O", "O"])
+        ),
+        "array.json": "[\n" + ",\n".join(json.dumps(row) for row in GOOD_ROWS) + "\n]\n",
         # 11. a folder whose validation file is called dev.txt
         "wrong_names/train.txt": GOOD,
         "wrong_names/dev.txt": GOOD,
