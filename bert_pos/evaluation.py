@@ -12,7 +12,6 @@ from pathlib import Path
 
 import datasets
 import torch
-import torch.nn.functional as F
 from datasets import Dataset
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
@@ -43,7 +42,9 @@ def evaluate(
     Each word's prediction is the one at its first subword (the model's `decode_words`),
     whatever the training label strategy. `level="word"` scores those word tags against the gold word labels;
     `level="subword"` scores every subword that carries a training label instead, as the
-    Hugging Face token-classification recipes do. The loss averages over labelled subwords.
+    Hugging Face token-classification recipes do. The loss is the training objective (the
+    model's `loss_sum`: cross-entropy, or a CRF's negative log-likelihood) per labelled
+    subword, as train/loss is.
 
     The windows of a long sentence (batch keys `sentence`, `first_word`) are stitched back
     into the whole sentence before scoring, so a span that crosses a window edge is one
@@ -63,9 +64,9 @@ def evaluate(
             logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"])
         logits = logits.float()  # (B, T, C)
         labels = batch["labels"]
-        loss_sum += F.cross_entropy(
-            logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
-        ).item()
+        # the training objective (cross-entropy, or the CRF's negative log-likelihood), so
+        # val/loss and train/loss measure the same quantity per labelled subword
+        loss_sum += unwrap(model).loss_sum(logits, batch).item()
         labelled += int((labels != IGNORE_INDEX).sum())
         pieces += batch_pieces(unwrap(model), logits, batch, label_names, level, visit_order)
     model.train(was_training)
@@ -232,10 +233,12 @@ def evaluate_split(
     out_dir: Path,
     title: str,
     write: bool = True,
+    settings: dict | None = None,
 ):
     """Evaluate one split and write `predictions.txt`, `metrics.json` and
     `confusion_matrix.png` into `out_dir`. Returns (scores, confusion-matrix figure);
-    `write=False` (data-parallel ranks but the first) writes nothing and has no figure."""
+    `write=False` (data-parallel ranks but the first) writes nothing and has no figure;
+    `settings` (what was evaluated, how) are recorded in metrics.json beside the scores."""
     scores, predicted = evaluate(
         model, loader, label_names, span_task, level, device, autocast, mode
     )
@@ -245,7 +248,8 @@ def evaluate_split(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.txt", sentences["tokens"], gold, predicted,
                       sentences["document_id"])  # fmt: skip
-    (out_dir / "metrics.json").write_text(json.dumps(scores, indent=2) + "\n")
+    recorded = scores if settings is None else {**scores, "settings": settings}
+    (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
     figure = plot_confusion_matrix(
         confusion_matrix(gold, predicted, label_names), label_names, title
     )
@@ -262,22 +266,23 @@ def evaluate_run(cfg: DictConfig) -> dict:
     from bert_pos.data.sources import load_splits
     from bert_pos.devices import autocast_for, pick_device
     from bert_pos.labels import begin_to_inside_map, is_span_label_set
-    from bert_pos.trained import load_trained, run_data_config
+    from bert_pos.trained import run_data_config
 
     run_dir = Path(cfg.run_dir)
-    trained = load_trained(run_dir, checkpoint=cfg.checkpoint, decode=cfg.decode)
+    trained = load_run_checkpoint(run_dir, cfg.checkpoint, cfg.decode)
     data = run_data_config(trained.run_config)
     if cfg.file is not None:
         data.dir, data.test_file = str(Path(cfg.file).parent), Path(cfg.file).name
         data.train_file = data.validation_file = None
         data.demo_corpus = False
-        split, name = "test", Path(cfg.file).stem
+        split = "test"
     else:
-        split, name = cfg.split, cfg.split
+        split = cfg.split
         for other in {"train", "validation", "test"} - {split}:
             data[f"{other}_file"] = None
-    if trained.model.decoding != trained.run_config.model.get("decode", "argmax"):
-        name = f"{name}_{trained.model.decoding}"  # scored apart from the run's own decoding
+    level = cfg.level or trained.run_config.eval.level
+    settings = evaluation_settings(cfg, trained, level)
+    name = folder_name(settings, trained)
     device = pick_device(cfg.device)
     model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
     datasets.disable_progress_bars()
@@ -295,12 +300,54 @@ def evaluate_run(cfg: DictConfig) -> dict:
         pin_memory=device.type == "cuda",
     )[split]  # fmt: skip
     scores, _ = evaluate_split(
-        model, loader, splits[split], label_names, is_span_label_set(label_names),
-        cfg.level or trained.run_config.eval.level, cfg.mode, device,
-        autocast_for(device, cfg.precision), run_dir / "eval" / name,
-        title=f"{name}, {cfg.checkpoint} checkpoint",
+        model, loader, splits[split], label_names, is_span_label_set(label_names), level,
+        cfg.mode, device, autocast_for(device, cfg.precision), run_dir / "eval" / name,
+        title=f"{name}, {cfg.checkpoint} checkpoint", settings=settings,
     )  # fmt: skip
     log.info("%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode,
              format_per_type_table(scores))  # fmt: skip
     log.info("wrote %s", run_dir / "eval" / name)
     return scores
+
+
+def load_run_checkpoint(run_dir: Path, checkpoint: str, decode: str | None):
+    """The run's checkpoint; where there is none and the run failed, the message says why."""
+    from bert_pos.paths import FAILED_MARKER
+    from bert_pos.trained import TrainedModelError, load_trained
+
+    try:
+        return load_trained(run_dir, checkpoint=checkpoint, decode=decode)
+    except TrainedModelError as err:
+        failed = run_dir / FAILED_MARKER
+        if not failed.is_file():
+            raise
+        reason = failed.read_text().strip().splitlines()[-1]  # the exception's line
+        raise TrainedModelError(f"{err}; the run failed ({failed}): {reason}") from None
+
+
+def evaluation_settings(cfg: DictConfig, trained, level: str) -> dict:
+    """What an evaluation scored, and how: recorded in its metrics.json."""
+    return {
+        "split": None if cfg.file is not None else cfg.split,
+        "file": None if cfg.file is None else str(Path(cfg.file).resolve()),
+        "checkpoint": cfg.checkpoint,
+        "step": trained.step,
+        "mode": cfg.mode,
+        "level": level,
+        "decode": trained.model.decoding,
+    }
+
+
+def folder_name(settings: dict, trained) -> str:
+    """`eval/<name>` of an evaluation: the split (or `file=<stem>`, never a split's folder),
+    the checkpoint, and the settings that differ from the run's own evaluation, e.g.
+    `test,checkpoint=last,mode=strict,level=subword`. The checkpoint is always named: the
+    run's own `eval/validation` holds its latest in-training evaluation, not a checkpoint's."""
+    run = trained.run_config
+    parts = [settings["split"] or f"file={Path(settings['file']).stem}"]
+    parts.append(f"checkpoint={settings['checkpoint']}")
+    defaults = {"mode": "conlleval", "level": run.eval.level,
+                "decode": run.model.get("decode", "argmax")}  # fmt: skip
+    parts += [f"{key}={settings[key]}" for key, default in defaults.items()
+              if settings[key] != default]  # fmt: skip
+    return ",".join(parts)

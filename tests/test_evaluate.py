@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_evaluate_reproduces_the_training_scores_and_writes_its_files(trained_run):
     run_dir, metrics = trained_run
     output = run_evaluate(f"run_dir={run_dir}", "split=validation")
-    folder = run_dir / "eval" / "validation"
+    folder = run_dir / "eval" / "validation,checkpoint=best"
     scores = json.loads((folder / "metrics.json").read_text())
     best = next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
     assert scores["f1"] == pytest.approx(best["val/f1"], abs=1e-9)
@@ -36,7 +36,8 @@ def test_evaluate_a_file_in_strict_mode(trained_run, tmp_path):
     conll.write_text("Police NNS O O\nin IN O O\nVifenport NNP O B-LOC\narrested VBD O O\n"
                      "Renmi NNP O B-PER\nTordun NNP O I-PER\n. . O O\n")  # fmt: skip
     run_evaluate(f"run_dir={run_dir}", f"file={conll}", "mode=strict", "checkpoint=last")
-    scores = json.loads((run_dir / "eval" / "extra" / "metrics.json").read_text())
+    folder = run_dir / "eval" / "file=extra,checkpoint=last,mode=strict"
+    scores = json.loads((folder / "metrics.json").read_text())
     assert scores["support"] == 2 and 0 <= scores["f1"] <= 1
 
 
@@ -83,3 +84,54 @@ def test_a_run_killed_before_its_export_still_evaluates(trained_run, tmp_path, l
     scores = evaluate_run(evaluate_config(f"run_dir={killed}", "split=validation"))
     best = next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
     assert scores["f1"] == pytest.approx(best["val/f1"], abs=1e-9)
+
+
+@pytest.mark.slow
+def test_each_evaluation_has_its_own_folder_and_records_its_settings(trained_run, tmp_path):
+    import shutil
+
+    from bert_pos.evaluation import evaluate_run
+
+    run_dir, metrics = trained_run
+    run = tmp_path / "run"
+    # the run as training left it: other tests evaluate the shared run folder too
+    shutil.copytree(run_dir, run, ignore=lambda folder, names: [
+        name for name in names if Path(folder).name == "eval" and name not in ("validation", "test")
+    ])  # fmt: skip
+    own_test = (run / "eval" / "test" / "metrics.json").read_text()
+    evaluate_run(evaluate_config(f"run_dir={run}", "split=test"))
+    evaluate_run(evaluate_config(f"run_dir={run}", "split=test", "checkpoint=last", "mode=strict",
+                                 "level=subword"))  # fmt: skip
+    validation_file = tmp_path / "validation.txt"
+    shutil.copy(run / "demo_corpus" / "validation.txt", validation_file)
+    evaluate_run(evaluate_config(f"run_dir={run}", f"file={validation_file}"))
+    folders = {p.name for p in (run / "eval").iterdir()}
+    assert folders == {"validation", "test", "test,checkpoint=best",
+                       "test,checkpoint=last,mode=strict,level=subword",
+                       "file=validation,checkpoint=best"}  # fmt: skip
+    assert (run / "eval" / "test" / "metrics.json").read_text() == own_test  # untouched
+    strict = json.loads((run / "eval" / "test,checkpoint=last,mode=strict,level=subword"
+                         / "metrics.json").read_text())  # fmt: skip
+    assert strict["settings"] == {"split": "test", "file": None, "checkpoint": "last",
+                                  "step": metrics["steps"], "mode": "strict", "level": "subword",
+                                  "decode": "argmax"}  # fmt: skip
+    best = json.loads(
+        (run / "eval" / "file=validation,checkpoint=best" / "metrics.json").read_text()
+    )
+    assert best["settings"]["step"] == metrics["best"]["step"]
+    assert best["settings"]["file"] == str(validation_file.resolve())
+
+
+@pytest.mark.slow
+def test_evaluating_a_failed_run_names_its_error(tmp_path, trained_run):
+    import shutil
+
+    from bert_pos.evaluation import evaluate_run
+    from bert_pos.trained import TrainedModelError
+
+    run = tmp_path / "failed"
+    shutil.copytree(trained_run[0], run)
+    shutil.rmtree(run / "checkpoints" / "best")
+    (run / "error.txt").write_text("NonFiniteError: non-finite loss or gradient at step 3\n")
+    with pytest.raises(TrainedModelError, match=r"the run failed .*error.txt.*step 3"):
+        evaluate_run(evaluate_config(f"run_dir={run}", "split=test"))
