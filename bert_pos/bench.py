@@ -28,7 +28,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from bert_pos.config import check_config, register_configs
+from bert_pos.config import BenchConfig, check_config, register_configs
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -154,9 +154,9 @@ def configs_of_sides(cfg: DictConfig) -> dict[str, DictConfig]:
 
 
 def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
-    import torch  # after Hydra has checked the config
+    check_config(cfg, BenchConfig)
+    import torch  # once the config is known to be good
 
-    check_config(cfg)
     if cfg.data.label_strategy != "all" or cfg.eval.level != "subword":
         log.info("both sides label every subword and score over subwords (the card's recipe)")
         cfg.data.label_strategy, cfg.eval.level = "all", "subword"

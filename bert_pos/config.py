@@ -12,7 +12,9 @@ are made from it.
 Nothing here imports torch: a command checks its config before the heavy libraries load.
 """
 
+import dataclasses
 import hashlib
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +37,7 @@ HEADS = ("linear", "crf")
 DECODINGS = ("argmax", "constrained")
 EVAL_LEVELS = ("word", "subword")
 EVAL_MODES = ("conlleval", "strict")
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 NONFINITE_ACTIONS = ("stop", "skip")
@@ -158,6 +160,7 @@ class TrainConfig:
     precision: str = MISSING  # PRECISIONS
     device: str = MISSING  # DEVICES
     log_every_n_steps: int = MISSING
+    progress_every_s: float = MISSING  # log files: a progress line at least this often
     compile: bool = MISSING  # torch.compile the model for training steps
     compile_mode: str = MISSING  # COMPILE_MODES
     resume: str | None = MISSING  # null | auto | a run folder | a checkpoint folder
@@ -213,7 +216,7 @@ def register_configs() -> None:
 POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
             "data.pad_to_multiple_of", "eval.batch_size", "checkpoint.keep_last",
             "data.context_subwords"]  # fmt: skip
-NON_NEGATIVE = ["optim.eps", "optim.weight_decay", "optim.warmup_ratio",
+NON_NEGATIVE = ["progress_every_s", "optim.eps", "optim.weight_decay", "optim.warmup_ratio",
                 "optim.warmup_steps", "data.num_workers", "early_stopping.min_delta",
                 "nonfinite.max_skipped"]  # fmt: skip
 POSITIVE_OR_NULL = ["max_steps", "eval.every_n_steps", "data.max_train_sentences",
@@ -258,9 +261,9 @@ def data_problems(data: DictConfig) -> list[str]:
 
 # Keys that say where and how a run goes, not what it computes: a resumed run may change them,
 # and they are no hyperparameters.
-RUN_SETTINGS = ("experiment_name", "resume", "device", "log_every_n_steps", "checkpoint",
-                "early_stopping", "nonfinite", "data.cache_dir", "data.num_workers", "data.dir",
-                "trainer")  # fmt: skip
+RUN_SETTINGS = ("experiment_name", "resume", "device", "log_every_n_steps", "progress_every_s",
+                "checkpoint", "early_stopping", "nonfinite", "data.cache_dir", "data.num_workers",
+                "data.dir", "trainer")  # fmt: skip
 
 
 def flat_view(cfg: DictConfig) -> dict[str, Any]:
@@ -300,8 +303,34 @@ def hyperparameters(cfg: DictConfig) -> dict[str, float | int | str | bool]:
     return scalars
 
 
-def check_config(cfg: DictConfig) -> None:
-    """Range and choice checks; each failure names the config key."""
+def unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> list[str]:
+    """Keys of `cfg` that the dataclass `schema` does not have. Hydra lets `+key=value` add
+    any key past the schema, and a typo added that way (`+optim.lrr=1e-3`) would otherwise
+    be ignored for a whole run. Dict-typed fields (random_init, ...) take any keys."""
+    hints = typing.get_type_hints(schema)
+    unknown = []
+    for key in cfg.keys():
+        if key not in hints:
+            unknown.append(f"{prefix}{key}")
+        elif dataclasses.is_dataclass(hints[key]) and isinstance(cfg.get(key), DictConfig):
+            unknown += unknown_keys(cfg[key], hints[key], f"{prefix}{key}.")
+    return unknown
+
+
+def check_known_keys(cfg: DictConfig, schema: type, command: str) -> None:
+    unknown = unknown_keys(cfg, schema)
+    if unknown:
+        raise ConfigError(
+            f"{', '.join(unknown)}: not a setting of {command} (a typo?); "
+            f"`python -m {command} --cfg job` lists every key"
+        )
+
+
+def check_config(cfg: DictConfig, schema: type | None = None) -> None:
+    """Known keys only (`schema`: TrainConfig, or the bench's), then range and choice checks;
+    each failure names the config key."""
+    check_known_keys(cfg, schema or TrainConfig, "bert_pos.train" if schema is None
+                     else "bert_pos.bench")  # fmt: skip
     problems = []
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)

@@ -20,6 +20,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
+from bert_pos.config import check_known_keys
 from bert_pos.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,10 @@ ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    from bert_pos.evaluation import evaluate_run  # torch and co.: after the config is checked
-
     try:
+        check_known_keys(cfg, EvaluateConfig, "bert_pos.evaluate")
+        from bert_pos.evaluation import evaluate_run  # torch and co.: after the config is checked
+
         scores = evaluate_run(cfg)
     except UserError as err:
         log.error("%s", err)

@@ -264,7 +264,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     from bert_pos.data.batching import build_dataloaders
     from bert_pos.data.encoding import max_length_of, tokenize_splits
     from bert_pos.data.sources import load_splits
-    from bert_pos.devices import autocast_for, pick_device
+    from bert_pos.devices import autocast_for, pick_device, resolve_precision
     from bert_pos.labels import begin_to_inside_map, is_span_label_set
     from bert_pos.trained import run_data_config
 
@@ -301,7 +301,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     )[split]  # fmt: skip
     scores, _ = evaluate_split(
         model, loader, splits[split], label_names, is_span_label_set(label_names), level,
-        cfg.mode, device, autocast_for(device, cfg.precision), run_dir / "eval" / name,
+        cfg.mode, device, autocast_for(device, resolve_precision(cfg.precision, device)), run_dir / "eval" / name,
         title=f"{name}, {cfg.checkpoint} checkpoint", settings=settings,
     )  # fmt: skip
     log.info("%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode,

@@ -19,6 +19,7 @@ import itertools
 import json
 import logging
 import math
+import shlex
 import statistics
 import time
 from contextlib import nullcontext
@@ -52,7 +53,7 @@ from bert_pos.data.cache import tokenize_splits_cached
 from bert_pos.data.encoding import max_length_of
 from bert_pos.data.sources import load_splits, resolve_label_names, subset
 from bert_pos.data.vocabularies import build_tokenizer
-from bert_pos.devices import autocast_for, pick_device, seed_everything
+from bert_pos.devices import autocast_for, pick_device, resolve_precision, seed_everything
 from bert_pos.encoders import TOKENIZER_KINDS, layer_depth, load_tokenizer
 from bert_pos.errors import NonFiniteError, TrainingInterrupted
 from bert_pos.evaluation import evaluate_split
@@ -143,6 +144,8 @@ class Run:
     validation_tokens: int  # real tokens of one pass over validation, for eval tokens/s
     first_step_seconds: float | None = None  # from the start of setup to the end of step 1
     loop_seconds: float = 0.0  # steps, evaluations, checkpoints
+    first_step: int = 0  # the step this process started from (resumed runs: the checkpoint's)
+    last_progress_line: float = 0.0  # perf_counter of the last progress line in the log
 
     @property
     def span_task(self) -> bool:
@@ -271,6 +274,7 @@ def skip_nonfinite_step(run: Run, state: LoopState, loss_sum: float, grad_norm: 
             f"{grad_norm}; the last good state is saved in {saved} (nonfinite.action={action}, "
             f"{state.skipped_steps} skipped)"
         )
+    run.scheduler.step()  # the schedule follows the step count, skipped steps included
     log.warning("skipping %s: non-finite loss or gradient", where)
 
 
@@ -312,16 +316,32 @@ def log_step(run: Run, state: LoopState, result: StepResult, progress: tqdm) -> 
     tokens_per_s = result.tokens / result.seconds
     progress.update()
     progress.set_postfix(loss=f"{result.loss:.4f}", tok_s=f"{tokens_per_s:.0f}")
-    every = run.cfg.log_every_n_steps
-    if state.step % every:
+    now = time.perf_counter()
+    if progress.disable and now - run.last_progress_line >= run.cfg.progress_every_s:
+        log_progress(run, state, result.loss, tokens_per_s, now)  # a log file, not a terminal
+    if state.step % run.cfg.log_every_n_steps:
         return
-    if progress.disable and state.step % (every * 20) == 0:
-        log.info("step %d/%d loss %.4f, %.0f tokens/s",
-                 state.step, run.total_steps, result.loss, tokens_per_s)  # fmt: skip
     run.writer.add_scalar("train/loss", result.loss, state.step)
     run.writer.add_scalar("train/lr", max(run.scheduler.get_last_lr()), state.step)  # the head's
     run.writer.add_scalar("train/grad_norm", result.grad_norm, state.step)
     run.writer.add_scalar("train/tokens_per_s", tokens_per_s, state.step)
+
+
+def log_progress(run: Run, state: LoopState, loss: float, tokens_per_s: float, now: float) -> None:
+    """One line, at least every `progress_every_s` seconds: where the run is and when it ends."""
+    run.last_progress_line = now
+    elapsed = now - run.started
+    done = state.step - run.first_step
+    remaining = elapsed / max(done, 1) * (run.total_steps - state.step)
+    epoch = state.epoch + state.step_in_epoch / run.steps_per_epoch
+    log.info("step %d/%d, epoch %.2f, loss %.4f, %.0f tokens/s, elapsed %s, ETA %s", state.step,
+             run.total_steps, epoch, loss, tokens_per_s, clock(elapsed), clock(remaining))  # fmt: skip
+
+
+def clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
 
 
 def evaluate_and_select(run: Run, state: LoopState) -> None:
@@ -413,10 +433,21 @@ def save_resumable(run: Run, state: LoopState) -> Path:
 def interrupted(run: Run, state: LoopState, signal_name: str) -> TrainingInterrupted:
     return TrainingInterrupted(
         f"{signal_name} received: stopped after step {state.step} and saved "
-        f"{step_checkpoint_dir(run.run_dir, state.step)}; continue with resume=auto "
-        f"hydra.run.dir={run.run_dir} (or resume={run.run_dir})",
+        f"{step_checkpoint_dir(run.run_dir, state.step)}; continue with:\n"
+        f"  {continue_command(run.run_dir)}",
         signal_name,
     )
+
+
+def continue_command(run_dir: Path) -> str:
+    """The command line that continues this run: its own overrides (as Hydra received them),
+    then `resume=auto` in its folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    kept = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.run.dir="))]
+    return shlex.join(["python", "-m", "bert_pos.train", *kept, "resume=auto",
+                       f"hydra.run.dir={run_dir}"])  # fmt: skip
 
 
 # ---------------------------------------------------------------- setup
@@ -459,7 +490,10 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
     total_steps = steps_per_epoch * cfg.epochs
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
-    optimizer, scheduler, scaler = build_optimization(cfg, model, total_steps, device)
+    precision = resolve_precision(cfg.precision, device)  # auto: what the device runs natively
+    log.info("precision %s on %s (%s)", precision, device,
+             torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else "CUDA")  # fmt: skip
+    optimizer, scheduler, scaler = build_optimization(cfg, model, total_steps, device, precision)
     loss_divisor = None  # loss_normalization=batch: each window's own labelled tokens
     if cfg.loss_normalization == "average":
         loss_divisor = labelled_tokens(tokenized["train"]) / steps_per_epoch
@@ -468,7 +502,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
              cfg.data.batch_size * ddp.world_size * accum, cfg.data.batch_size, ddp.world_size,
              accum)  # fmt: skip
     run = Run(
-        cfg, run_dir, ddp, device, autocast_for(device, cfg.precision), label_names,
+        cfg, run_dir, ddp, device, autocast_for(device, precision), label_names,
         "f1" if is_span_label_set(label_names) else "accuracy", splits, tokenizer, model,
         step_model, loaders, optimizer, scheduler, scaler, accum, steps_per_epoch, total_steps,
         loss_divisor, writer=None, started=started,
@@ -476,6 +510,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
     )  # fmt: skip
     state, resumed = resume_or_start(run)
+    run.first_step, run.last_progress_line = state.step, time.perf_counter()
     run.writer = open_writer(run, state, write_config=not resumed)
     return run, state
 
@@ -544,14 +579,15 @@ def special_ids(tokenizer) -> dict:
     return {key: value for key, value in ids.items() if value is not None}
 
 
-def build_optimization(cfg: DictConfig, model, total_steps: int, device: torch.device):
+def build_optimization(cfg: DictConfig, model, total_steps: int, device: torch.device,
+                       precision: str):  # fmt: skip
     """AdamW, the linear schedule (warmup, then decay to 0 at `total_steps`), and the
     GradScaler (active with fp16 only)."""
     warmup_steps = cfg.optim.warmup_steps or math.ceil(cfg.optim.warmup_ratio * total_steps)
     optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.betas, cfg.optim.eps,
                                 cfg.optim.weight_decay, cfg.optim.layer_decay)  # fmt: skip
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     log.info("%d warmup steps", warmup_steps)
     return optimizer, scheduler, scaler
 

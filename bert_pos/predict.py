@@ -21,6 +21,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
+from bert_pos.config import check_known_keys
 from bert_pos.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -44,9 +45,10 @@ ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
-    from bert_pos.tagging import predict  # torch and co.: after the config is checked
-
     try:
+        check_known_keys(cfg, PredictConfig, "bert_pos.predict")
+        from bert_pos.tagging import predict  # torch and co.: after the config is checked
+
         predict(cfg)
     except UserError as err:
         log.error("%s", err)

@@ -19,7 +19,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from bert_pos.conll import read_conll
 from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.encoding import encode_sentences, max_length_of
-from bert_pos.devices import autocast_for, pick_device
+from bert_pos.devices import autocast_for, pick_device, resolve_precision
 from bert_pos.labels import is_span_label_set
 from bert_pos.model import Tagger, at_word_starts
 from bert_pos.trained import load_trained
@@ -137,7 +137,7 @@ def predict(cfg: DictConfig) -> dict:
 
     started = time.perf_counter()
     tagged = tag_sentences(model, tokenizer, [[w for w, _, _ in ws] for ws in words], label_names,
-                           cfg.batch_size, device, autocast_for(device, cfg.precision))  # fmt: skip
+                           cfg.batch_size, device, autocast_for(device, resolve_precision(cfg.precision, device)))  # fmt: skip
     seconds = time.perf_counter() - started
 
     spans = is_span_label_set(label_names)

@@ -156,3 +156,35 @@ def test_the_flat_view_makes_the_hyperparameters_and_leaves_out_where_a_run_goes
     scalars = hyperparameters(cfg)
     assert scalars.keys() == recipe.keys()
     assert scalars["optim.betas"] == "[0.9, 0.999]" and scalars["max_steps"] == "null"
+
+
+@pytest.mark.parametrize(
+    "typo", ["+optim.lrr=1e-3", "+lr=1", "+data.batchsize=4", "+eval.levl=word"]
+)
+def test_a_key_added_with_plus_past_the_schema_stops_the_run(typo):
+    """Hydra's `+` adds keys past the schema; a typo added that way must not train silently."""
+    cfg = compose_config(["+experiment=demo", typo])
+    key = typo.lstrip("+").split("=")[0]
+    with pytest.raises(ConfigError, match=re.escape(f"{key}: not a setting of bert_pos.train")):
+        check_config(cfg)
+
+
+def test_keys_of_dict_settings_and_the_groups_stay_allowed():
+    cfg = compose_config(["+experiment=baseline", "+sweep=lr_seed", "+model.random_init.extra=1",
+                          "model=tiny"])  # fmt: skip
+    check_config(cfg)  # random_init takes any field; +experiment/+sweep are config groups
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command, typo", [("train", "+optim.lrr=1e-3"),
+                                           ("evaluate", "+splitt=test"),
+                                           ("predict", "+formatt=jsonl")])  # fmt: skip
+def test_every_command_refuses_an_added_typo_in_one_line(command, typo, tmp_path):
+    from tests.helpers import run_command
+
+    required = {"train": [f"hydra.run.dir={tmp_path}"], "evaluate": [f"run_dir={tmp_path}"],
+                "predict": [f"model_dir={tmp_path}"]}[command]  # fmt: skip
+    result = run_command(command, typo, *required)
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output
+    assert f"{typo.lstrip('+').split('=')[0]}: not a setting of bert_pos.{command}" in output

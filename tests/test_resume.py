@@ -5,6 +5,7 @@ import logging
 import math
 import multiprocessing
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -149,6 +150,10 @@ def test_sigterm_finishes_the_step_saves_and_exits_with_a_message(tmp_path):
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, output[-2000:]
     assert "SIGTERM received: stopped after step" in output and "resume=auto" in output
+    continuing = shlex.join(["python", "-m", "bert_pos.train", *TINY_DEMO_OVERRIDES, "epochs=30",
+                             "checkpoint.every_n_steps=5", "resume=auto",
+                             f"hydra.run.dir={run_dir}"])  # fmt: skip
+    assert continuing in output  # the whole command line that continues the run
     saved = latest_good_checkpoint(run_dir)  # verified against its manifest
     state = torch.load(saved / "training_state.pt", weights_only=True)
     assert saved.name == f"step-{state['loop']['step']:07d}" and state["loop"]["step"] > 5
@@ -191,6 +196,9 @@ def test_non_finite_loss_stops_naming_the_step_or_is_skipped(tmp_path, monkeypat
     else:
         metrics = train(cfg, tmp_path)
         assert metrics["steps"] == math.ceil(600 / 16)
+        state = torch.load(tmp_path / "checkpoints" / f"step-{metrics['steps']:07d}" /
+                           "training_state.pt", weights_only=True)  # fmt: skip
+        assert state["scheduler"]["last_epoch"] == metrics["steps"]  # the skip moved it too
         assert all(math.isfinite(row["train/loss"]) for row in metrics["epochs"])
         last = load_file(tmp_path / "checkpoints" / "last" / "model.safetensors")
         assert all(torch.isfinite(tensor).all() for tensor in last.values())

@@ -1,6 +1,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from contextlib import nullcontext
@@ -184,3 +185,19 @@ def test_fp16_needs_cuda(tmp_path):
     cfg = compose_config(TINY_DEMO_OVERRIDES + ["precision=fp16", "device=cpu"])
     with pytest.raises(ValueError, match="precision=fp16 needs CUDA"):
         train(cfg, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_log_file_gets_a_progress_line_with_the_eta(tmp_path, caplog):
+    """Without a terminal (nohup, SLURM) the progress bar is off: a line every
+    `progress_every_s` seconds says where the run is (here: every step)."""
+    import logging
+
+    cfg = compose_config(TINY_DEMO_OVERRIDES + ["epochs=1", "progress_every_s=0"])
+    with caplog.at_level(logging.INFO, logger="bert_pos.loop"):
+        metrics = train(cfg, tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    progress = [line for line in lines if "ETA" in line]
+    assert len(progress) == metrics["steps"]
+    assert re.fullmatch(r"step 1/38, epoch 0\.03, loss \d+\.\d{4}, \d+ tokens/s, "
+                        r"elapsed \d:\d\d:\d\d, ETA \d:\d\d:\d\d", progress[0])  # fmt: skip
