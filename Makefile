@@ -2,7 +2,6 @@
 PYTHON ?= python
 TORCH ?= torch==2.13.0
 DATA ?= ../shared/data/conll2003
-RUN ?= $(shell ls -d experiments/runs/*/* 2>/dev/null | tail -n 1)
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint format train train-minilm train-ddp sweep report bench bench-gpu tensorboard clean
@@ -35,7 +34,7 @@ train: ## the reference card's recipe (bert-base-cased from the hub); ARGS="key=
 	$(PYTHON) -m bert_pos.train +experiment=baseline $(ARGS)
 
 train-minilm: ## the card's recipe offline: packaged MiniLM on local CoNLL-2003 files
-	$(PYTHON) -m bert_pos.train +experiment=baseline model=minilm data.dir=../shared/data/conll2003 $(ARGS)
+	$(PYTHON) -m bert_pos.train +experiment=baseline model=minilm data.dir=$(DATA) $(ARGS)
 
 NPROC ?= 2
 
@@ -46,7 +45,7 @@ train-ddp: ## data-parallel on NPROC processes (GPUs, else CPU): the card's reci
 SWEEP ?= $(shell ls -d experiments/multirun/*/* 2>/dev/null | tail -n 1)
 
 sweep: ## lr x seed grid of the card's recipe, offline on MiniLM; ARGS="optim.lr=2e-5,5e-5 seed=1,2"
-	$(PYTHON) -m bert_pos.train -m +experiment=baseline +sweep=lr_seed model=minilm data.dir=../shared/data/conll2003 $(ARGS)
+	$(PYTHON) -m bert_pos.train -m +experiment=baseline +sweep=lr_seed model=minilm data.dir=$(DATA) $(ARGS)
 
 report: ## summarise a sweep folder (default: the latest): table, CSV, Markdown, plot; SWEEP=...
 	$(PYTHON) -m bert_pos.report $(SWEEP)

@@ -74,9 +74,27 @@ def trainer_style_hyperparameters(cfg: DictConfig, metrics: dict) -> list[str]:
     ]
 
 
-def model_card(cfg: DictConfig, metrics: dict, base_model: str) -> str:
+def usage_snippet(cfg: DictConfig, model_dir: str) -> list[str]:
+    """The pipeline call that returns bert_pos.predict's spans: `first` gives each word its
+    first subword's tag, as bert_pos decodes (`simple` would split words whose continuation
+    subwords were never trained)."""
+    example = ("Sator said on Monday that Isvello Motors would open an office in Viport ."
+               if cfg.data.demo_corpus else "EU rejects German call to boycott British lamb .")  # fmt: skip
+    return [
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'tagger = pipeline("token-classification", model="{model_dir}", '
+        'aggregation_strategy="first")',
+        f'print(tagger("{example}"))',
+        "```",
+    ]
+
+
+def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str = ".") -> str:
     """A model card in the layout of the Hugging Face Trainer's cards (the reference card's),
-    with every setting of the recipe (the config's flat view) below the Trainer's lines."""
+    with every setting of the recipe (the config's flat view) below the Trainer's lines, and
+    the pipeline call that tags as bert_pos does (`model_dir`: where the export is)."""
     best = next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
     score_names = [("loss", "Loss"), ("precision", "Precision"), ("recall", "Recall"),
                    ("f1", "F1"), ("accuracy", "Accuracy")]  # fmt: skip
@@ -103,6 +121,8 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str) -> str:
         *[f"- {line}" for line in trainer_style_hyperparameters(cfg, metrics)], "",
         "Every setting of the bert_pos recipe:", "",
         *[f"- `{key}`: {value}" for key, value in recipe_view(cfg).items()], "",
+        "## How to use", "",
+        *usage_snippet(cfg, model_dir), "",
         "### Training results", "",
         format_results_table(metrics["epochs"]), "",
     ]  # fmt: skip

@@ -32,9 +32,6 @@ CONLL2003_TASKS = {
     "ner": (3, NER_LABELS),
 }
 
-# Tasks whose labels are IOB2 spans, scored at entity level; the others get token accuracy only.
-SPAN_TASKS = {"ner", "chunk"}
-
 
 def task_labels(task: str) -> list[str]:
     if task not in CONLL2003_TASKS:

@@ -699,15 +699,16 @@ def finish(run: Run, state: LoopState) -> dict:
         final_metrics[f"hparams/test_{run.selection_metric}"] = metrics["test"][
             run.selection_metric
         ]
-    metrics["wall_seconds"] = time.perf_counter() - run.started
     if not run.ddp.is_main:
+        metrics["wall_seconds"] = time.perf_counter() - run.started
         return metrics
     write_hparams(run.writer, hyperparameters(run.cfg), final_metrics)
     run.writer.close()
     cfg = run.cfg
     base_model = cfg.model.name_or_path or cfg.model.package or "a randomly initialised BERT"
-    export_model(run.model, run.tokenizer, run.label_names, run.run_dir / "model",
-                 model_card(cfg, metrics, base_model))  # fmt: skip
+    export_dir = run.run_dir / "model"
+    export_model(run.model, run.tokenizer, run.label_names, export_dir,
+                 model_card(cfg, metrics, base_model, str(export_dir.resolve())))  # fmt: skip
     metrics["wall_seconds"] = time.perf_counter() - run.started
     (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info("best val/%s %.4f at step %d; wrote %s",

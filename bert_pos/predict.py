@@ -1,6 +1,7 @@
 """Tag raw text or CoNLL files with a trained model.
 
-    echo "Peter Blackburn visited Paris ." | python -m bert_pos.predict model_dir=experiments/runs/demo/<time>
+    echo "Sator said on Monday that Isvello Motors would open an office in Viport ." \
+        | python -m bert_pos.predict model_dir=experiments/runs/demo/<time>
     python -m bert_pos.predict model_dir=<run>/model input=sentences.txt format=jsonl output=tags.jsonl
     python -m bert_pos.predict model_dir=<run>/model input=eng.testb input_format=conll
 

@@ -22,7 +22,7 @@ from bert_pos.data.encoding import encode_sentences, max_length_of
 from bert_pos.devices import autocast_for, pick_device, resolve_precision
 from bert_pos.labels import is_span_label_set
 from bert_pos.model import Tagger, at_word_starts
-from bert_pos.trained import load_trained
+from bert_pos.trained import TrainedModelError, load_trained
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +129,15 @@ def split_joined(words: list[str]) -> list[tuple[str, int, int]]:
 
 
 def predict(cfg: DictConfig) -> dict:
-    trained = load_trained(cfg.model_dir)
+    try:
+        trained = load_trained(cfg.model_dir)
+    except TrainedModelError as err:
+        raise TrainedModelError(f"model_dir={cfg.model_dir}: {err}") from None
     device = pick_device(cfg.device)
     model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
     source = sys.stdin if cfg.input == "-" else Path(cfg.input)
+    if source is not sys.stdin and not source.is_file():
+        raise TrainedModelError(f"input={cfg.input}: no such file (or - for stdin)")
     lines, words = read_inputs(source, cfg.input_format)
 
     started = time.perf_counter()

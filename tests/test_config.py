@@ -188,3 +188,16 @@ def test_every_command_refuses_an_added_typo_in_one_line(command, typo, tmp_path
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "Traceback" not in output
     assert f"{typo.lstrip('+').split('=')[0]}: not a setting of bert_pos.{command}" in output
+
+
+def test_the_readme_says_where_the_tokenization_cache_is_and_how_to_clear_it():
+    default = OmegaConf.load(Path(CONF_DIR, "data", "conll2003.yaml")).cache_dir
+    readme = Path(CONF_DIR).parent.joinpath("README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `data.cache_dir`"))
+    assert default in row and f"rm -r {default}" in row and "`data.cache_dir=null`" in row
+
+
+def test_the_makefile_names_the_data_folder_once():
+    makefile = Path(CONF_DIR).parent.joinpath("Makefile").read_text()
+    assert makefile.count("../shared/data/conll2003") == 1  # DATA ?= ...; targets use $(DATA)
+    assert "RUN ?=" not in makefile  # nothing reads it

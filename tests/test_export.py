@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -83,3 +84,61 @@ def test_model_card_reports_recipe_and_results(trained_run):
         assert expected in card
     assert f"- F1: {metrics['test']['f1']:.4f}" in card
     assert card.count("\n| ") == len(metrics["epochs"]) + 1
+
+
+def python_block_after(markdown: str, heading: str) -> str:
+    section = markdown.split(heading, 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_the_model_cards_pipeline_snippet_returns_bert_pos_spans(trained_run, capsys):
+    """The card's snippet, run as it stands: its tagger gives bert_pos.predict's entity spans
+    (on sentences whose words are single pipeline words), where "simple" would not."""
+    import re
+    from contextlib import nullcontext
+
+    from bert_pos.conll import read_conll
+    from bert_pos.tagging import entity_spans, split_words, tag_sentences
+
+    run_dir, _ = trained_run
+    snippet = python_block_after((run_dir / "model" / "README.md").read_text(), "## How to use")
+    namespace = {}
+    exec(snippet, namespace)  # noqa: S102  the card's own code
+    assert "entity_group" in capsys.readouterr().out
+    tagger = namespace["tagger"]
+    trained = load_trained(run_dir / "model")
+    texts = [" ".join(s.words) for s in read_conll(run_dir / "demo_corpus" / "test.txt", 3, None)
+             if all(re.fullmatch(r"\w+|[^\w\s]", w) for w in s.words)][:60]  # fmt: skip
+    words = [split_words(text) for text in texts]
+    tags = tag_sentences(trained.model, trained.tokenizer, [[w for w, _, _ in ws] for ws in words],
+                         trained.label_names, 16, torch.device("cpu"), nullcontext())  # fmt: skip
+    for text, text_words, text_tags in zip(texts, words, tags):
+        ours = [
+            (e["type"], e["start"], e["end"]) for e in entity_spans(text, text_words, text_tags)
+        ]
+        theirs = [(e["entity_group"], e["start"], e["end"]) for e in tagger(text)]
+        assert ours == theirs, text
+
+
+def test_the_readme_snippet_is_the_cards():
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert (
+        'aggregation_strategy="first"' in readme and 'aggregation_strategy="simple",' not in readme
+    )
+
+
+def test_the_readme_demo_sentence_speaks_the_demo_corpus(tmp_path):
+    """The predict example must be in the demo corpus's style: every word one the demo model
+    has seen in training (on "Peter Blackburn visited Paris ." it guessed `visited I-PER`)."""
+    from bert_pos.conll import read_conll
+    from bert_pos.demo_corpus import write_demo_corpus
+    from tests.helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    sentence = readme.split('echo "', 1)[1].split('"', 1)[0]
+    folder = write_demo_corpus(tmp_path, {"train": 3000, "validation": 10, "test": 10}, seed=0)
+    seen = {w for s in read_conll(Path(folder) / "train.txt", 3, None) for w in s.words}
+    assert [word for word in sentence.split() if word not in seen] == []

@@ -97,3 +97,18 @@ def test_cli_conll_input(trained_run, tmp_path):
     conll.write_text("-DOCSTART- -X- -X- O\n\nPeter NNP B-NP B-PER\nsaid VBD B-VP O\n\nOK UH O O\n")
     tsv, _ = run_predict(f"model_dir={trained_run[0]}", f"input={conll}", "input_format=conll")
     assert [line.split("\t")[0] for line in tsv.split("\n") if line] == ["Peter", "said", "OK"]
+
+
+@pytest.mark.slow
+def test_a_missing_model_or_input_is_one_line_naming_the_key(trained_run, tmp_path):
+    from tests.helpers import run_command
+
+    missing_model = run_command("predict", f"model_dir={tmp_path / 'nonexistent'}")
+    output = missing_model.stdout + missing_model.stderr
+    assert missing_model.returncode == 1 and "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith(f"model_dir={tmp_path / 'nonexistent'}: ")
+    missing_input = run_command("predict", f"model_dir={trained_run[0]}",
+                                f"input={tmp_path / 'no.txt'}")  # fmt: skip
+    output = missing_input.stdout + missing_input.stderr
+    assert missing_input.returncode == 1 and "Traceback" not in output
+    assert f"input={tmp_path / 'no.txt'}: no such file" in output
