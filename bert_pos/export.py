@@ -16,6 +16,7 @@ from safetensors.torch import save_file
 from bert_pos.config import recipe_view
 from bert_pos.metrics import format_results_table
 from bert_pos.model import Tagger, tagger_config
+from bert_pos.paths import BERT_POS_ONLY_FILE, MODEL_FILE
 
 
 def export_model(model: Tagger, tokenizer, label_names: list[str], directory: Path,
@@ -23,10 +24,18 @@ def export_model(model: Tagger, tokenizer, label_names: list[str], directory: Pa
     directory.mkdir(parents=True, exist_ok=True)
     tagger_config(model, label_names).save_pretrained(directory)
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-    save_file(state, directory / "model.safetensors", metadata={"format": "pt"})
+    save_file(state, directory / weights_file_name(model), metadata={"format": "pt"})
     tokenizer.save_pretrained(directory)
     (directory / "README.md").write_text(card)
     return directory
+
+
+def weights_file_name(model: Tagger) -> str:
+    """`model.safetensors`, which the Hugging Face classes load; with mean or first_last
+    pooling they cannot compute the tagger (no pooling; first_last's head is twice as wide),
+    so the weights go to `bert_pos.safetensors` and `from_pretrained` refuses to load the
+    folder (no model.safetensors) instead of loading something else."""
+    return MODEL_FILE if model.pooling == "first" else BERT_POS_ONLY_FILE
 
 
 def _version(package: str) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 FAILED_MARKER = "error.txt"  # written into a run folder when the run stops with an error
 MODEL_FILE = "model.safetensors"
+BERT_POS_ONLY_FILE = "bert_pos.safetensors"  # exports the Hugging Face classes cannot compute
 STATE_FILE = "training_state.pt"
 MANIFEST_FILE = "manifest.json"
 STEP_PREFIX = "step-"

@@ -20,6 +20,7 @@ from bert_pos.conll import read_conll
 from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.encoding import encode_sentences, max_length_of
 from bert_pos.devices import autocast_for, pick_device, resolve_precision
+from bert_pos.evaluation import UNALIGNED
 from bert_pos.labels import is_span_label_set
 from bert_pos.model import Tagger, at_word_starts
 from bert_pos.trained import TrainedModelError, load_trained
@@ -49,13 +50,15 @@ def tag_sentences(
     """(tag, probability) for every word of every sentence: each word takes the prediction at
     its first subword (argmax, or the model's Viterbi path; the probability is the label's
     at that subword). Long sentences are tagged in windows, each word from the one that keeps
-    it; words the tokenizer maps to no subword get O (or the first label) with probability 0."""
+    it; words the tokenizer maps to no subword get O (`<none>` where the label set has no O,
+    as in evaluation) with probability 0."""
     indices = [index for index, words in enumerate(sentences) if words]
     encoded = encode_sentences(tokenizer, [sentences[i] for i in indices],
                                max_length_of(tokenizer, model.config))  # fmt: skip
     pieces = [(index, piece) for index, pieces in zip(indices, encoded) for piece in pieces]
     pieces.sort(key=lambda item: len(item[1].input_ids))
-    fallback = "O" if "O" in label_names else label_names[0]
+    # a word with no subword: O where the label set has it, else <none>, as evaluation scores it
+    fallback = "O" if "O" in label_names else UNALIGNED
     results = [[(fallback, 0.0)] * len(words) for words in sentences]
     collate = PaddingCollator(tokenizer.pad_token_id, pad_to_multiple_of=8)
     model.eval()

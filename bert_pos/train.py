@@ -17,6 +17,7 @@ Hydra owns the run folder; everything a run writes goes there (bert_pos/paths.py
 
 import logging
 import math
+import shlex
 import shutil
 import signal
 import traceback
@@ -27,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from bert_pos.config import check_config, register_configs
+from bert_pos.config import ConfigError, check_config, register_configs
 from bert_pos.errors import TrainingInterrupted, UserError
 from bert_pos.paths import FAILED_MARKER
 
@@ -52,10 +53,16 @@ def main(cfg: DictConfig) -> float:
     In a sweep a failed run writes `error.txt` into its folder, is logged, and returns NaN
     (Optuna records a failed trial), so the remaining runs still go ahead.
     """
-    from bert_pos import distributed
-
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
+    if cfg.resume == "auto" and hydra_config.mode == RunMode.RUN:
+        try:
+            check_auto_resume_has_a_folder(cfg, hydra_config, run_dir)
+        except ConfigError as err:
+            log.error("%s", err)
+            raise SystemExit(1) from None
+    from bert_pos import distributed
+
     if distributed.setup(cfg.device).enabled:
         run_dir = join_main_run_dir(run_dir)
     (run_dir / FAILED_MARKER).unlink(missing_ok=True)  # a resumed run starts with a clean slate
@@ -83,6 +90,29 @@ def main(cfg: DictConfig) -> float:
     finally:
         distributed.teardown()
     return metrics["best"][metrics["selection_metric"]]
+
+
+def check_auto_resume_has_a_folder(cfg: DictConfig, hydra_config, run_dir: Path) -> None:
+    """`resume=auto` continues the run in `hydra.run.dir`; without one, Hydra has just made a
+    new timestamped folder, and the run would silently start from scratch. Stop instead,
+    with the command that continues the experiment's latest run."""
+    if any(o.startswith("hydra.run.dir=") for o in hydra_config.overrides.hydra):
+        return
+    experiment_runs = run_dir.parent
+    earlier = sorted(p for p in experiment_runs.iterdir() if p.is_dir() and p != run_dir
+                     and (p / "checkpoints").is_dir())  # fmt: skip
+    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(run_dir)  # the empty folder Hydra made for this start
+    target = str(earlier[-1]) if earlier else "<run folder>"
+    overrides = [o for o in hydra_config.overrides.task if not o.startswith("resume=")]
+    command = shlex.join(["python", "-m", "bert_pos.train", *overrides, "resume=auto",
+                          f"hydra.run.dir={target}"])  # fmt: skip
+    latest = f"the latest run of {cfg.experiment_name} is {target}" if earlier else (
+        f"{experiment_runs} holds no run with checkpoints")  # fmt: skip
+    raise ConfigError(
+        f"resume=auto continues the run in hydra.run.dir, and none was given (a new folder "
+        f"would start from scratch); {latest}. Continue it with:\n  {command}"
+    )
 
 
 def join_main_run_dir(own_run_dir: Path) -> Path:

@@ -21,7 +21,13 @@ from transformers import AutoConfig, PreTrainedTokenizerFast
 from bert_pos.encoders import load_tokenizer
 from bert_pos.errors import UserError
 from bert_pos.model import Tagger, build_model, tagger_from_config
-from bert_pos.paths import MODEL_FILE, TAGGER_CONFIG, checkpoints_dir, weights_file
+from bert_pos.paths import (
+    BERT_POS_ONLY_FILE,
+    MODEL_FILE,
+    TAGGER_CONFIG,
+    checkpoints_dir,
+    weights_file,
+)
 
 log = logging.getLogger(__name__)
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -71,6 +77,8 @@ def load_trained(path: str | Path, checkpoint: str | None = None, decode: str | 
 def load_export(model_dir: Path, decode: str | None) -> Trained:
     model, label_names = tagger_from_config(AutoConfig.from_pretrained(model_dir), decode=decode)
     weights = model_dir / MODEL_FILE
+    if not weights.is_file():  # pooled taggers, which only bert_pos computes
+        weights = model_dir / BERT_POS_ONLY_FILE
     model.load_state_dict(load_file(weights))
     tokenizer = load_tokenizer(model_dir)
     return Trained(model.eval(), tokenizer, label_names, weights, step_of(weights), None)

@@ -142,3 +142,22 @@ def test_the_readme_demo_sentence_speaks_the_demo_corpus(tmp_path):
     folder = write_demo_corpus(tmp_path, {"train": 3000, "validation": 10, "test": 10}, seed=0)
     seen = {w for s in read_conll(Path(folder) / "train.txt", 3, None) for w in s.words}
     assert [word for word in sentence.split() if word not in seen] == []
+
+
+@pytest.mark.parametrize("pooling", ["mean", "first_last"])
+def test_a_pooled_export_is_refused_by_hugging_face_and_loaded_by_bert_pos(tiny_model, tokenizer,
+                                                                           tmp_path, pooling):  # fmt: skip
+    from bert_pos.export import export_model
+    from bert_pos.labels import NER_LABELS
+    from bert_pos.model import build_model
+    from tests.helpers import TINY_BERT
+
+    torch.manual_seed(0)
+    model = build_model(9, 0.0, random_init=TINY_BERT, vocab_size=len(tokenizer), pooling=pooling)
+    export_model(model, tokenizer, NER_LABELS, tmp_path / "model", "card")
+    with pytest.raises(OSError, match="model.safetensors"):
+        AutoModelForTokenClassification.from_pretrained(tmp_path / "model")
+    loaded = load_trained(tmp_path / "model").model
+    assert loaded.pooling == pooling
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)

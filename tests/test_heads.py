@@ -201,3 +201,35 @@ def test_crf_with_first_last_pooling_trains_exports_and_predicts_as_evaluated(tm
     tagged = tag_sentences(model, tokenizer, sentences, label_names, 16, cpu, no_autocast)
     assert [[tag for tag, _ in sentence] for sentence in tagged] == evaluated
     assert all(invalid_iob2_position(tags) is None for tags in evaluated)  # Viterbi, IOB2-valid
+
+
+def test_validation_loss_of_a_crf_is_its_training_objective(tokenizer):
+    """train/loss of a CRF tagger is its negative log-likelihood per labelled subword; val/loss
+    must be the same quantity, not the linear head's cross-entropy."""
+    from contextlib import nullcontext
+
+    from bert_pos.data.batching import PaddingCollator
+    from bert_pos.evaluation import evaluate
+    from bert_pos.labels import NER_LABELS
+    from bert_pos.model import build_model
+    from tests.helpers import TINY_BERT
+
+    torch.manual_seed(0)
+    model = build_model(9, 0.0, random_init=TINY_BERT, vocab_size=len(tokenizer), head="crf",
+                        label_names=NER_LABELS).eval()  # fmt: skip
+    examples = [{"input_ids": [2, 10 + i, 20 + i, 3], "labels": [-100, 1, 2, -100],
+                 "word_starts": [1, 2], "tags": [1, 2], "word_index": [-1, 0, 1, -1],
+                 "sentence": i, "first_word": 0} for i in range(4)]  # fmt: skip
+    loader = torch.utils.data.DataLoader(examples, batch_sampler=[[0, 1], [2, 3]],
+                                         collate_fn=PaddingCollator(0, 1))  # fmt: skip
+    scores, _ = evaluate(
+        model, loader, NER_LABELS, True, "word", torch.device("cpu"), nullcontext()
+    )
+    with torch.no_grad():
+        batch = PaddingCollator(0, 1)(examples)
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        nll = model.loss_sum(logits, batch).item() / 8  # 8 labelled subwords
+        cross_entropy = torch.nn.functional.cross_entropy(logits.flatten(0, 1),
+                                                          batch["labels"].flatten()).item()  # fmt: skip
+    assert scores["loss"] == pytest.approx(nll, rel=1e-5)
+    assert abs(scores["loss"] - cross_entropy) > 1e-3  # the two quantities differ

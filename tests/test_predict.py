@@ -112,3 +112,16 @@ def test_a_missing_model_or_input_is_one_line_naming_the_key(trained_run, tmp_pa
     output = missing_input.stdout + missing_input.stderr
     assert missing_input.returncode == 1 and "Traceback" not in output
     assert f"input={tmp_path / 'no.txt'}: no such file" in output
+
+
+def test_a_word_without_subwords_gets_evaluations_tag(tiny_model, tokenizer):
+    """Without O in the label set (POS tags) evaluation scores such a word as `<none>`;
+    predict must say the same, not the first label."""
+    from contextlib import nullcontext
+
+    from bert_pos.evaluation import UNALIGNED
+
+    pos_like = [f"T{i}" for i in range(9)]
+    (tags,) = tag_sentences(tiny_model, tokenizer, [["Peter", "\u200b", "said"]], pos_like, 4,
+                            torch.device("cpu"), nullcontext())  # fmt: skip
+    assert tags[1] == (UNALIGNED, 0.0) and tags[0][0] in pos_like

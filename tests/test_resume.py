@@ -220,3 +220,20 @@ def test_resuming_with_another_recipe_is_refused(reference, tmp_path):
     with pytest.raises(CheckpointError, match=r"another recipe \(data.batch_size: 16 -> 8, "
                                               r"optim.lr: 0.003 -> 0.01\)"):  # fmt: skip
         train(changed, run_dir)
+
+
+@pytest.mark.slow
+def test_auto_resume_without_a_run_folder_stops_with_the_command_that_continues(tmp_path):
+    """Without hydra.run.dir, resume=auto would get a fresh timestamped folder and silently
+    start from scratch: it stops and names the experiment's latest run."""
+    earlier = tmp_path / "experiments" / "runs" / "demo" / "2026-01-01_00-00-00"
+    (earlier / "checkpoints").mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-m", "bert_pos.train", "+experiment=demo",
+                             "resume=auto"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 1 and "Traceback" not in output
+    assert "resume=auto continues the run in hydra.run.dir" in output
+    assert shlex.join(["python", "-m", "bert_pos.train", "+experiment=demo", "resume=auto",
+                       f"hydra.run.dir={earlier}"]) in output  # fmt: skip
+    assert sorted(p.name for p in earlier.parent.iterdir()) == [earlier.name]  # no new folder
