@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from bert_pos.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -106,13 +108,50 @@ def barrier() -> None:
         dist.barrier()
 
 
+class PeerFailed(UserError, RuntimeError):
+    """Another process failed in a block all must pass; its own error file says why."""
+
+
+def all_succeeded(succeeded: bool) -> bool:
+    """Whether every rank succeeded: a collective every rank must reach, in place of a barrier,
+    so a rank that failed releases the others instead of leaving them waiting (under a
+    cluster's launcher, until the job's time limit)."""
+    if not is_distributed():
+        return succeeded
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" \
+        else torch.device("cpu")  # fmt: skip
+    flag = torch.tensor([int(succeeded)], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item())
+
+
 @contextmanager
-def main_first():
+def together(what: str):
+    """A block every rank enters and leaves together: if it raises on one rank, the others
+    raise PeerFailed at its end instead of waiting for that rank."""
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        if not all_succeeded(succeeded) and succeeded:
+            raise PeerFailed(f"another process failed while {what}; see its error file")
+
+
+@contextmanager
+def main_first(what: str = "preparing the data"):
     """Rank 0 runs the block first (downloads, cache and tokenizer files), the others after
-    it, reading what it wrote instead of writing the same files at the same time."""
+    it, reading what it wrote instead of writing the same files at the same time. If rank 0
+    fails in it, the others stop too (PeerFailed) instead of waiting."""
     rank = dist.get_rank() if is_distributed() else 0
     if rank != 0:
-        barrier()
-    yield
-    if rank == 0:
-        barrier()
+        if not all_succeeded(True):
+            raise PeerFailed(f"rank 0 failed while {what}; see its error.txt")
+        yield
+        return
+    succeeded = False
+    try:
+        yield
+        succeeded = True
+    finally:
+        all_succeeded(succeeded)

@@ -417,17 +417,22 @@ def save_resumable(run: Run, state: LoopState) -> Path:
     the same step; rank 0 writes, with every rank's random state)."""
     rng_ranks = distributed.gather_lists([rng_state()])
     directory = step_checkpoint_dir(run.run_dir, state.step)
-    if run.ddp.is_main:
-        training_state = {
-            "loop": state.to_dict(), "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-            "rng": rng_ranks[0], "rng_ranks": rng_ranks, "world_size": run.ddp.world_size,
-            "config": OmegaConf.to_yaml(run.cfg),
-        }  # fmt: skip
-        save_training_checkpoint(directory, run.model, training_state)
-        prune_checkpoints(run.run_dir, run.cfg.checkpoint.keep_last)
-    distributed.barrier()
+    with distributed.together("saving a checkpoint"):  # rank 0 writes; all wait for it
+        if run.ddp.is_main:
+            save_checkpoint_files(run, state, directory, rng_ranks)
     return directory
+
+
+def save_checkpoint_files(run: Run, state: LoopState, directory: Path, rng_ranks: list) -> None:
+    """Weights, optimizer, schedule, scaler, loop state, every rank's RNG and the config."""
+    training_state = {
+        "loop": state.to_dict(), "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+        "rng": rng_ranks[0], "rng_ranks": rng_ranks, "world_size": run.ddp.world_size,
+        "config": OmegaConf.to_yaml(run.cfg),
+    }  # fmt: skip
+    save_training_checkpoint(directory, run.model, training_state)
+    prune_checkpoints(run.run_dir, run.cfg.checkpoint.keep_last)
 
 
 def interrupted(run: Run, state: LoopState, signal_name: str) -> TrainingInterrupted:

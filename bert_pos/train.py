@@ -63,9 +63,11 @@ def main(cfg: DictConfig) -> float:
             raise SystemExit(1) from None
     from bert_pos import distributed
 
-    if distributed.setup(cfg.device).enabled:
+    ddp = distributed.setup(cfg.device)
+    if ddp.enabled:
         run_dir = join_main_run_dir(run_dir)
-    (run_dir / FAILED_MARKER).unlink(missing_ok=True)  # a resumed run starts with a clean slate
+    failed_marker = failed_marker_of(run_dir, ddp)
+    failed_marker.unlink(missing_ok=True)  # a resumed run starts with a clean slate
     try:
         metrics = train(cfg, run_dir)
     except TrainingInterrupted as err:
@@ -75,7 +77,7 @@ def main(cfg: DictConfig) -> float:
     except Exception as err:
         user_error = isinstance(err, UserError)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / FAILED_MARKER).write_text(
+        failed_marker.write_text(
             f"{type(err).__name__}: {err}\n" if user_error else traceback.format_exc()
         )
         if hydra_config.mode == RunMode.MULTIRUN:
@@ -90,6 +92,12 @@ def main(cfg: DictConfig) -> float:
     finally:
         distributed.teardown()
     return metrics["best"][metrics["selection_metric"]]
+
+
+def failed_marker_of(run_dir: Path, ddp) -> Path:
+    """Where a failure is written: rank 0's is the run's error.txt; the other data-parallel
+    ranks keep their own beside it, so none overwrites rank 0's message."""
+    return run_dir / (FAILED_MARKER if ddp.is_main else f"error.rank{ddp.rank}.txt")
 
 
 def check_auto_resume_has_a_folder(cfg: DictConfig, hydra_config, run_dir: Path) -> None:

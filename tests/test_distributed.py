@@ -5,6 +5,8 @@ import json
 import os
 import shutil
 import socket
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -226,3 +228,44 @@ def test_a_single_task_job_stays_one_process(monkeypatch):
     for name in ("RANK", "WORLD_SIZE", "SUBMITIT_EXECUTOR"):
         monkeypatch.delenv(name, raising=False)
     assert setup("cpu") == Distributed(rank=0, world_size=1, local_rank=0)
+
+
+def _fail_on_rank_0(rank: int, world_size: int, port: int, block: str, out_dir: str) -> None:
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    from bert_pos import distributed
+
+    distributed.setup("cpu")
+    outcome = "passed"
+    try:
+        context = distributed.main_first() if block == "main_first" else distributed.together("x")
+        with context:
+            if rank == 0:
+                raise ValueError("rank 0 broke")
+    except Exception as err:
+        outcome = type(err).__name__
+    finally:
+        Path(out_dir, f"rank{rank}").write_text(outcome)
+        distributed.teardown()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", ["main_first", "together"])
+def test_a_failure_on_rank_0_releases_the_other_ranks(tmp_path, block):
+    """Rank 0 raising inside main_first (data preparation) or a checkpoint save must stop the
+    others with PeerFailed, not leave them at a barrier until the job's time limit."""
+    context = mp.start_processes(_fail_on_rank_0, args=(2, free_port(), block, str(tmp_path)),
+                                 nprocs=2, start_method="spawn", join=False)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not context.join(timeout=1) and time.monotonic() < deadline:
+        pass
+    assert (tmp_path / "rank0").read_text() == "ValueError"
+    assert (tmp_path / "rank1").read_text() == "PeerFailed"
+
+
+def test_each_rank_writes_its_own_error_file(tmp_path):
+    from bert_pos.distributed import Distributed
+    from bert_pos.train import failed_marker_of
+
+    markers = {failed_marker_of(tmp_path, Distributed(rank, 4, rank)) for rank in range(4)}
+    assert len(markers) == 4 and tmp_path / "error.txt" in markers
