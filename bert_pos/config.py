@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -231,6 +232,8 @@ class ConfigError(UserError, ValueError):
 def data_problems(data: DictConfig) -> list[str]:
     """The checks of `data` that types cannot express, one line each, naming the key."""
     problems = []
+    if data.dir is not None and not Path(data.dir).expanduser().is_dir():
+        problems.append(f"data.dir={data.dir}: no such folder")  # said before torch loads
     for key in ("train_file", "validation_file"):
         if data[key] is None:
             problems.append(f"data.{key}=null: training needs this split")

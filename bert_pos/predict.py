@@ -17,6 +17,7 @@ stitched, never cut.
 import logging
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
@@ -48,6 +49,8 @@ def main(cfg: DictConfig) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     try:
         check_known_keys(cfg, PredictConfig, "bert_pos.predict")
+        if not Path(cfg.model_dir).is_dir():  # said before torch is imported
+            raise UserError(f"model_dir={cfg.model_dir}: no such folder (a run or its model/)")
         from bert_pos.tagging import predict  # torch and co.: after the config is checked
 
         predict(cfg)

@@ -135,7 +135,8 @@ def predict(cfg: DictConfig) -> dict:
     try:
         trained = load_trained(cfg.model_dir)
     except TrainedModelError as err:
-        raise TrainedModelError(f"model_dir={cfg.model_dir}: {err}") from None
+        reason = str(err).removeprefix(f"{cfg.model_dir}: ")
+        raise TrainedModelError(f"model_dir={cfg.model_dir}: {reason}") from None
     device = pick_device(cfg.device)
     model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
     source = sys.stdin if cfg.input == "-" else Path(cfg.input)

@@ -201,3 +201,11 @@ def test_the_makefile_names_the_data_folder_once():
     makefile = Path(CONF_DIR).parent.joinpath("Makefile").read_text()
     assert makefile.count("../shared/data/conll2003") == 1  # DATA ?= ...; targets use $(DATA)
     assert "RUN ?=" not in makefile  # nothing reads it
+
+
+def test_a_missing_data_folder_is_named_before_anything_loads(tmp_path):
+    cfg = compose_config(["+experiment=baseline", "model=minilm", f"data.dir={tmp_path / 'none'}"])
+    with pytest.raises(
+        ConfigError, match=re.escape(f"data.dir={tmp_path / 'none'}: no such folder")
+    ):
+        check_config(cfg)

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A new user's mistakes, re-run: what each command prints and how long it takes to say it.
+#   bash experiments/new_user.sh [work folder]      # from the repository root; ~2 minutes on CPU
+set -u
+WORK=${1:-/tmp/bert_pos_new_user}
+rm -rf "$WORK" && mkdir -p "$WORK"
+RUN=$WORK/demo_run
+show() {  # title, then the command; prints the last lines of its output, exit code and time
+    local title=$1; shift
+    echo "### $title"
+    echo "\$ $*"
+    local start end
+    start=$(date +%s.%N)
+    "$@" > "$WORK/out.txt" 2>&1
+    local code=$?
+    end=$(date +%s.%N)
+    grep -v "^\[transformers\]\|UserWarning\|warnings.warn\|Loading weights" "$WORK/out.txt" | tail -n 4
+    printf '(exit %d, %.1f s)\n\n' "$code" "$(echo "$end - $start" | bc)"
+}
+python -m bert_pos.train +experiment=demo epochs=2 "data.demo_sentences={train: 600, validation: 100, test: 100}" \
+    data.cache_dir=null hydra.run.dir="$RUN" > "$WORK/train.txt" 2>&1
+
+show "a typo added with + (Hydra's own hint)" python -m bert_pos.train +experiment=demo +optim.lrr=1e-3
+show "a missing data folder" python -m bert_pos.train +experiment=baseline model=minilm data.dir=/no/such/folder
+mkdir -p "$WORK/broken"
+printf 'EU NNP B-NP B-ORG\nrejects VBZ B-VP O\nGerman JJ B-NP\n\n' > "$WORK/broken/train.txt"
+cp "$WORK/broken/train.txt" "$WORK/broken/validation.txt"
+show "a broken line" python -m bert_pos.train +experiment=baseline model=minilm data.dir="$WORK/broken" data.test_file=null
+show "a missing model_dir" python -m bert_pos.predict model_dir=/no/such/model
+python - "$RUN/model/README.md" > "$WORK/snippet.py" <<'PY'
+import sys
+card = open(sys.argv[1]).read()
+print(card.split("## How to use", 1)[1].split("```python\n", 1)[1].split("```", 1)[0])
+PY
+show "the model card's pipeline snippet" python "$WORK/snippet.py"
+echo "Sator said on Monday that Isvello Motors would open an office in Viport ." > "$WORK/sentence.txt"
+show "bert_pos.predict on the same sentence" python -m bert_pos.predict model_dir="$RUN" input="$WORK/sentence.txt" format=jsonl
+show "evaluate, default settings" python -m bert_pos.evaluate run_dir="$RUN" split=test
+show "evaluate again, other settings" python -m bert_pos.evaluate run_dir="$RUN" split=test checkpoint=last mode=strict level=subword
+echo "### the evaluation folders"; ls "$RUN/eval"; echo
+show "bf16 on this CPU (auto picks what it runs natively)" python -c "
+import logging, torch; logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
+from bert_pos.devices import cpu_runs_bf16_natively, resolve_precision
+cpu = torch.device('cpu')
+print('capability', torch.backends.cpu.get_cpu_capability(), '| native bf16:', cpu_runs_bf16_natively())
+print('auto ->', resolve_precision('auto', cpu))
+print('on an AVX2-only CPU, bf16 ->', resolve_precision('bf16', cpu, {'avx', 'avx2', 'fma'}))"
