@@ -52,6 +52,8 @@ def test_both_sides_run_the_same_recipe_and_report(tmp_path):
     ratio = ours["train_tokens_per_s"] / theirs["train_tokens_per_s"]
     assert f"| training tokens/s (real, non-padding) | {ours['train_tokens_per_s']:.0f} |" in table
     assert f"{ratio:.2f}x |" in table
+    capability = __import__("torch").backends.cpu.get_cpu_capability()
+    assert f", {capability})" in table.splitlines()[0]  # the CPU's instruction set is named
 
 
 def test_report_names_a_failed_side():

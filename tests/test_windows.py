@@ -152,6 +152,19 @@ def test_training_and_evaluation_on_a_600_word_sentence(tmp_path):
     scores = json.loads((run_dir / "eval" / "validation" / "metrics.json").read_text())
     assert scores["per_type"]["ORG"]["support"] == 2  # the long one once, and the Union
     assert scores["support"] == 4
+
+    # predict decodes the long sentence as evaluation did, window by window, also by Viterbi
+    from contextlib import nullcontext
+
+    from bert_pos.tagging import tag_sentences
+    from bert_pos.trained import load_trained
+
+    for decode in ("argmax", "constrained"):
+        trained = load_trained(run_dir / "model", decode=decode)
+        (tagged,) = tag_sentences(trained.model, trained.tokenizer, [words], trained.label_names,
+                                  4, torch.device("cpu"), nullcontext())  # fmt: skip
+        scored = evaluate_long_sentence(trained, run_dir, words, tags)
+        assert [tag for tag, _ in tagged] == scored, decode
     predicted = [[row[2] for row in r] for r in rows]
     gold = [[row[1] for row in r] for r in rows]
     right = sum(g == p for gs, ps in zip(gold, predicted) for g, p in zip(gs, ps))
@@ -187,3 +200,28 @@ def test_a_gap_or_overlap_between_windows_is_an_error():
         with pytest.raises(ValueError, match="sentence 0 has a piece from word"):
             evaluate(FixedTagger(), loader_for([first, second]), NER_LABELS, True, "word",
                      torch.device("cpu"), nullcontext())  # fmt: skip
+
+
+def evaluate_long_sentence(trained, run_dir, words, tags):
+    """Evaluation's predicted tags for one sentence, through the training encoder."""
+    from contextlib import nullcontext
+
+    from datasets import Dataset, DatasetDict
+
+    from bert_pos.data.batching import build_dataloaders
+    from bert_pos.data.encoding import max_length_of
+    from bert_pos.evaluation import evaluate
+    from bert_pos.labels import begin_to_inside_map
+
+    ids = {label: i for i, label in enumerate(trained.label_names)}
+    splits = DatasetDict({"validation": Dataset.from_dict({
+        "tokens": [words], "tags": [[ids[t] for t in tags]], "document_id": [0], "line": [1],
+    })})  # fmt: skip
+    encoded = tokenize_splits(splits, trained.tokenizer, "first",
+                              begin_to_inside_map(trained.label_names),
+                              max_length_of(trained.tokenizer, trained.model.config))  # fmt: skip
+    loader = build_dataloaders(encoded, 4, 4, False, trained.tokenizer.pad_token_id, 8, 0, 0,
+                               False)["validation"]  # fmt: skip
+    _, predicted = evaluate(trained.model, loader, trained.label_names, True, "word",
+                            torch.device("cpu"), nullcontext())  # fmt: skip
+    return predicted[0]
