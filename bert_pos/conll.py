@@ -1,18 +1,26 @@
 """Reading and writing CoNLL column files.
 
-One token per line (`word col1 col2 ...`, fields split on spaces or tabs), a blank line between
-sentences, and `-DOCSTART-` lines between documents. The reader validates as it goes: every
-problem stops it with a `ConllFormatError` that names the file, the line and what was expected,
-so a broken file never trains a model silently.
+One token per line (`word col1 col2 ...`, fields split on spaces and tabs only, as the shared
+task's `conlleval` splits them), a blank line between sentences, and `-DOCSTART-` lines between
+documents. The reader validates as it goes: every problem stops it with a `ConllFormatError`
+that names the file, the line and what was expected, so a broken file never trains a model
+silently.
 """
 
 import os
+import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 from bert_pos.data.tags import DataFormatError, TagCheck
 
 DOCSTART = "-DOCSTART-"
+
+# Fields are separated by runs of spaces and tabs, and by nothing else: a word may hold any other
+# character, a no-break space (U+00A0), a thin space (U+2009) or a zero-width space included,
+# where `str.split()` would cut it in two and shift every later field.
+FIELD_SEPARATOR = re.compile("[ \t]+")
 
 
 class ConllFormatError(DataFormatError):
@@ -33,18 +41,22 @@ def read_conll(
     label_names: list[str] | None,
     word_column: int = 0,
     scheme: str = "iob2",
+    closed: bool = True,
 ) -> list[Sentence]:
     """Read the sentences of one CoNLL file, with the label of `label_column` for each word.
 
     `scheme=iob1` and `scheme=bioes` convert the tags to IOB2 as they are read (a BIOES
     sequence must be valid first). Every (converted) label must be in `label_names` (None: any
-    label, for reading a label set); when those are a span label set and `scheme=iob2`, an
+    label, for reading a label set; `closed=False`: labels outside them pass, gold labels a
+    model cannot predict); when those are a span label set and `scheme=iob2`, an
     `I-X` must continue an X entity (see `TagCheck`). Lines must all have the same
     number of fields as the first token line of the file. Accepted as they are: a UTF-8
-    byte-order mark, CRLF line endings, tabs and spaces mixed between fields, trailing
-    whitespace, and whitespace-only lines (sentence breaks).
+    byte-order mark, CRLF line endings, tabs and spaces mixed between fields, leading and
+    trailing spaces and tabs, lines of only spaces and tabs (sentence breaks), and words that
+    hold other whitespace (see `line_fields`).
     """
-    check = TagCheck(label_names, scheme, f"column {label_column}, 0-based", ConllFormatError)
+    check = TagCheck(label_names, scheme, f"column {label_column}, 0-based", ConllFormatError,
+                     closed)  # fmt: skip
     path = Path(path)
     text = read_utf8(path)
     sentences: list[Sentence] = []
@@ -54,7 +66,7 @@ def read_conll(
     layout = FieldLayout(path, word_column, label_column)
     document_id = -1
     for line_number, line in enumerate(text.split("\n"), start=1):
-        fields = line.split()
+        fields = line_fields(line)
         if not fields or fields[0] == DOCSTART:
             if words:
                 tags = check(labels, word_line(path, first_line))
@@ -79,13 +91,28 @@ def read_conll(
     return sentences
 
 
+def line_fields(line: str) -> list[str]:
+    """The fields of one line, its CRLF carriage return dropped: split on spaces and tabs only,
+    so a line of only other whitespace (a lone U+00A0) is a token line, not a sentence break."""
+    return [field for field in FIELD_SEPARATOR.split(line.removesuffix("\r")) if field]
+
+
+def other_whitespace(line: str) -> str:
+    """The whitespace characters of `line` that do not separate fields, named for a message,
+    e.g. `U+00A0 NO-BREAK SPACE`; empty when there are none."""
+    found = dict.fromkeys(c for c in line if c.isspace() and c not in " \t\r")
+    return ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'whitespace')}" for c in found)
+
+
 def word_line(path: Path, first_line: int):
     """Where word i of the sentence that starts on `first_line` is: `file:line`."""
     return lambda i: f"{path}:{first_line + i}"
 
 
 def read_utf8(path: Path, error: type[DataFormatError] = ConllFormatError) -> str:
-    """The text of a file that must be UTF-8 (a byte-order mark is dropped)."""
+    """The text of a file that must be UTF-8. A byte-order mark is dropped, also one that opens
+    a later line: files that each had one, concatenated with `cat`, would otherwise turn a
+    `-DOCSTART-` line into a word."""
     if not path.is_file():
         raise error(f"{path}: no such file")
     raw = path.read_bytes()
@@ -93,11 +120,14 @@ def read_utf8(path: Path, error: type[DataFormatError] = ConllFormatError) -> st
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
+        # 0x80-0x9F are control characters in Latin-1 but curly quotes, dashes and the euro
+        # sign in Windows-1252, which word processors write
+        encoding = "cp1252" if 0x80 <= raw[err.start] <= 0x9F else "latin1"
         raise error(
             f"{path}:{line}: bytes {raw[err.start : err.end]!r} are not UTF-8; expected a UTF-8 "
-            "file (re-encode it, e.g. `iconv -f latin1 -t utf-8`)"
+            f"file (re-encode it, e.g. `iconv -f {encoding} -t utf-8`)"
         ) from None
-    return text.removeprefix("\ufeff")
+    return text.removeprefix("\ufeff").replace("\n\ufeff", "\n")
 
 
 class FieldLayout:
@@ -110,21 +140,33 @@ class FieldLayout:
 
     def check(self, fields: list[str], line: str, line_number: int) -> None:
         path = self.path
+        shown = line.strip(" \t\r")
         if self.num_fields is None:
             self.num_fields, self.first_token_line = len(fields), line_number
             needed = max(self.word_column, self.label_column) + 1
             if self.num_fields < needed:
                 raise ConllFormatError(
-                    f"{path}:{line_number}: {self.num_fields} fields in {line.strip()!r}; "
+                    f"{path}:{line_number}: {self.num_fields} fields in {shown!r}; "
                     f"expected at least {needed}, since the word column is {self.word_column} "
                     f"and the label column is {self.label_column} (0-based; set "
-                    "data.word_column/data.label_column)"
+                    f"data.word_column/data.label_column){separator_hint(line)}"
                 )
         elif len(fields) != self.num_fields:
             raise ConllFormatError(
-                f"{path}:{line_number}: {len(fields)} fields in {line.strip()!r}; expected "
-                f"{self.num_fields} fields like the first token line (line {self.first_token_line})"
+                f"{path}:{line_number}: {len(fields)} fields in {shown!r}; expected "
+                f"{self.num_fields} fields like the first token line (line "
+                f"{self.first_token_line}){separator_hint(line)}"
             )
+
+
+def separator_hint(line: str) -> str:
+    """For a line with the wrong field count: a note when it holds whitespace other than spaces
+    and tabs, which is part of a word, never a separator (a file that separates its fields
+    with no-break spaces, or a line of only such whitespace)."""
+    other = other_whitespace(line)
+    if not other:
+        return ""
+    return f"; fields are split on spaces and tabs only, and the line also holds {other}"
 
 
 def split_file(directory: str | Path, split: str, name: str) -> Path:

@@ -16,6 +16,7 @@ from datasets import Dataset
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from bert_pos.data.sources import gold_labels
 from bert_pos.distributed import gather_lists, sum_over_ranks
 from bert_pos.labels import IGNORE_INDEX
 from bert_pos.metrics import format_per_type_table, score_sequences
@@ -36,6 +37,7 @@ def evaluate(
     device: torch.device,
     autocast: AbstractContextManager,
     mode: str = "conlleval",
+    gold: list[list[str]] | None = None,
 ) -> tuple[dict, list[list[str]]]:
     """Loss and scores of `model` on `loader`, and the predicted tag of every word.
 
@@ -50,6 +52,12 @@ def evaluate(
     into the whole sentence before scoring, so a span that crosses a window edge is one
     span; examples without those keys are whole sentences, in the loader's sampler order.
     Word predictions come back per sentence, in dataset order.
+
+    A word whose gold label the model cannot predict (outside `label_names`, see
+    data/sources.py) has the word label IGNORE_INDEX, so it adds nothing to the loss; it is
+    scored with its label from `gold` (every word's gold label per sentence, in dataset
+    order: `gold_labels`), at word level and, at its first subword, at subword level, as a
+    word the model gets wrong. Without such words `gold` may be None.
     """
     was_training = model.training
     model.eval()
@@ -57,8 +65,7 @@ def evaluate(
     # per example: (sentence, first word, gold words, predicted words, gold and predicted
     # labelled subwords), in the order the loader visits them (longest first)
     pieces = []
-    visit_order = iter([index for batch_indices in loader.batch_sampler for index in batch_indices])
-    for batch in loader:
+    for indices, batch in zip(loader.batch_sampler, loader, strict=True):
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
         with autocast:
             logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"])
@@ -68,7 +75,11 @@ def evaluate(
         # val/loss and train/loss measure the same quantity per labelled subword
         loss_sum += unwrap(model).loss_sum(logits, batch).item()
         labelled += int((labels != IGNORE_INDEX).sum())
-        pieces += batch_pieces(unwrap(model), logits, batch, label_names, level, visit_order)
+        # each example's own word count: padding hides it where a word has no subword and
+        # no predictable label (start -1, label IGNORE_INDEX)
+        word_counts = [len(loader.dataset[index]["word_starts"]) for index in indices]
+        pieces += batch_pieces(unwrap(model), logits, batch, label_names, level, indices,
+                               word_counts)  # fmt: skip
     model.train(was_training)
     # Data-parallel: each process scored its share of the batches; score all of them together,
     # on every process, so metrics equal a single process's exactly and all ranks agree.
@@ -76,6 +87,8 @@ def evaluate(
     loss_sum, labelled = sum_over_ranks([loss_sum, labelled], device)
 
     gold_words, predicted_words, gold_subwords, predicted_subwords = stitch_windows(pieces, 4)
+    gold_words = with_gold_names(gold_words, gold)
+    gold_subwords = with_gold_names(gold_subwords, gold)
     if level == "subword":
         scores = score_sequences(gold_subwords, predicted_subwords, span_task, mode)
     else:
@@ -85,9 +98,13 @@ def evaluate(
 
 
 def batch_pieces(model, logits: torch.Tensor, batch: dict, label_names: list[str], level: str,
-                 visit_order) -> list[tuple]:  # fmt: skip
+                 indices: list[int], word_counts: list[int]) -> list[tuple]:  # fmt: skip
     """Each example's (sentence, first word, gold word tags, predicted word tags, gold and
-    predicted tags of its labelled subwords; the last two only at subword level)."""
+    predicted tags of its labelled subwords; the last two only at subword level). `indices`:
+    the examples' places in the loader's dataset (their sentences, where the batch has no
+    `sentence` key); `word_counts`: how many words each scores. A gold label the model cannot
+    predict (IGNORE_INDEX among the words) stands as the word's index in its sentence, for
+    `with_gold_names` to name."""
     unaligned = "O" if "O" in label_names else UNALIGNED
     labels = batch["labels"]
     predictions = logits.argmax(-1)  # (B, T)
@@ -99,28 +116,58 @@ def batch_pieces(model, logits: torch.Tensor, batch: dict, label_names: list[str
         rows, words = (starts >= 0).nonzero(as_tuple=True)
         predictions[rows, starts[rows, words]] = decoded[rows, words]
         label_rows, prediction_rows = labels.tolist(), predictions.tolist()
-    rows = len(labels)
     if "sentence" in batch:
         sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
     else:
-        sentences, first_words = [next(visit_order) for _ in range(rows)], [0] * rows
+        sentences, first_words = list(indices), [0] * len(indices)
     pieces = []
     for row, row_gold in enumerate(batch["word_labels"].tolist()):
-        n = sum(tag != IGNORE_INDEX for tag in row_gold)
+        n, first_word = word_counts[row], first_words[row]
+        row_starts = starts[row, :n].tolist()
         gold_subwords, predicted_subwords = [], []
         if level == "subword":
-            for g, p in zip(label_rows[row], prediction_rows[row]):
-                if g != IGNORE_INDEX:
-                    gold_subwords.append(label_names[g])
-                    predicted_subwords.append(label_names[p])
+            # a word the model cannot predict has no training label; its first subword scores it
+            unpredictable_at = {start: first_word + w for w, (tag, start)
+                                in enumerate(zip(row_gold[:n], row_starts))
+                                if tag == IGNORE_INDEX and start >= 0}  # fmt: skip
+            gold_subwords, predicted_subwords = scored_subwords(
+                label_rows[row], prediction_rows[row], unpredictable_at, label_names
+            )
         pieces.append((
-            sentences[row], first_words[row],
-            [label_names[tag] for tag in row_gold[:n]],
+            sentences[row], first_word,
+            [label_names[tag] if tag != IGNORE_INDEX else first_word + w
+             for w, tag in enumerate(row_gold[:n])],
             [label_names[tag] if start >= 0 else unaligned
-             for tag, start in zip(word_predictions[row][:n], starts[row, :n].tolist())],
+             for tag, start in zip(word_predictions[row][:n], row_starts)],
             gold_subwords, predicted_subwords,
         ))  # fmt: skip
     return pieces
+
+
+def scored_subwords(gold_row: list[int], predicted_row: list[int], unpredictable_at: dict,
+                    label_names: list[str]) -> tuple[list, list[str]]:  # fmt: skip
+    """Gold and predicted tags of an example's scored subwords: those with a training label,
+    and the positions in `unpredictable_at` (position -> the placeholder of a word whose gold
+    label the model cannot predict)."""
+    gold, predicted = [], []
+    for position, (g, p) in enumerate(zip(gold_row, predicted_row)):
+        if g == IGNORE_INDEX and position not in unpredictable_at:
+            continue
+        gold.append(label_names[g] if g != IGNORE_INDEX else unpredictable_at[position])
+        predicted.append(label_names[p])
+    return gold, predicted
+
+
+def with_gold_names(sequences: list[list], gold: list[list[str]] | None) -> list[list[str]]:
+    """Stitched gold sequences with every placeholder (the index of a word whose gold label the
+    model cannot predict, see `batch_pieces`) replaced by that word's label in `gold`."""
+    if gold is None:
+        if any(isinstance(tag, int) for sequence in sequences for tag in sequence):
+            raise ValueError("evaluation: words whose gold label is IGNORE_INDEX, and no gold "
+                             "labels to name them (pass `gold`)")  # fmt: skip
+        return sequences
+    return [[gold[sentence][tag] if isinstance(tag, int) else tag for tag in sequence]
+            for sentence, sequence in enumerate(sequences)]  # fmt: skip
 
 
 def stitch_windows(pieces: list[tuple], count: int) -> list[list[list[str]]]:
@@ -238,20 +285,24 @@ def evaluate_split(
     """Evaluate one split and write `predictions.txt`, `metrics.json` and
     `confusion_matrix.png` into `out_dir`. Returns (scores, confusion-matrix figure);
     `write=False` (data-parallel ranks but the first) writes nothing and has no figure;
-    `settings` (what was evaluated, how) are recorded in metrics.json beside the scores."""
+    `settings` (what was evaluated, how) are recorded in metrics.json beside the scores.
+    Gold labels the model cannot predict (see data/sources.py) are scored and written as
+    gold, and have rows of their own in the confusion matrix, after the model's labels."""
+    gold = gold_labels(sentences, label_names)
     scores, predicted = evaluate(
-        model, loader, label_names, span_task, level, device, autocast, mode
+        model, loader, label_names, span_task, level, device, autocast, mode, gold
     )
     if not write:
         return scores, None
-    gold = [[label_names[tag] for tag in tags] for tags in sentences["tags"]]
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.txt", sentences["tokens"], gold, predicted,
                       sentences["document_id"])  # fmt: skip
     recorded = scores if settings is None else {**scores, "settings": settings}
     (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
+    unpredictable = sorted({tag for tags in gold for tag in tags} - set(label_names))
+    matrix_labels = label_names + unpredictable
     figure = plot_confusion_matrix(
-        confusion_matrix(gold, predicted, label_names), label_names, title
+        confusion_matrix(gold, predicted, matrix_labels), matrix_labels, title
     )
     figure.savefig(out_dir / "confusion_matrix.png", dpi=120)
     return scores, figure

@@ -44,6 +44,17 @@ def is_span_label_set(label_names: list[str]) -> bool:
     return all(name == "O" or name[:2] in ("B-", "I-") for name in label_names)
 
 
+def training_label_names(tags) -> list[str]:
+    """The label list of a training split's (IOB2) tags, for data without a fixed list: their
+    sorted set; a span label set also gets B-X and I-X of every type X it holds, so where
+    training saw a type in one form only (B-X: all its entities one word long) the other form
+    still has an id, and validation or test may hold it."""
+    names = set(tags)
+    if is_span_label_set(list(names)):
+        names |= {f"{prefix}-{name[2:]}" for name in names if name != "O" for prefix in "BI"}
+    return sorted(names)
+
+
 def invalid_iob2_position(tags: list[str]) -> int | None:
     """Index of the first tag that IOB2 forbids, or None: an `I-X` must continue an entity of
     the same type, so it cannot open a sentence or follow `O`, `B-Y` or `I-Y`."""

@@ -113,8 +113,11 @@ def tokenized_splits(cfg: DictConfig, out_dir: Path):
         ]
         return encoding
 
-    columns = splits["train"].column_names
-    tokenized = splits.map(tokenize_and_align_labels, batched=True, remove_columns=columns)
+    tokenized = datasets.DatasetDict({
+        split: dataset.map(tokenize_and_align_labels, batched=True,
+                           remove_columns=dataset.column_names)
+        for split, dataset in splits.items()
+    })  # fmt: skip
     return label_names, tokenizer, tokenized, model_source
 
 

@@ -106,3 +106,27 @@ def test_iob2_check_only_for_span_label_sets(tmp_path):
     path = write(tmp_path, "EU NNP I-NP I-ORG\n")
     assert read_conll(path, 1, POS_LABELS)[0].labels == ["NNP"]  # POS: nothing to check
     assert read_conll(path, 3, None)[0].labels == ["I-ORG"]  # reading a label set: as written
+
+
+@pytest.mark.parametrize(
+    "line, fields",
+    [
+        ("New\u00a0York NNP\tB-NP  B-LOC \r", ["New\u00a0York", "NNP", "B-NP", "B-LOC"]),
+        ("10\u202f000 CD\u3000x O", ["10\u202f000", "CD\u3000x", "O"]),
+        ("Black\u200bburn NNP", ["Black\u200bburn", "NNP"]),
+        (" \t  \r", []),  # spaces and tabs only: a sentence break
+        ("\u00a0", ["\u00a0"]),  # other whitespace: a token line, its field count checked
+    ],
+)
+def test_fields_are_split_on_spaces_and_tabs_only(line, fields):
+    from bert_pos.conll import line_fields
+
+    assert line_fields(line) == fields
+
+
+def test_labels_outside_the_set_pass_an_open_check_but_spans_are_still_checked(tmp_path):
+    path = write(tmp_path, "Monday NNP B-NP B-DATE\nnight NN I-NP I-DATE\n")
+    assert read_conll(path, 3, NER_LABELS, closed=False)[0].labels == ["B-DATE", "I-DATE"]
+    path = write(tmp_path, "Monday NNP B-NP O\nnight NN I-NP I-DATE\n")
+    with pytest.raises(ConllFormatError, match="f.txt:2: tag 'I-DATE' after 'O' is not valid"):
+        read_conll(path, 3, NER_LABELS, closed=False)

@@ -109,3 +109,68 @@ def test_bf16_evaluation_agrees_with_fp32(tiny_model, tokenizer):
     same = sum(a == b for x, y in zip(fp32_tags, bf16_tags) for a, b in zip(x, y))
     assert same >= 0.95 * sum(len(x) for x in fp32_tags)
     assert bf16["accuracy"] == pytest.approx(fp32["accuracy"], abs=0.05)
+
+
+# ---------------------------------------------------------------- gold the model cannot predict
+
+# "Paris on 22 August": B-LOC O B-DATE I-DATE, where DATE is no label of the model (its words
+# have word label IGNORE_INDEX) and "August" maps to no subword: [CLS] Paris on 22 [SEP].
+UNSEEN_GOLD = [["B-LOC", "O", "B-DATE", "I-DATE"]]
+UNSEEN_EXAMPLE = {
+    "input_ids": [ID["O"], ID["B-LOC"], ID["O"], ID["O"], ID["O"]],  # FixedTagger's predictions
+    "labels": [-100, ID["B-LOC"], ID["O"], -100, -100],
+    "word_starts": [1, 2, 3, -1],
+    "tags": [ID["B-LOC"], ID["O"], -100, -100],
+}
+
+
+@pytest.mark.parametrize("level, accuracy", [("word", 2 / 4), ("subword", 2 / 3)])
+def test_a_gold_label_the_model_cannot_predict_is_scored_as_a_missed_entity(level, accuracy):
+    scores, predictions = evaluate(FixedTagger(), loader_for([UNSEEN_EXAMPLE]), NER_LABELS, True,
+                                   level, torch.device("cpu"), nullcontext(),
+                                   gold=UNSEEN_GOLD)  # fmt: skip
+    # the last word is unaligned and unpredictable, and still one of the sentence's words
+    assert predictions == [["B-LOC", "O", "O", "O"]]
+    assert scores["accuracy"] == pytest.approx(accuracy)  # subword level: no August subword
+    assert scores["precision"] == pytest.approx(1.0) and scores["recall"] == pytest.approx(0.5)
+    assert scores["per_type"]["DATE"]["recall"] == 0.0
+    assert scores["per_type"]["DATE"]["support"] == 1
+    # no loss on the DATE words: cross-entropy over the two labelled subwords
+    assert scores["loss"] == pytest.approx(math.log(math.exp(10) + 8) - 10, rel=1e-3)
+    with pytest.raises(ValueError, match="gold label is IGNORE_INDEX, and no gold labels"):
+        evaluate(FixedTagger(), loader_for([UNSEEN_EXAMPLE]), NER_LABELS, True, level,
+                 torch.device("cpu"), nullcontext())  # fmt: skip
+
+
+def test_windows_name_unpredictable_gold_by_their_place_in_the_sentence():
+    """Two windows of one sentence: the second one's unpredictable word is word 3."""
+    first = {key: UNSEEN_EXAMPLE[key][:3] for key in ("input_ids", "labels")}
+    first.update(word_starts=[1, 2], tags=[ID["B-LOC"], ID["O"]], sentence=0, first_word=0)
+    second = {"input_ids": [ID["O"], ID["O"], ID["O"]], "labels": [-100, -100, -100],
+              "word_starts": [1, -1], "tags": [-100, -100], "sentence": 0, "first_word": 2}  # fmt: skip
+    gold = [["B-LOC", "O", "B-DATE", "I-DATE"]]
+    scores, predictions = evaluate(FixedTagger(), loader_for([second, first]), NER_LABELS, True,
+                                   "word", torch.device("cpu"), nullcontext(), gold=gold)  # fmt: skip
+    assert predictions == [["B-LOC", "O", "O", "O"]]
+    assert scores["per_type"]["DATE"]["support"] == 1 and scores["recall"] == pytest.approx(0.5)
+
+
+def test_evaluate_split_writes_unpredictable_gold_and_gives_it_confusion_rows(tmp_path, caplog):
+    from bert_pos.conll import Sentence
+    from bert_pos.data.sources import sentences_dataset
+    from bert_pos.evaluation import evaluate_split
+
+    sentence = Sentence(["Paris", "on", "22", "August"], UNSEEN_GOLD[0], 0, 1)
+    sentences = sentences_dataset([sentence], NER_LABELS, "validation (v.txt)")
+    assert "validation (v.txt): 1 word(s) have the gold label 'I-DATE'" in caplog.text
+    assert sentences["tags"] == [UNSEEN_EXAMPLE["tags"]]
+    scores, figure = evaluate_split(FixedTagger(), loader_for([UNSEEN_EXAMPLE]), sentences,
+                                    NER_LABELS, True, "word", "conlleval", torch.device("cpu"),
+                                    nullcontext(), tmp_path, "validation")  # fmt: skip
+    assert (tmp_path / "predictions.txt").read_text() == (
+        "-DOCSTART- O O\n\nParis B-LOC B-LOC\non O O\n22 B-DATE O\nAugust I-DATE O\n\n"
+    )
+    assert scores["per_type"]["DATE"]["support"] == 1
+    rows = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    assert rows == NER_LABELS + ["B-DATE", "I-DATE"]
+    assert (tmp_path / "confusion_matrix.png").is_file()

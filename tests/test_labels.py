@@ -4,6 +4,7 @@ from bert_pos.labels import (
     POS_LABELS,
     begin_to_inside_map,
     task_labels,
+    training_label_names,
 )
 
 
@@ -114,3 +115,11 @@ def test_iob2_label_names_of_other_schemes_keep_the_order_of_first_appearance():
     for labels in (NER_LABELS, CHUNK_LABELS):
         assert iob2_label_names(labels, "iob1") == labels == iob2_label_names(labels, "bioes")
     assert iob2_label_names(["NN", "VB"], "iob2") == ["NN", "VB"]
+
+
+def test_a_span_label_set_from_training_tags_has_both_forms_of_each_type():
+    tags = ["O", "B-ORG", "B-PER", "I-PER", "I-MISC", "O"]
+    assert training_label_names(tags) == ["B-MISC", "B-ORG", "B-PER", "I-MISC", "I-ORG",
+                                          "I-PER", "O"]  # fmt: skip
+    # other label sets are their tags' sorted set
+    assert training_label_names(["NN", "DT", "NN", "VB"]) == ["DT", "NN", "VB"]

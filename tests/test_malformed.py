@@ -4,19 +4,27 @@ either loads to the right sentences or stops with a `ConllFormatError` that read
 `<file>:<line>: what is wrong; expected what`. Never a traceback, never a silent skip.
 
 Works, because the format allows it and nothing has to be guessed:
-  crlf.txt (CRLF endings), tabs_and_spaces.txt (fields split on any whitespace), bom.txt
-  (the BOM is dropped), trailing_whitespace.txt, whitespace_line.txt (a whitespace-only line
-  is a sentence break), long_sentence.txt (600 words read; fitting them into the model is
+  crlf.txt (CRLF endings), tabs_and_spaces.txt (fields split on spaces and tabs), bom.txt
+  (the BOM is dropped), concatenated_bom.txt (so is one at a later line's start),
+  trailing_whitespace.txt, whitespace_line.txt (a line of spaces and tabs is a sentence break),
+  no_final_newline.txt, docstart_fields.txt (-DOCSTART- lines of any field count),
+  nbsp_in_word.txt, unicode_spaces_in_words.txt and zero_width_in_word.txt (whitespace other
+  than spaces and tabs, and zero-width characters, are part of a word), long_sentence.txt (600 words read; fitting them into the model is
   tokenize_splits' concern), long_word.txt (a 300-character word is one word),
   iob1.txt with data.scheme=iob1 (converted to IOB2), two_columns.txt with
   data.label_column=1, wrong_names/ with data.validation_file=dev.txt, I- tags in a
   column that is not a span label set (POS), bioes.txt and bilou.txt with data.scheme=bioes
   (the same sentences and ids as good.txt), good.jsonl (tag names) and ids.jsonl (integer ids,
-  with data.labels).
+  with data.labels), unseen_labels/ with a label set read from train: its test split's I-ORG
+  (train has ORG only as B-ORG) has an id, its validation split's DATE type (absent from train)
+  is kept as gold the model cannot predict, with a warning.
 Errors, because every guess could train on wrong labels:
   wrong_columns.txt and two_columns.txt (field count), unknown_label.txt, i_after_o.txt,
   i_at_sentence_start.txt, i_after_other_type.txt and chunk_i_at_sentence_start.txt (I- tags
-  that IOB2 forbids), latin1.txt (not UTF-8), empty.txt, docstart_only.txt (no sentences), a
+  that IOB2 forbids), latin1.txt and cp1252_quotes.txt (not UTF-8), nbsp_line.txt and
+  nbsp_separated.txt (a no-break space separates no fields), unseen_labels/ with the fixed
+  CoNLL-2003 list (DATE) or a data.labels list train does not fit, empty.txt,
+  docstart_only.txt (no sentences), a
   missing file or folder, wrong_names/ with the default names, iob1.txt read as IOB2 (the
   message suggests data.scheme=iob1), extra_type.txt and pos_in_ner_column.txt (a tag set
   other than the config's), bioes_unclosed.txt and bioes_e_after_o.txt (BIOES that leaves an
@@ -32,9 +40,9 @@ from pathlib import Path
 import pytest
 
 from bert_pos.conll import ConllFormatError
-from bert_pos.data.sources import load_splits, resolve_label_names
+from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names
 from bert_pos.data.tags import DataFormatError
-from bert_pos.labels import NER_LABELS
+from bert_pos.labels import IGNORE_INDEX, NER_LABELS
 from tests.helpers import data_config
 
 MALFORMED = Path(__file__).parent / "data" / "malformed"
@@ -62,10 +70,7 @@ def load(directory: Path, *overrides: str, train_file: str | None = None):
     data = data_config(f"dir={directory}", *overrides)
     label_names = resolve_label_names(data)
     splits = load_splits(data, label_names)
-    tags = {
-        split: [[label_names[i] for i in sentence] for sentence in dataset["tags"]]
-        for split, dataset in splits.items()
-    }
+    tags = {split: gold_labels(dataset, label_names) for split, dataset in splits.items()}
     return splits, tags
 
 
@@ -81,7 +86,7 @@ def load_error(name: str, *overrides: str, error: type[Exception] = ConllFormatE
 @pytest.mark.parametrize(
     "name",
     ["good.txt", "crlf.txt", "tabs_and_spaces.txt", "bom.txt", "trailing_whitespace.txt",
-     "whitespace_line.txt"],
+     "whitespace_line.txt", "no_final_newline.txt"],
 )  # fmt: skip
 def test_layout_variations_read_as_the_clean_file(name):
     splits, tags = load(MALFORMED, train_file=name)
@@ -90,6 +95,75 @@ def test_layout_variations_read_as_the_clean_file(name):
     assert splits["train"]["line"] == [3, 9, 12]
     _, chunk_tags = load(MALFORMED, "task=chunk", train_file=name)
     assert chunk_tags["train"] == GOOD_CHUNK  # no stray "\r" or space in the middle column
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("nbsp_in_word.txt", {(2, 0): "New\u00a0York"}),
+        ("unicode_spaces_in_words.txt",
+         {(0, 3): "call\u3000centre", (2, 1): "1\u202f996\u2009000"}),
+        ("zero_width_in_word.txt", {(0, 4): "\u200b", (1, 1): "Black\u200bburn"}),
+    ],
+)  # fmt: skip
+def test_whitespace_other_than_spaces_and_tabs_stays_in_its_word(name, words):
+    """str.split() would cut these words in two, and the field count error would then blame
+    the wrong thing; conlleval splits on spaces and tabs only, and so does the reader."""
+    splits, tags = load(MALFORMED, train_file=name)
+    expected = [list(sentence) for sentence in GOOD_WORDS]
+    for (sentence, word), text in words.items():
+        expected[sentence][word] = text
+    assert splits["train"]["tokens"] == expected
+    assert tags["train"] == GOOD_NER and splits["train"]["line"] == [3, 9, 12]
+    _, chunk_tags = load(MALFORMED, "task=chunk", train_file=name)
+    assert chunk_tags["train"] == GOOD_CHUNK
+
+
+@pytest.mark.parametrize("name", ["docstart_fields.txt", "concatenated_bom.txt"])
+def test_two_documents_read_whole_whatever_their_docstart_lines(name):
+    """-DOCSTART- lines may have any number of fields (some copies write the bare word); a BOM
+    at the start of a later line (two files with BOMs, concatenated) does not turn its
+    -DOCSTART- into a word."""
+    splits, tags = load(MALFORMED, train_file=name)
+    assert splits["train"]["tokens"] == GOOD_WORDS * 2 and tags["train"] == GOOD_NER * 2
+    assert splits["train"]["document_id"] == [0, 0, 0, 1, 1, 1]
+
+
+def test_label_sets_from_train_have_both_forms_of_each_type_and_score_unseen_types_as_gold(
+    caplog,
+):
+    folder = MALFORMED / "unseen_labels"
+    splits, tags = load(folder, "task=entities", "label_column=3")
+    label_names = resolve_label_names(data_config(f"dir={folder}", "task=entities",
+                                                  "label_column=3"))  # fmt: skip
+    # train has ORG, MISC and LOC only as B-: their I- forms have ids, as test's I-ORG needs
+    assert label_names == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG",
+                           "I-PER", "O"]  # fmt: skip
+    assert tags["test"][-1] == ["B-ORG", "I-ORG"]
+    assert splits["test"]["tags"][-1] == [label_names.index("B-ORG"), label_names.index("I-ORG")]
+    # DATE never occurs in train: the model cannot predict it, and validation keeps it as gold
+    assert tags["validation"][-1] == ["B-ORG", "O", "O", "B-DATE", "I-DATE"]
+    assert splits["validation"]["tags"][-1][3:] == [IGNORE_INDEX, IGNORE_INDEX]
+    validation = folder / "validation.txt"
+    for label in ("B-DATE", "I-DATE"):
+        assert (f"validation ({validation}): 1 word(s) have the gold label {label!r}, which is "
+                "not among the 9 labels the model predicts") in caplog.text  # fmt: skip
+    assert "test (" not in caplog.text
+
+
+def test_unseen_labels_stop_where_the_label_list_is_fixed():
+    folder = MALFORMED / "unseen_labels"
+    # the CoNLL-2003 task's list is fixed, as the hub dataset's: DATE is an error in any split
+    with pytest.raises(ConllFormatError) as err:
+        load(folder)
+    assert str(err.value) == (f"{folder / 'validation.txt'}:18: label 'B-DATE' (column 3, "
+                              f"0-based) is not in the label set; {NER_SET}")  # fmt: skip
+    # a data.labels list: train must fit it, file:line where it does not
+    with pytest.raises(ConllFormatError) as err:
+        load(folder, "task=entities", "label_column=3", "labels=[O,B-PER,I-PER,B-LOC,I-LOC]")
+    assert str(err.value).startswith(
+        f"{folder / 'train.txt'}:3: label 'B-ORG' (column 3, 0-based) is not in the label set"
+    )
 
 
 def test_sentence_of_600_words_is_read_whole():
@@ -182,6 +256,18 @@ def test_json_lines_with_tag_names_or_with_ids_and_their_names():
         ("latin1.txt", [],
          r":12: bytes b'\xfc' are not UTF-8; expected a UTF-8 file (re-encode it, e.g. "
          "`iconv -f latin1 -t utf-8`)"),
+        ("cp1252_quotes.txt", [],
+         r":7: bytes b'\x93' are not UTF-8; expected a UTF-8 file (re-encode it, e.g. "
+         "`iconv -f cp1252 -t utf-8`)"),
+        ("nbsp_line.txt", [],
+         r":11: 1 fields in '\xa0'; expected 4 fields like the first token line (line 3); "
+         "fields are split on spaces and tabs only, and the line also holds U+00A0 NO-BREAK "
+         "SPACE"),
+        ("nbsp_separated.txt", [],
+         r":3: 1 fields in 'EU\xa0NNP\xa0B-NP\xa0B-ORG'; expected at least 4, since the word "
+         "column is 0 and the label column is 3 (0-based; set data.word_column/"
+         "data.label_column); fields are split on spaces and tabs only, and the line also "
+         "holds U+00A0 NO-BREAK SPACE"),
         ("empty.txt", [],
          ": no sentences found (the file is empty); expected one `word ... label` line per "
          "token, with a blank line between sentences"),

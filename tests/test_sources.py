@@ -17,10 +17,10 @@ from omegaconf import OmegaConf
 
 from bert_pos.config import ConfigError, check_config
 from bert_pos.data.formats import source_kind, split_format
-from bert_pos.data.sources import load_splits, resolve_label_names
+from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names
 from bert_pos.data.tables import held_out_rows
 from bert_pos.data.tags import DataFormatError
-from bert_pos.labels import CHUNK_LABELS, NER_LABELS, POS_LABELS
+from bert_pos.labels import CHUNK_LABELS, IGNORE_INDEX, NER_LABELS, POS_LABELS
 from tests.helpers import CONF_DIR, ROOT, SHARED_CONLL, compose_config, data_config
 
 WORDS = [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"], ["BRUSSELS", "1996"],
@@ -90,19 +90,30 @@ def test_class_label_names_and_ids_are_the_datasets_own(tmp_path):
     assert splits["train"]["line"] == [-1] * 4 and splits["train"]["document_id"] == [-1] * 4
 
 
-def test_string_tags_give_the_sorted_label_set_of_train(tmp_path):
+def test_string_tags_give_the_sorted_label_set_of_train_with_both_forms_of_each_type(tmp_path):
     hub = write_pushed(tmp_path / "hub", {"train": rows(), "validation": rows()}, tag_features())
     label_names, splits = load(f"hub_name={hub}")
-    assert label_names == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-PER", "O"]
+    # train has B-LOC, B-MISC, B-ORG only as B-: their I- forms get ids too
+    assert label_names == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG",
+                           "I-PER", "O"]  # fmt: skip
     assert names_of(splits["validation"], label_names) == NER
+
+
+def test_string_tag_of_a_type_absent_from_train_is_scored_gold_in_validation(tmp_path, caplog):
     unseen = rows(tags=[["B-ORG", "O", "B-MISC", "O"], ["B-DATE", "O"], ["B-LOC", "O"],
                         ["O", "O", "O"]])  # fmt: skip
     hub = write_pushed(tmp_path / "unseen", {"train": rows(), "validation": unseen},
                        tag_features())  # fmt: skip
+    label_names, splits = load(f"hub_name={hub}")
+    assert "B-DATE" not in label_names
+    assert splits["validation"]["tags"][1] == [IGNORE_INDEX, label_names.index("O")]
+    assert gold_labels(splits["validation"], label_names) == unseen["ner_tags"]
+    assert f"{hub} validation: 1 word(s) have the gold label 'B-DATE'" in caplog.text
+    # train itself must fit the label list a config gives
     with pytest.raises(DataFormatError, match=re.escape(
-            f"{hub} validation row 1, word 0: label 'B-DATE' (column 'ner_tags') is not in the "
-            "label set; expected one of the 6 labels B-LOC B-MISC")):  # fmt: skip
-        load(f"hub_name={hub}")
+            f"{hub} train row 0, word 0: label 'B-ORG' (column 'ner_tags') is not in the "
+            "label set; expected one of the 3 labels O B-PER I-PER")):  # fmt: skip
+        load(f"hub_name={hub}", "labels=[O,B-PER,I-PER]")
 
 
 def test_other_split_names_are_mapped_by_config(tmp_path):
@@ -407,12 +418,12 @@ def test_data_checks_name_the_key(overrides, message):
 @pytest.mark.parametrize(
     "overrides",
     [["data.task=upos", "data.tags_column=upos"],  # labels from the hub dataset
-     ["data.task=disease", "data.dir=/data", "data.train_file=train.jsonl",
+     ["data.task=disease", "data.dir={dir}", "data.train_file=train.jsonl",
       "data.validation_file=dev.jsonl", "data.test_file=null"],  # JSON lines
-     ["data.task=srl", "data.dir=/data", "data.label_column=5"]],  # CoNLL files with the column
+     ["data.task=srl", "data.dir={dir}", "data.label_column=5"]],  # CoNLL files with the column
 )  # fmt: skip
-def test_other_tasks_need_a_label_column_only_for_conll_files(overrides):
-    check_config(compose_config(overrides))
+def test_other_tasks_need_a_label_column_only_for_conll_files(overrides, tmp_path):
+    check_config(compose_config([override.format(dir=tmp_path) for override in overrides]))
 
 
 # ---------------------------------------------------------------- the hub-layout copy script

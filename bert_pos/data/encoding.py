@@ -60,8 +60,9 @@ def align_labels(
             labels.append(IGNORE_INDEX)
         elif word_id != previous_word:
             labels.append(word_labels[word_id])
-        elif strategy == "all":
-            labels.append(continuation_label[word_labels[word_id]])
+        elif strategy == "all":  # a label the model cannot predict stays ignored
+            label = word_labels[word_id]
+            labels.append(IGNORE_INDEX if label == IGNORE_INDEX else continuation_label[label])
         else:
             labels.append(IGNORE_INDEX)
         previous_word = word_id

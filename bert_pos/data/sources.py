@@ -14,9 +14,21 @@ come from (bert_pos/data/formats.py decides, from the config):
 Hub and saved datasets name their own splits (`data.split_names` maps ours to theirs); one
 without a validation split gets a seeded share of train held out. Tags are read in
 `data.scheme` and trained and scored as IOB2.
+
+Gold labels the model cannot predict. The label list (`resolve_label_names`) is the model's:
+its head and id2label. Where training data or data.labels define it, validation and test may
+hold a label outside it (a type training never saw); such a word is no error. Its `tags` id
+is IGNORE_INDEX, so it carries no loss (training, val/loss), and the split keeps its label in
+an `unpredictable_labels` column (per sentence, the labels of those words in word order; the
+column exists only in a split that has any), so scoring, predictions.txt and the confusion
+matrix see it as gold: a missed entity. `gold_labels` reads every word's gold label back.
+Loading warns with the label, the file and the count of its words. Train must fit the list,
+and so must every split of a fixed list (a CoNLL-2003 task's, a dataset's ClassLabel): a
+label outside it stops with file:line.
 """
 
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import NamedTuple
 
@@ -27,15 +39,24 @@ from bert_pos.conll import Sentence, read_conll, split_file
 from bert_pos.data.formats import SPLITS, source_kind, split_format
 from bert_pos.data.jsonl import read_jsonl
 from bert_pos.data.tables import Table, dataset_table, held_out_rows, table_sentences
-from bert_pos.data.tags import DataFormatError, TagCheck
+from bert_pos.data.tags import DataFormatError, TagCheck, bioes_hint
 from bert_pos.demo_corpus import write_demo_corpus
-from bert_pos.labels import CONLL2003_TASKS, iob2_label_names, task_labels
+from bert_pos.labels import (
+    CONLL2003_TASKS,
+    IGNORE_INDEX,
+    iob2_label_names,
+    task_labels,
+    training_label_names,
+)
 
 log = logging.getLogger(__name__)
 
 # The hub's parquet export of a dataset: the only copy `datasets` >= 4 reads of a dataset that
 # has a loading script. It keeps each config in a folder named after it.
 PARQUET_EXPORT = "refs/convert/parquet"
+
+# A split's column of the gold labels its model cannot predict (see the module docstring)
+UNPREDICTABLE_COLUMN = "unpredictable_labels"
 
 
 class Columns(NamedTuple):
@@ -80,7 +101,8 @@ def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -
     - the ClassLabel of a hub or saved dataset's tags column: the dataset's names in its
       order, so ids match its card;
     - for CoNLL files of a CoNLL-2003 task, that task's list (the hub dataset's);
-    - the sorted set of the training split's tags.
+    - the sorted set of the training split's tags, a span set completed with B-X and I-X of
+      each of its types (`training_label_names`).
     """
     if data.labels is not None:
         return iob2_label_names(list(data.labels), data.scheme)
@@ -90,24 +112,35 @@ def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -
         train = chosen_splits(open_named_splits(data), data.split_names, source)["train"]
         return table_label_names(dataset_table(train, f"{source} train", columns_of(data), None),
                                  data.scheme)  # fmt: skip
-    conll_files = kind == "demo" or split_format(Path(data.dir) / data.train_file,
-                                                 data.format) == "conll"  # fmt: skip
-    if conll_files and data.task in CONLL2003_TASKS:
+    if uses_task_labels(data):
         return task_labels(data.task)
     path = split_file(files_directory(data, demo_corpus_dir), "train", data.train_file)
     fmt = split_format(path, data.format)
     if fmt == "conll":
         sentences = read_conll(path, label_column(data), None, data.word_column, data.scheme)
-        return sorted({tag for s in sentences for tag in s.labels})
+        return training_label_names(tag for s in sentences for tag in s.labels)
     return table_label_names(file_table(path, fmt, data), data.scheme)
 
 
+def uses_task_labels(data: DictConfig) -> bool:
+    """Whether the label list is a CoNLL-2003 task's, fixed as the hub dataset's ClassLabel
+    is: the demo corpus or CoNLL files (the first split's decides) of ner, pos or chunk,
+    without data.labels."""
+    if data.labels is not None or data.task not in CONLL2003_TASKS:
+        return False
+    kind = source_kind(data)
+    if kind != "files":
+        return kind == "demo"
+    names = [data[f"{split}_file"] for split in SPLITS if data[f"{split}_file"] is not None]
+    return bool(names) and split_format(Path(data.dir) / names[0], data.format) == "conll"
+
+
 def table_label_names(table: Table, scheme: str) -> list[str]:
-    """A ClassLabel's names (as IOB2), else the sorted set of the table's (converted) tags."""
+    """A ClassLabel's names (as IOB2), else the label list of the table's (converted) tags."""
     if table.class_label is not None:
         return iob2_label_names(table.class_label, scheme)
     sentences = table_sentences(table, TagCheck(None, scheme, f"column {table.tags_column!r}"))
-    return sorted({tag for s in sentences for tag in s.labels})
+    return training_label_names(tag for s in sentences for tag in s.labels)
 
 
 # ---------------------------------------------------------------- the splits
@@ -121,11 +154,13 @@ def load_splits(
     File sources skip a split whose file name is null. With `data.scheme=iob1` or `bioes`
     the tags are converted to IOB2 as they are read; with `iob2`, span tags (`O`, `B-X`,
     `I-X`) must be valid IOB2, so an IOB1 file stops with an error instead of training on
-    broken spans.
+    broken spans. `label_names` are the model's; validation and test may hold labels outside
+    them unless the list is a CoNLL-2003 task's (see the module docstring).
     """
     if source_kind(data) in ("hub", "saved"):
         return load_named_splits(data, label_names)
     directory = files_directory(data, demo_corpus_dir)
+    fixed = uses_task_labels(data)
     splits = {}
     for split in SPLITS:
         name = data[f"{split}_file"]
@@ -133,13 +168,14 @@ def load_splits(
             continue
         path = split_file(directory, split, name)
         fmt = split_format(path, data.format)
+        closed = fixed or split == "train"
         if fmt == "conll":
             sentences = read_conll(path, label_column(data), label_names, data.word_column,
-                                   data.scheme)  # fmt: skip
+                                   data.scheme, closed=closed)  # fmt: skip
         else:
             sentences = checked_table_sentences(file_table(path, fmt, data), label_names,
-                                                 data.scheme)  # fmt: skip
-        splits[split] = sentences_dataset(sentences, label_names)
+                                                 data.scheme, closed)  # fmt: skip
+        splits[split] = sentences_dataset(sentences, label_names, f"{split} ({path})")
     return DatasetDict(splits)
 
 
@@ -239,19 +275,21 @@ def chosen_splits(raw: DatasetDict, split_names: dict, source: str) -> dict[str,
 def dataset_splits(chosen: dict[str, Dataset], source: str, columns: Columns,
                    label_names: list[str], scheme: str,
                    data_labels: list[str] | None) -> DatasetDict:  # fmt: skip
-    """Our splits of a dataset's rows, their tags checked and as ids into `label_names`."""
+    """Our splits of a dataset's rows, their tags checked and as ids into `label_names`
+    (validation and test may hold string tags outside them; a ClassLabel's ids cannot)."""
     splits = {}
     for split, dataset in chosen.items():
         table = dataset_table(dataset, f"{source} {split}", columns, data_labels)
-        splits[split] = sentences_dataset(
-            checked_table_sentences(table, label_names, scheme), label_names
-        )
+        sentences = checked_table_sentences(table, label_names, scheme, closed=split == "train")
+        splits[split] = sentences_dataset(sentences, label_names, table.source)
     return DatasetDict(splits)
 
 
-def checked_table_sentences(table: Table, label_names: list[str], scheme: str) -> list[Sentence]:
-    """A table's sentences, tags checked against `label_names`. A ClassLabel defines the ids:
-    its names (as IOB2) must be `label_names` exactly, else ids would silently differ."""
+def checked_table_sentences(table: Table, label_names: list[str], scheme: str,
+                            closed: bool = True) -> list[Sentence]:  # fmt: skip
+    """A table's sentences, tags checked against `label_names` (`closed=False`: tags outside
+    them pass, see `TagCheck`). A ClassLabel defines the ids: its names (as IOB2) must be
+    `label_names` exactly, else ids would silently differ."""
     if table.class_label is not None:
         names = iob2_label_names(table.class_label, scheme)
         if names != label_names:
@@ -261,20 +299,55 @@ def checked_table_sentences(table: Table, label_names: list[str], scheme: str) -
                 f"{table.source}: the {table.tags_column} labels {names} differ from the "
                 f"{listing} list {label_names}; ids would not match"
             )
-    check = TagCheck(label_names, scheme, f"column {table.tags_column!r}")
+    check = TagCheck(label_names, scheme, f"column {table.tags_column!r}", closed=closed)
     return table_sentences(table, check)
 
 
-def sentences_dataset(sentences: list[Sentence], label_names: list[str]) -> Dataset:
+def sentences_dataset(sentences: list[Sentence], label_names: list[str], source: str) -> Dataset:
+    """One split's sentences with their labels as ids into `label_names`. A label outside them
+    (one the model cannot predict) gets IGNORE_INDEX and is kept in the split's
+    `unpredictable_labels` column, with a warning that names it and `source` (see the module
+    docstring); a split without such labels has no such column."""
     label_to_id = {label: i for i, label in enumerate(label_names)}
-    return Dataset.from_dict(
-        {
-            "tokens": [s.words for s in sentences],
-            "tags": [[label_to_id[label] for label in s.labels] for s in sentences],
-            "document_id": [s.document_id for s in sentences],
-            "line": [s.line for s in sentences],
-        }
-    )
+    columns = {
+        "tokens": [s.words for s in sentences],
+        "tags": [[label_to_id.get(label, IGNORE_INDEX) for label in s.labels] for s in sentences],
+        "document_id": [s.document_id for s in sentences],
+        "line": [s.line for s in sentences],
+    }
+    unpredictable = [[label for label in s.labels if label not in label_to_id] for s in sentences]
+    if any(unpredictable):
+        warn_unpredictable(unpredictable, label_names, source)
+        columns[UNPREDICTABLE_COLUMN] = unpredictable
+    return Dataset.from_dict(columns)
+
+
+def warn_unpredictable(unpredictable: list[list[str]], label_names: list[str],
+                       source: str) -> None:  # fmt: skip
+    """One warning per label the model cannot predict: where, and on how many words."""
+    counts = Counter(label for labels in unpredictable for label in labels)
+    for label, count in sorted(counts.items()):
+        # labels are IOB2 by now: an S-X or E-X one comes from BIOES read as another scheme
+        log.warning(
+            "%s: %d word(s) have the gold label %r, which is not among the %d labels the model "
+            "predicts (from the training data or data.labels); they are scored as gold (each "
+            "such entity a miss) and carry no loss%s",
+            source, count, label, len(label_names), bioes_hint(label, "iob2"),
+        )  # fmt: skip
+
+
+def gold_labels(sentences: Dataset, label_names: list[str]) -> list[list[str]]:
+    """Every word's gold label, per sentence: its `tags` id's name, or where the id is
+    IGNORE_INDEX the next of the sentence's `unpredictable_labels` (see `sentences_dataset`)."""
+    if UNPREDICTABLE_COLUMN in sentences.column_names:
+        unpredictable = sentences[UNPREDICTABLE_COLUMN]
+    else:
+        unpredictable = [[]] * len(sentences)
+    gold = []
+    for tags, others in zip(sentences["tags"], unpredictable, strict=True):
+        others = iter(others)
+        gold.append([label_names[tag] if tag != IGNORE_INDEX else next(others) for tag in tags])
+    return gold
 
 
 def load_hub_splits(

@@ -22,17 +22,20 @@ class TagCheck:
     in `label_names` (None: any tag, for reading a label set); and when those are a span label
     set read as IOB2, an `I-X` must continue an X entity.
 
-    `label_source` says where the tags came from in messages (e.g. "column 3, 0-based");
-    `error` is the error class the reader raises.
+    `closed=False` (the validation and test splits of a label set that training data or
+    data.labels define) lets a tag outside `label_names` through: a gold label the model cannot
+    predict, which is scored but not trained on (see `sources.sentences_dataset`); the IOB2
+    check still applies to it. `label_source` says where the tags came from in messages (e.g.
+    "column 3, 0-based"); `error` is the error class the reader raises.
     """
 
     def __init__(self, label_names: list[str] | None, scheme: str, label_source: str,
-                 error: type[DataFormatError] = DataFormatError):  # fmt: skip
+                 error: type[DataFormatError] = DataFormatError, closed: bool = True):  # fmt: skip
         if scheme not in SCHEMES:
             raise ValueError(f"scheme={scheme!r}; expected one of {', '.join(SCHEMES)}")
         self.label_names, self.scheme = label_names, scheme
         self.label_source, self.error = label_source, error
-        self.known_labels = None if label_names is None else set(label_names)
+        self.known_labels = None if label_names is None or not closed else set(label_names)
         self.check_spans = (scheme == "iob2" and label_names is not None
                             and is_span_label_set(label_names))  # fmt: skip
 
@@ -53,12 +56,10 @@ class TagCheck:
             if tag in self.known_labels:
                 continue
             as_iob2 = f" (IOB2 {tag!r})" if tag != label else ""
-            bioes = self.scheme != "bioes" and label[:2] in ("S-", "E-", "L-", "U-")
-            hint = ". If the tags are BIOES (or BILOU), set data.scheme=bioes" if bioes else ""
             raise self.error(
                 f"{where(i)}: label {label!r}{as_iob2} ({self.label_source}) is not in the label "
                 f"set; expected one of the {len(self.label_names)} labels "
-                f"{' '.join(self.label_names)}{hint}"
+                f"{' '.join(self.label_names)}{bioes_hint(label, self.scheme)}"
             )
 
     def check_bioes(self, labels: list[str], where: Callable[[int], str]) -> None:
@@ -84,3 +85,11 @@ class TagCheck:
             f"open an entity, I-{entity} only after B-{entity} or I-{entity}. If the file is "
             "IOB1 (as the original eng.* files are), set data.scheme=iob1 to convert it"
         )
+
+
+def bioes_hint(label: str, scheme: str) -> str:
+    """A note for a label outside the label set that looks like BIOES (or BILOU) read as
+    another scheme; empty otherwise."""
+    if scheme != "bioes" and label[:2] in ("S-", "E-", "L-", "U-"):
+        return ". If the tags are BIOES (or BILOU), set data.scheme=bioes"
+    return ""

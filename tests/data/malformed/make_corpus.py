@@ -71,6 +71,27 @@ NER_IDS = {"O": 0, "B-PER": 1, "I-PER": 2, "B-ORG": 3, "I-ORG": 4, "B-LOC": 5, "
            "B-MISC": 7, "I-MISC": 8}  # fmt: skip
 
 
+# For the label checks across splits: a type training has only as B- (ORG, MISC, LOC), seen
+# as I- in test; a type training never has (DATE), in validation.
+UNSEEN_VALIDATION = (
+    GOOD
+    + """
+Parliament NNP B-NP B-ORG
+met VBD B-VP O
+on IN B-PP O
+22 CD B-NP B-DATE
+August NNP I-NP I-DATE
+"""
+)
+UNSEEN_TEST = (
+    GOOD
+    + """
+European NNP B-NP B-ORG
+Union NNP I-NP I-ORG
+"""
+)
+
+
 def json_lines(rows: list[dict]) -> str:
     return "".join(json.dumps(row) + "\n" for row in rows)
 
@@ -159,6 +180,35 @@ def main() -> None:
             with_row(GOOD_ROWS, 0, ner_tags=["B-ORG", "O", "I-MISC", "O", "O"])
         ),
         "array.json": "[\n" + ",\n".join(json.dumps(row) for row in GOOD_ROWS) + "\n]\n",
+        # 19. whitespace inside words: fields are split on spaces and tabs only, so a no-break
+        # space (U+00A0), a narrow no-break space (U+202F, French digit groups), a thin space
+        # (U+2009), an ideographic space (U+3000) or a zero-width character stays in its word
+        "nbsp_in_word.txt": replace_line(GOOD, 12, "New\u00a0York NNP B-NP B-LOC"),
+        "unicode_spaces_in_words.txt": replace_line(
+            replace_line(GOOD, 13, "1\u202f996\u2009000 CD B-NP O"), 6, "call\u3000centre NN I-NP O"
+        ),
+        "zero_width_in_word.txt": replace_line(
+            replace_line(GOOD, 10, "Black\u200bburn NNP I-NP I-PER"), 7, "\u200b . O O"
+        ),
+        # a line of only a no-break space is a token line (one field), not a sentence break;
+        # a file whose fields are separated by no-break spaces has one field per line
+        "nbsp_line.txt": GOOD.replace(
+            "Blackburn NNP I-NP I-PER\n\n", "Blackburn NNP I-NP I-PER\n\u00a0\n"
+        ),
+        "nbsp_separated.txt": GOOD.replace("EU NNP B-NP B-ORG", "EU\u00a0NNP\u00a0B-NP\u00a0B-ORG"),
+        # 20. a file without a final newline; -DOCSTART- lines with other field counts
+        "no_final_newline.txt": GOOD.rstrip("\n"),
+        "docstart_fields.txt": GOOD.replace("-DOCSTART- -X- -X- O", "-DOCSTART-")
+        + "\n-DOCSTART- -X- O\n\n"
+        + GOOD.split("\n\n", 1)[1],
+        # 21. two BOM files concatenated (`cat a.txt b.txt`): a BOM at the start of a later line
+        "concatenated_bom.txt": "\ufeff" + GOOD + "\n\ufeff" + GOOD,
+        # 22. Windows-1252 curly quotes (0x93, 0x94), as a word processor saves them
+        "cp1252_quotes.txt": replace_line(GOOD, 7, "\u201cyes\u201d NN I-NP O"),
+        # 23. labels across splits (see UNSEEN_VALIDATION)
+        "unseen_labels/train.txt": GOOD,
+        "unseen_labels/validation.txt": UNSEEN_VALIDATION,
+        "unseen_labels/test.txt": UNSEEN_TEST,
         # 11. a folder whose validation file is called dev.txt
         "wrong_names/train.txt": GOOD,
         "wrong_names/dev.txt": GOOD,
@@ -167,7 +217,7 @@ def main() -> None:
     for name, text in files.items():
         path = HERE / name
         path.parent.mkdir(exist_ok=True)
-        encoding = "latin-1" if name == "latin1.txt" else "utf-8"
+        encoding = {"latin1.txt": "latin-1", "cp1252_quotes.txt": "cp1252"}.get(name, "utf-8")
         path.write_bytes(text.encode(encoding))
 
 
