@@ -471,6 +471,7 @@ def test_the_hub_layout_copy_loads_as_the_column_files(tmp_path):
         assert_same_sentences_and_ids(conll_dir, copy, task, labels)
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 @pytest.mark.skipif(not (SHARED_CONLL / "train.txt").is_file(), reason="no CoNLL-2003 copy")
 def test_the_hub_layout_copy_of_conll2003_loads_as_its_files(tmp_path):

@@ -36,6 +36,7 @@ def gold_and_predicted(predictions: str) -> list[tuple[str, str]]:
     return [(row[1], row[2]) for row in rows if row[0] != "-DOCSTART-"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides",
     [
