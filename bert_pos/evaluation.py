@@ -21,6 +21,8 @@ from bert_pos.distributed import gather_lists, sum_over_ranks
 from bert_pos.labels import IGNORE_INDEX
 from bert_pos.metrics import format_per_type_table, score_sequences
 from bert_pos.model import unwrap
+from bert_pos.significance import bootstrap_interval, sentence_counts
+from bert_pos.span_errors import write_error_report
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +235,20 @@ def plot_confusion_matrix(counts: torch.Tensor, label_names: list[str], title: s
     return figure
 
 
+BOOTSTRAP_SAMPLES = 1000  # resamples of the sentences for a score's 95% interval
+
+
+def word_level_bootstrap(gold: list[list[str]], predicted: list[list[str]], span_task: bool
+                         ) -> dict:  # fmt: skip
+    """The word-level score (entity F1, or accuracy without spans) and its 95% percentile
+    interval over 1,000 resamples of the sentences (seed 0): how much the score would move on
+    another sample of sentences like these."""
+    counts = sentence_counts(gold, predicted, span_task)
+    overall = bootstrap_interval(counts, samples=BOOTSTRAP_SAMPLES, seed=0)
+    return {"level": "word", "unit": "sentence", "samples": BOOTSTRAP_SAMPLES, "seed": 0,
+            "scores": overall}  # fmt: skip
+
+
 def write_predictions(
     path: Path,
     sentences: list[list[str]],
@@ -281,9 +297,12 @@ def evaluate_split(
     title: str,
     write: bool = True,
     settings: dict | None = None,
+    seen_entities: set | None = None,
 ):
-    """Evaluate one split and write `predictions.txt`, `metrics.json` and
-    `confusion_matrix.png` into `out_dir`. Returns (scores, confusion-matrix figure);
+    """Evaluate one split and write `predictions.txt`, `metrics.json` (with a bootstrap 95%
+    interval of the word-level score), `confusion_matrix.png` and, for span tasks, the span
+    error analysis `errors.json` / `errors.md` (split by entities seen in training where
+    `seen_entities`, (surface, type) pairs, are given) into `out_dir`. Returns (scores, confusion-matrix figure);
     `write=False` (data-parallel ranks but the first) writes nothing and has no figure;
     `settings` (what was evaluated, how) are recorded in metrics.json beside the scores.
     Gold labels the model cannot predict (see data/sources.py) are scored and written as
@@ -297,8 +316,13 @@ def evaluate_split(
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.txt", sentences["tokens"], gold, predicted,
                       sentences["document_id"])  # fmt: skip
-    recorded = scores if settings is None else {**scores, "settings": settings}
+    recorded = {**scores, "bootstrap": word_level_bootstrap(gold, predicted, span_task)}
+    if settings is not None:
+        recorded["settings"] = settings
     (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
+    if span_task:
+        write_error_report(out_dir / "errors.json", out_dir / "errors.md", sentences["tokens"],
+                           gold, predicted, seen_entities)  # fmt: skip
     unpredictable = sorted({tag for tags in gold for tag in tags} - set(label_names))
     matrix_labels = label_names + unpredictable
     figure = plot_confusion_matrix(

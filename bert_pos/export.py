@@ -139,6 +139,12 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str =
         test = metrics["test"]
         sections += ["### Test results", ""]
         sections += [f"- {title}: {test[key]:.4f}" for key, title in score_names if key in test]
+        if "test_bootstrap" in metrics:
+            overall = metrics["test_bootstrap"]["scores"]["overall"]
+            low, high = overall["interval"]
+            sections.append(f"- 95% interval of the word-level {'F1' if 'f1' in test else 'accuracy'} "
+                            f"({overall['score']:.4f}), 1,000 bootstrap resamples of the test "
+                            f"sentences: [{low:.4f}, {high:.4f}]")  # fmt: skip
         sections.append("")
     sections += ["### Framework versions", ""]
     sections += [f"- {name} {_version(package)}" for name, package in

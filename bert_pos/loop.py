@@ -64,6 +64,7 @@ from bert_pos.metrics import format_per_type_table, format_results_table
 from bert_pos.model import build_model, tagger_config, unwrap
 from bert_pos.paths import TAGGER_CONFIG, checkpoints_dir, step_checkpoint_dir, weights_file
 from bert_pos.signals import StopRequests
+from bert_pos.span_errors import training_entities
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class Run:
     loop_seconds: float = 0.0  # steps, evaluations, checkpoints
     first_step: int = 0  # the step this process started from (resumed runs: the checkpoint's)
     last_progress_line: float = 0.0  # perf_counter of the last progress line in the log
+    seen_entities: set | None = None  # (surface, type) of training entities, for error reports
 
     @property
     def span_task(self) -> bool:
@@ -355,7 +357,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
         run.model, run.loaders["validation"], run.splits["validation"], run.label_names,
         run.span_task, cfg.eval.level, cfg.eval.mode, run.device, run.autocast,
         run.run_dir / "eval" / "validation", title=f"validation, step {step}",
-        write=run.ddp.is_main,
+        write=run.ddp.is_main, seen_entities=run.seen_entities,
     )  # fmt: skip
     if figure is not None:
         run.writer.add_figure("val/confusion_matrix", figure, step)
@@ -514,6 +516,12 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         mean_train_length=statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
     )  # fmt: skip
+    if run.span_task:
+        train = splits["train"]
+        run.seen_entities = training_entities(
+            train["tokens"],
+            [[label_names[t] if t >= 0 else "O" for t in tags] for tags in train["tags"]],
+        )
     state, resumed = resume_or_start(run)
     run.first_step, run.last_progress_line = state.step, time.perf_counter()
     run.writer = open_writer(run, state, write_config=not resumed)
@@ -699,6 +707,9 @@ def finish(run: Run, state: LoopState) -> dict:
     run.model.load_state_dict(load_file(weights_file(run.run_dir, "best")))
     if run.cfg.eval.test_at_end and "test" in run.loaders:
         metrics["test"] = evaluate_test(run, state)
+        if run.ddp.is_main:  # the 95% interval evaluate_split wrote beside the scores
+            written = json.loads((run.run_dir / "eval" / "test" / "metrics.json").read_text())
+            metrics["test_bootstrap"] = written["bootstrap"]
     final_metrics = {f"hparams/best_val_{run.selection_metric}": state.best.value}
     if "test" in metrics:
         final_metrics[f"hparams/test_{run.selection_metric}"] = metrics["test"][
@@ -752,7 +763,7 @@ def evaluate_test(run: Run, state: LoopState) -> dict:
         run.model, run.loaders["test"], run.splits["test"], run.label_names, run.span_task,
         run.cfg.eval.level, run.cfg.eval.mode, run.device, run.autocast,
         run.run_dir / "eval" / "test", title=f"test, best checkpoint (step {state.best.step})",
-        write=run.ddp.is_main,
+        write=run.ddp.is_main, seen_entities=run.seen_entities,
     )  # fmt: skip
     if figure is not None:
         run.writer.add_figure("test/confusion_matrix", figure, state.step)

@@ -161,3 +161,20 @@ def test_a_pooled_export_is_refused_by_hugging_face_and_loaded_by_bert_pos(tiny_
     assert loaded.pooling == pooling
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+@pytest.mark.slow
+def test_every_evaluation_writes_an_interval_and_an_error_analysis(trained_run):
+    run_dir, metrics = trained_run
+    written = json.loads((run_dir / "eval" / "test" / "metrics.json").read_text())
+    overall = written["bootstrap"]["scores"]["overall"]
+    low, high = overall["interval"]
+    assert (
+        overall["score"] == pytest.approx(metrics["test"]["f1"]) and low <= overall["score"] <= high
+    )
+    assert low < high  # a real spread over resampled sentences
+    errors = json.loads((run_dir / "eval" / "test" / "errors.json").read_text())
+    assert "seen" in json.dumps(errors)  # split by entities seen in training
+    assert (run_dir / "eval" / "validation" / "errors.md").is_file()
+    card = (run_dir / "model" / "README.md").read_text()
+    assert f"[{low:.4f}, {high:.4f}]" in card
