@@ -102,7 +102,9 @@ def summarise(runs: list[Run]) -> tuple[list[str], list[dict]]:
             "metric": metric,
             "val_mean": val_mean, "val_std": val_std,
             "test_mean": test_mean, "test_std": test_std,
+            "val_interval": seed_interval(val), "test_interval": seed_interval(test),
             "seeds": len(members),
+            "folders": [run.folder for run in members],
             "seed_values": [run.overrides.get(SEED_KEY, "") for run in members],
             "best_epochs": [run.metrics["best"]["epoch"] for run in members],
             "curves": [
@@ -114,6 +116,65 @@ def summarise(runs: list[Run]) -> tuple[list[str], list[dict]]:
     return keys, rows
 
 
+def seed_interval(values: list[float]) -> tuple[float, float]:
+    """The 95% confidence interval of the mean over seeds (Student's t); NaN below 2 seeds."""
+    if len(values) < 2:
+        return math.nan, math.nan
+    from scipy.stats import t
+
+    mean, std = statistics.fmean(values), statistics.stdev(values)
+    half = t.ppf(0.975, len(values) - 1) * std / math.sqrt(len(values))
+    return mean - half, mean + half
+
+
+def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0) -> str:
+    """Is the best configuration distinguishable from the second? A paired bootstrap interval
+    and approximate randomization test over the same test sentences, each sentence's counts
+    pooled over the configuration's seeds (both need test predictions and as many seeds)."""
+    if len(rows) < 2:
+        return ""
+    from bert_pos.compare import CompareError, predictions_file, read_predictions_file
+    from bert_pos.significance import approximate_randomization, paired_bootstrap, sentence_counts
+
+    best, second = rows[-1], rows[-2]
+    if best["seeds"] != second["seeds"]:
+        return (f"\nBest vs runner-up: not compared ({best['seeds']} vs {second['seeds']} seeds; "
+                "the pooled test needs as many seeds on both sides).")  # fmt: skip
+    try:
+        pooled = [pooled_predictions(row["folders"], predictions_file, read_predictions_file)
+                  for row in (second, best)]  # fmt: skip
+    except CompareError as err:
+        return f"\nBest vs runner-up: not compared ({err})."
+    (gold_a, predicted_a, units), (gold_b, predicted_b, _) = pooled
+    counts_a, counts_b = sentence_counts(gold_a, predicted_a), sentence_counts(gold_b, predicted_b)
+    overall = paired_bootstrap(counts_a, counts_b, samples, seed, units)["overall"]
+    p_value = approximate_randomization(counts_a, counts_b, 10 * samples, seed, units)["overall"]
+    low, high = overall["interval"]
+    verdict = (
+        "distinguishable" if p_value < 0.05 and (low > 0 or high < 0) else "not distinguishable"
+    )
+    return (f"\nBest vs runner-up on test, paired over the same sentences ({best['seeds']} seeds "
+            f"pooled): difference {overall['difference']:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}], "
+            f"p = {p_value:.4f}: {verdict} at 5%.")  # fmt: skip
+
+
+def pooled_predictions(folders, predictions_file, read_predictions_file):
+    """Gold and predicted test tags of every seed's run, one after another, and each
+    sentence's index as its unit (so a sentence's counts are pooled over the seeds)."""
+    gold, predicted, units = [], [], []
+    for folder in folders:
+        predictions = read_predictions_file(predictions_file(str(folder)))
+        gold += predictions.gold
+        predicted += predictions.predicted
+        units += list(range(len(predictions.gold)))
+    return gold, predicted, units
+
+
+def format_interval(interval: tuple[float, float]) -> str:
+    low, high = interval
+    return "-" if math.isnan(low) else f"[{low:.4f}, {high:.4f}]"
+
+
 def format_value(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "-"
@@ -122,13 +183,15 @@ def format_value(mean: float, std: float) -> str:
 
 def markdown_table(keys: list[str], rows: list[dict], runs: list[Run]) -> str:
     metric = rows[0]["metric"] if rows else "f1"
-    header = [*keys, f"val {metric}", f"test {metric}", "seeds", "best epoch per seed"]
+    header = [*keys, f"val {metric}", f"test {metric}", "seeds", "best epoch per seed",
+              f"test {metric} 95% CI over seeds"]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row[key] for key in keys]
         cells += [format_value(row["val_mean"], row["val_std"]),
                   format_value(row["test_mean"], row["test_std"]), str(row["seeds"]),
-                  ", ".join(f"{epoch:g}" for epoch in row["best_epochs"])]  # fmt: skip
+                  ", ".join(f"{epoch:g}" for epoch in row["best_epochs"]),
+                  format_interval(row["test_interval"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     if rows:
         best = rows[-1]
@@ -202,7 +265,7 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
     out_dir = out_dir or sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     keys, rows = summarise(runs)
-    table = markdown_table(keys, rows, runs)
+    table = markdown_table(keys, rows, runs) + best_against_runner_up(rows)
     (out_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\n{table}\n")
     write_csv(out_dir / "report.csv", keys, rows, runs)
     if rows:

@@ -58,8 +58,15 @@ def test_report_groups_seeds_orders_best_last_and_lists_unfinished_runs(tmp_path
     assert rows[0]["seeds"] == 1 and math.isnan(rows[0]["val_std"])  # failed runs not averaged
 
     table = report(sweep, tmp_path / "out")
-    assert "| optim.lr | val f1 | test f1 | seeds | best epoch per seed |" in table
-    assert "| 1e-3 | 0.8200 ± 0.0283 | 0.7200 ± 0.0283 | 2 | 2, 2 |" in table
+    header = (
+        "| optim.lr | val f1 | test f1 | seeds | best epoch per seed | test f1 95% CI over seeds |"
+    )
+    assert header in table
+    half = 12.706 * statistics.stdev([0.70, 0.74]) / math.sqrt(2)  # t(0.975, 1 df)
+    assert (
+        f"| 1e-3 | 0.8200 ± 0.0283 | 0.7200 ± 0.0283 | 2 | 2, 2 | [{0.72 - half:.4f}, {0.72 + half:.4f}] |"
+        in table
+    )
     assert "`b2` (experiment=demo optim.lr=3e-3 seed=2): failed: ValueError: boom" in table
     assert "`b3`" in table and "no metrics.json yet" in table
     with (tmp_path / "out" / "report.csv").open() as handle:
@@ -172,3 +179,28 @@ def test_sweep_config_lists_a_learning_rate_seed_grid():
         cfg = compose("train", ["+experiment=baseline", "+sweep=lr_seed"], return_hydra_config=True)
     assert cfg.hydra.sweeper.params == {"optim.lr": "1e-5,2e-5,3e-5,5e-5", "seed": "1,2,3"}
     assert cfg.optim.lr == 2e-5  # the sweep only adds sweeper params; the recipe is unchanged
+
+
+def predictions(path: Path, sentences: int, correct: int) -> None:
+    """A test predictions file: `sentences` one-entity sentences, the first `correct` right."""
+    lines = ["-DOCSTART- O O", ""]
+    for i in range(sentences):
+        lines += [f"Peter B-PER {'B-PER' if i < correct else 'O'}", "said O O", ""]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("best_correct, verdict", [(190, "distinguishable"),
+                                                    (101, "not distinguishable")])  # fmt: skip
+def test_the_best_is_tested_against_the_runner_up_over_pooled_seeds(
+    tmp_path, best_correct, verdict
+):
+    sweep = tmp_path / "sweep"
+    for name, lr, val, correct in [("a", "1e-3", 0.80, best_correct), ("b", "3e-3", 0.60, 100)]:
+        for seed in (1, 2):
+            folder = sweep / f"{name}{seed}"
+            fake_run(folder, ["+experiment=demo", f"optim.lr={lr}", f"seed={seed}"], val, 0.5)
+            predictions(folder / "eval" / "test" / "predictions.txt", 200, correct)
+    table = report(sweep, tmp_path / "out")
+    assert "Best vs runner-up on test, paired over the same sentences (2 seeds pooled)" in table
+    assert table.rstrip().endswith(f": {verdict} at 5%.")
