@@ -13,7 +13,6 @@ sentences whose words are single pipeline words, a 310-word sentence tagged whol
 """
 
 import logging
-import re
 import sys
 import tempfile
 import time
@@ -26,10 +25,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bert_pos.conll import read_conll  # noqa: E402
 from bert_pos.evaluation import read_predictions  # noqa: E402
-from bert_pos.tagging import entity_spans, split_words, tag_sentences  # noqa: E402
+from bert_pos.tagging import tag_sentences  # noqa: E402
 from bert_pos.train import train  # noqa: E402
 from bert_pos.trained import load_trained  # noqa: E402
-from tests.helpers import SENTENCES, compose_config  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    SENTENCES,
+    compose_config,
+    export_logits,
+    pipeline_spans,
+    predicted_spans,
+    simple_sentences,
+)
 
 FAMILIES = ["bert", "roberta", "xlm-roberta", "deberta-v2", "electra", "distilbert", "modernbert"]
 SHAPE = ["model.random_init.hidden_size=64", "model.random_init.intermediate_size=128",
@@ -37,46 +43,25 @@ SHAPE = ["model.random_init.hidden_size=64", "model.random_init.intermediate_siz
 
 
 def pipeline_parity(run_dir: Path, trained) -> str:
+    """Sentences whose pipeline spans equal bert_pos.predict's, of the simple ones."""
     from transformers import pipeline
 
     tagger = pipeline("token-classification", model=str(run_dir / "model"),
                       aggregation_strategy="first")  # fmt: skip
-    sentences = read_conll(run_dir / "demo_corpus" / "validation.txt", 3, None)
-    texts = [" ".join(s.words) for s in sentences
-             if all(re.fullmatch(r"\w+|[^\w\s]", w) for w in s.words)]  # fmt: skip
-    same = 0
-    for text in texts:
-        words = split_words(text)
-        (tags,) = tag_sentences(trained.model, trained.tokenizer, [[w for w, _, _ in words]],
-                                trained.label_names, 16, torch.device("cpu"), nullcontext())  # fmt: skip
-        ours = [(e["type"], e["start"], e["end"]) for e in entity_spans(text, words, tags)]
-        theirs = []
-        for entity in tagger(text):
-            start, end = entity["start"], entity["end"]
-            start += len(text[start:end]) - len(text[start:end].lstrip())
-            end -= len(text[start:end]) - len(text[start:end].rstrip())
-            if end > start:
-                theirs.append((entity["entity_group"], start, end))
-        same += ours == theirs
+    texts = simple_sentences(run_dir / "demo_corpus" / "validation.txt")
+    same = sum(ours == pipeline_spans(tagger, text)
+               for text, ours in zip(texts, predicted_spans(trained, texts)))  # fmt: skip
     return f"{same}/{len(texts)}"
 
 
 def family_row(model_type: str, epochs: int, folder: Path) -> str:
-    from transformers import AutoModelForTokenClassification
-
     started = time.perf_counter()
     common = ["+experiment=demo", f"model.random_init.model_type={model_type}", f"epochs={epochs}"]
     run_dir = folder / model_type
     metrics = train(compose_config(common + SHAPE), run_dir)
     trained = load_trained(run_dir / "model")
-    hugging_face = AutoModelForTokenClassification.from_pretrained(run_dir / "model").eval()
-    batch = trained.tokenizer(SENTENCES[:5], is_split_into_words=True, padding=True,
-                              return_tensors="pt")  # fmt: skip
-    with torch.no_grad():
-        ours = trained.model(batch["input_ids"], batch["attention_mask"])
-        theirs = hugging_face(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    mask = batch["attention_mask"].bool()
-    difference = (ours[mask] - theirs.logits[mask]).abs().max().item()
+    ours, theirs = export_logits(trained, run_dir / "model", SENTENCES[:5])
+    difference = (ours - theirs).abs().max().item()
     long_sentence = [w for sentence in SENTENCES for w in sentence] * 5
     (tags,) = tag_sentences(trained.model, trained.tokenizer, [long_sentence], trained.label_names,
                             4, torch.device("cpu"), nullcontext())  # fmt: skip

@@ -1,5 +1,6 @@
 """What several test modules share: tiny shapes and sentences, the composed config, paths."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,58 @@ def run_evaluate(*overrides):
     result = run_command("evaluate", *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- exports and the pipeline
+
+
+def simple_sentences(conll_file: Path, count: int | None = None) -> list[str]:
+    """Sentences of a CoNLL file whose words are single tokens of the Hugging Face pipeline's
+    own word rule (letters/digits, or one punctuation mark): there its words are bert_pos's."""
+    from bert_pos.conll import read_conll
+
+    sentences = read_conll(conll_file, 3, None)
+    simple = [s.words for s in sentences if all(re.fullmatch(r"\w+|[^\w\s]", w) for w in s.words)]
+    return [" ".join(words) for words in simple[:count]]
+
+
+def predicted_spans(trained, texts: list[str]) -> list[list[tuple[str, int, int]]]:
+    """(type, start, end) of the entities bert_pos.predict finds in each text."""
+    from contextlib import nullcontext
+
+    from bert_pos.tagging import entity_spans, split_words, tag_sentences
+
+    words = [split_words(text) for text in texts]
+    tags = tag_sentences(trained.model, trained.tokenizer, [[w for w, _, _ in ws] for ws in words],
+                         trained.label_names, 16, torch.device("cpu"), nullcontext())  # fmt: skip
+    return [[(e["type"], e["start"], e["end"]) for e in entity_spans(text, ws, ts)]
+            for text, ws, ts in zip(texts, words, tags)]  # fmt: skip
+
+
+def pipeline_spans(tagger, text: str) -> list[tuple[str, int, int]]:
+    """(type, start, end) of the pipeline's entities, without the spaces that the offsets of
+    lone start markers (SentencePiece's `▁` before a word) add at either end, and without
+    entities of no characters (a lone marker tagged on its own)."""
+    spans = []
+    for entity in tagger(text):
+        start, end = entity["start"], entity["end"]
+        start += len(text[start:end]) - len(text[start:end].lstrip())
+        end -= len(text[start:end]) - len(text[start:end].rstrip())
+        if end > start:
+            spans.append((entity["entity_group"], start, end))
+    return spans
+
+
+def export_logits(trained, model_dir: Path, sentences: list[list[str]]):
+    """bert_pos's logits and the exported model's through AutoModelForTokenClassification, at
+    the real (unpadded) positions of `sentences`."""
+    from transformers import AutoModelForTokenClassification
+
+    hugging_face = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
+    batch = trained.tokenizer(sentences, is_split_into_words=True, padding=True,
+                              return_tensors="pt")  # fmt: skip
+    with torch.no_grad():
+        ours = trained.model(batch["input_ids"], batch["attention_mask"])
+        theirs = hugging_face(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    mask = batch["attention_mask"].bool()
+    return ours[mask], theirs.logits[mask]

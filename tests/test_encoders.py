@@ -2,7 +2,6 @@
 DistilBERT, ModernBERT, as tiny random models with tokenizers of their kind built offline."""
 
 import json
-import re
 from contextlib import nullcontext
 
 import pytest
@@ -20,7 +19,16 @@ from bert_pos.encoders import TOKENIZER_KINDS, layer_depth, load_tokenizer
 from bert_pos.labels import NER_LABELS, begin_to_inside_map
 from bert_pos.loop import special_ids
 from bert_pos.model import build_model
-from tests.helpers import SENTENCES, TINY_BERT, TINY_DEMO_OVERRIDES, compose_config
+from tests.helpers import (
+    SENTENCES,
+    TINY_BERT,
+    TINY_DEMO_OVERRIDES,
+    compose_config,
+    export_logits,
+    pipeline_spans,
+    predicted_spans,
+    simple_sentences,
+)
 
 FAMILIES = ["bert", "roberta", "xlm-roberta", "deberta-v2", "electra", "distilbert", "modernbert"]
 WORDS = [["Peter", "Blackburn", "visited", "Paris", "."]] + SENTENCES  # the vocabulary's
@@ -124,34 +132,12 @@ def test_layer_decay_finds_each_familys_layers(model_type, tmp_path):
     assert depths["classifier.weight"] == layers + 1
 
 
-def simple_sentences(run_dir, count=40):
-    """Validation sentences whose words are single tokens of the pipeline's own word rule
-    (letters/digits, or one punctuation mark): there the pipeline's words are bert_pos's."""
-    sentences = read_conll(run_dir / "demo_corpus" / "validation.txt", 3, None)
-    simple = [s.words for s in sentences if all(re.fullmatch(r"\w+|[^\w\s]", w) for w in s.words)]
-    return [" ".join(words) for words in simple[:count]]
-
-
-def pipeline_spans(tagger, text):
-    """(type, start, end) of the pipeline's entities, without the spaces that the offsets of
-    lone start markers (SentencePiece's `▁` before a word) add at either end, and without
-    entities of no characters (a lone marker tagged on its own)."""
-    spans = []
-    for entity in tagger(text):
-        start, end = entity["start"], entity["end"]
-        start += len(text[start:end]) - len(text[start:end].lstrip())
-        end -= len(text[start:end]) - len(text[start:end].rstrip())
-        if end > start:
-            spans.append((entity["entity_group"], start, end))
-    return spans
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("model_type", FAMILIES)
 def test_each_family_learns_exports_and_predicts_as_the_pipeline(model_type, tmp_path):
-    from transformers import AutoModelForTokenClassification, pipeline
+    from transformers import pipeline
 
-    from bert_pos.tagging import entity_spans, split_words, tag_sentences
+    from bert_pos.tagging import tag_sentences
     from bert_pos.train import train
     from bert_pos.trained import load_trained
 
@@ -162,26 +148,14 @@ def test_each_family_learns_exports_and_predicts_as_the_pipeline(model_type, tmp
     assert metrics["best"]["val/f1"] > 0.2 and rows[-1]["train/loss"] < rows[0]["train/loss"]
 
     trained = load_trained(tmp_path / "model")
-    hugging_face = AutoModelForTokenClassification.from_pretrained(tmp_path / "model").eval()
-    batch = trained.tokenizer(SENTENCES[:4], is_split_into_words=True, padding=True,
-                              return_tensors="pt")  # fmt: skip
-    with torch.no_grad():
-        ours = trained.model(batch["input_ids"], batch["attention_mask"])
-        theirs = hugging_face(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-    mask = batch["attention_mask"].bool()
-    torch.testing.assert_close(ours[mask], theirs.logits[mask], atol=1e-5, rtol=1e-5)
+    ours, theirs = export_logits(trained, tmp_path / "model", SENTENCES[:4])
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
     tagger = pipeline("token-classification", model=str(tmp_path / "model"),
                       aggregation_strategy="first")  # fmt: skip
-    texts = simple_sentences(tmp_path)
-    words = [split_words(text) for text in texts]
-    tags = tag_sentences(trained.model, trained.tokenizer, [[w for w, _, _ in ws] for ws in words],
-                         trained.label_names, 16, torch.device("cpu"), nullcontext())  # fmt: skip
-    for text, text_words, text_tags in zip(texts, words, tags):
-        ours = [
-            (e["type"], e["start"], e["end"]) for e in entity_spans(text, text_words, text_tags)
-        ]
-        assert ours == pipeline_spans(tagger, text), text
+    texts = simple_sentences(tmp_path / "demo_corpus" / "validation.txt", 40)
+    for text, spans in zip(texts, predicted_spans(trained, texts)):
+        assert spans == pipeline_spans(tagger, text), text
 
     long_sentence = [w for sentence in SENTENCES for w in sentence] * 5  # 220 words, 2+ windows
     (long_tags,) = tag_sentences(trained.model, trained.tokenizer, [long_sentence],

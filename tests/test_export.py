@@ -95,11 +95,7 @@ def python_block_after(markdown: str, heading: str) -> str:
 def test_the_model_cards_pipeline_snippet_returns_bert_pos_spans(trained_run, capsys):
     """The card's snippet, run as it stands: its tagger gives bert_pos.predict's entity spans
     (on sentences whose words are single pipeline words), where "simple" would not."""
-    import re
-    from contextlib import nullcontext
-
-    from bert_pos.conll import read_conll
-    from bert_pos.tagging import entity_spans, split_words, tag_sentences
+    from tests.helpers import predicted_spans, simple_sentences
 
     run_dir, _ = trained_run
     snippet = python_block_after((run_dir / "model" / "README.md").read_text(), "## How to use")
@@ -108,16 +104,9 @@ def test_the_model_cards_pipeline_snippet_returns_bert_pos_spans(trained_run, ca
     assert "entity_group" in capsys.readouterr().out
     tagger = namespace["tagger"]
     trained = load_trained(run_dir / "model")
-    texts = [" ".join(s.words) for s in read_conll(run_dir / "demo_corpus" / "test.txt", 3, None)
-             if all(re.fullmatch(r"\w+|[^\w\s]", w) for w in s.words)][:60]  # fmt: skip
-    words = [split_words(text) for text in texts]
-    tags = tag_sentences(trained.model, trained.tokenizer, [[w for w, _, _ in ws] for ws in words],
-                         trained.label_names, 16, torch.device("cpu"), nullcontext())  # fmt: skip
-    for text, text_words, text_tags in zip(texts, words, tags):
-        ours = [
-            (e["type"], e["start"], e["end"]) for e in entity_spans(text, text_words, text_tags)
-        ]
-        theirs = [(e["entity_group"], e["start"], e["end"]) for e in tagger(text)]
+    texts = simple_sentences(run_dir / "demo_corpus" / "test.txt", 60)
+    for text, ours in zip(texts, predicted_spans(trained, texts)):
+        theirs = [(e["entity_group"], e["start"], e["end"]) for e in tagger(text)]  # as returned
         assert ours == theirs, text
 
 
