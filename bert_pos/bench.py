@@ -157,6 +157,8 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
     check_config(cfg, BenchConfig)
     import torch  # once the config is known to be good
 
+    from bert_pos.devices import cpu_description
+
     if cfg.data.label_strategy != "all" or cfg.eval.level != "subword":
         log.info("both sides label every subword and score over subwords (the card's recipe)")
         cfg.data.label_strategy, cfg.eval.level = "all", "subword"
@@ -184,7 +186,7 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
     if device == "cuda":
         name = torch.cuda.get_device_name()
     else:  # the instruction set decides CPU speed, bf16 above all (AVX512-BF16, AMX)
-        name = f"{platform.processor() or 'CPU'}, {torch.backends.cpu.get_cpu_capability()}"
+        name = f"{platform.processor() or 'CPU'}, {cpu_description()}"
     recipe = (f"{cfg.model.name_or_path or cfg.model.package or 'random BERT'}, "
               f"batch {cfg.data.batch_size} x {cfg.grad_accum_steps}, lr {cfg.optim.lr:g}, "
               f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}, "

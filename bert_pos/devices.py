@@ -1,6 +1,7 @@
 """Device, precision and seeding, shared by training, evaluation and prediction."""
 
 import logging
+import os
 import random
 from contextlib import nullcontext
 from pathlib import Path
@@ -36,10 +37,35 @@ def cpu_flags() -> set[str]:
     return set(line.partition(":")[2].split())
 
 
-def cpu_runs_bf16_natively(flags: set[str] | None = None) -> bool:
-    """AVX512-BF16 or AMX: without them CPU bf16 autocast is emulated, 20-40x slower than fp32."""
+# oneDNN runs CPU matmuls; capped below AVX512_CORE_BF16 (ONEDNN_MAX_CPU_ISA) it emulates bf16
+# even on a CPU that has the instructions: measured 2.5x (AVX512_CORE) to 30x (AVX2) slower.
+ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX512_CORE", "AVX512_CORE_VNNI")
+
+
+def onednn_isa_cap() -> str | None:
+    """The instruction-set cap given to oneDNN by environment variable, if any."""
+    value = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return value.strip().upper() if value else None
+
+
+def cpu_runs_bf16_natively(flags: set[str] | None = None, onednn_cap: str | None = None) -> bool:
+    """AVX512-BF16 or AMX, not capped away: without them CPU bf16 autocast is emulated, 10-40x
+    slower than fp32. `onednn_cap` defaults to the environment's."""
     flags = cpu_flags() if flags is None else flags
-    return bool({"avx512_bf16", "amx_bf16"} & flags)
+    onednn_cap = onednn_isa_cap() if onednn_cap is None else onednn_cap
+    return bool({"avx512_bf16", "amx_bf16"} & flags) and onednn_cap not in ONEDNN_ISAS_WITHOUT_BF16
+
+
+def cpu_description(flags: set[str] | None = None) -> str:
+    """What decides CPU speed: the kernels' instruction set and native bf16, e.g.
+    `AVX512, AVX512-BF16`, `AVX2, no native bf16` or `AVX2, AVX512-BF16 unused: oneDNN capped at AVX2`."""
+    flags = cpu_flags() if flags is None else flags
+    native = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"))
+              if flag in flags]  # fmt: skip
+    bf16 = " and ".join(native) if native else "no native bf16"
+    if native and not cpu_runs_bf16_natively(flags):
+        bf16 += f" unused: oneDNN capped at {onednn_isa_cap()}"
+    return f"{torch.backends.cpu.get_cpu_capability()}, {bf16}"
 
 
 def resolve_precision(precision: str, device: torch.device, flags: set[str] | None = None) -> str:
@@ -55,8 +81,8 @@ def resolve_precision(precision: str, device: torch.device, flags: set[str] | No
     if precision == "bf16" and not native:
         log.warning(
             "precision=bf16 on a CPU without AVX512-BF16 or AMX (this one: %s): bf16 is emulated "
-            "there, 20-40x slower than fp32; use precision=fp32 (or precision=auto)",
-            torch.backends.cpu.get_cpu_capability(),
+            "there, 10-40x slower than fp32; use precision=fp32 (or precision=auto)",
+            cpu_description(flags),
         )
     return precision
 

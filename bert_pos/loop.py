@@ -53,7 +53,13 @@ from bert_pos.data.cache import tokenize_splits_cached
 from bert_pos.data.encoding import max_length_of
 from bert_pos.data.sources import load_splits, resolve_label_names, subset
 from bert_pos.data.vocabularies import build_tokenizer
-from bert_pos.devices import autocast_for, pick_device, resolve_precision, seed_everything
+from bert_pos.devices import (
+    autocast_for,
+    cpu_description,
+    pick_device,
+    resolve_precision,
+    seed_everything,
+)
 from bert_pos.encoders import TOKENIZER_KINDS, layer_depth, load_tokenizer
 from bert_pos.errors import NonFiniteError, TrainingInterrupted
 from bert_pos.evaluation import evaluate_split
@@ -499,7 +505,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         total_steps = min(total_steps, cfg.max_steps)
     precision = resolve_precision(cfg.precision, device)  # auto: what the device runs natively
     log.info("precision %s on %s (%s)", precision, device,
-             torch.backends.cpu.get_cpu_capability() if device.type == "cpu" else "CUDA")  # fmt: skip
+             cpu_description() if device.type == "cpu" else torch.cuda.get_device_name(device))  # fmt: skip
     optimizer, scheduler, scaler = build_optimization(cfg, model, total_steps, device, precision)
     loss_divisor = None  # loss_normalization=batch: each window's own labelled tokens
     if cfg.loss_normalization == "average":

@@ -39,9 +39,20 @@ show "evaluate, default settings" python -m bert_pos.evaluate run_dir="$RUN" spl
 show "evaluate again, other settings" python -m bert_pos.evaluate run_dir="$RUN" split=test checkpoint=last mode=strict level=subword
 echo "### the evaluation folders"; ls "$RUN/eval"; echo
 show "bf16 on this CPU (auto picks what it runs natively)" python -c "
-import logging, torch; logging.basicConfig(level=logging.INFO, format='%(levelname)s %(message)s')
-from bert_pos.devices import cpu_runs_bf16_natively, resolve_precision
-cpu = torch.device('cpu')
-print('capability', torch.backends.cpu.get_cpu_capability(), '| native bf16:', cpu_runs_bf16_natively())
-print('auto ->', resolve_precision('auto', cpu))
-print('on an AVX2-only CPU, bf16 ->', resolve_precision('bf16', cpu, {'avx', 'avx2', 'fma'}))"
+import torch; from bert_pos.devices import cpu_description, resolve_precision
+print(cpu_description(), '| auto ->', resolve_precision('auto', torch.device('cpu')))"
+# An AVX2 CPU's kernels, on any CPU: oneDNN (which runs the matmuls) and ATen capped at AVX2, where
+# bf16 has no instructions and is emulated. The same 20 steps of MiniLM with each precision.
+AVX2_ONLY=(env ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)
+MINILM=(+experiment=baseline model=minilm data.dir=../shared/data/conll2003 max_steps=20
+        data.max_train_sentences=400 data.max_eval_sentences=50 progress_every_s=5 data.cache_dir=null)
+if [ -d ../shared/data/conll2003 ]; then
+    for precision in auto bf16 fp32; do
+        show "precision=$precision with AVX2 kernels" "${AVX2_ONLY[@]}" python -m bert_pos.train "${MINILM[@]}" \
+            precision=$precision hydra.run.dir="$WORK/avx2_$precision"
+        grep -h "WARNING\|precision .* on cpu" "$WORK/out.txt" | cut -d' ' -f3-
+        python -c "import json, sys; print('train tokens/s: %.0f' % json.load(open(sys.argv[1]))['train_tokens_per_s'])" \
+            "$WORK/avx2_$precision/metrics.json"
+        echo
+    done
+fi

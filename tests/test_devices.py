@@ -4,7 +4,7 @@ import logging
 
 import torch
 
-from bert_pos.devices import cpu_runs_bf16_natively, resolve_precision
+from bert_pos.devices import cpu_description, cpu_runs_bf16_natively, resolve_precision
 
 CPU = torch.device("cpu")
 AVX2 = {"fpu", "sse4_2", "avx", "avx2", "fma"}
@@ -33,3 +33,16 @@ def test_bf16_on_a_cpu_that_emulates_it_warns_naming_the_cpu(caplog):
     with caplog.at_level(logging.WARNING):
         resolve_precision("bf16", CPU, AVX512_BF16)
     assert caplog.text == ""
+
+
+def test_a_onednn_cap_below_bf16_makes_bf16_emulated_even_where_the_cpu_has_it(monkeypatch):
+    # oneDNN runs the matmuls: capped at AVX2 it emulates bf16 (30x slower than fp32, measured)
+    assert not cpu_runs_bf16_natively(AVX512_BF16, onednn_cap="AVX2")
+    assert not cpu_runs_bf16_natively(AVX512_BF16, onednn_cap="AVX512_CORE")
+    assert cpu_runs_bf16_natively(AVX512_BF16, onednn_cap="AVX512_CORE_BF16")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert resolve_precision("auto", CPU, AVX512_BF16) == "fp32"
+    assert cpu_description(AVX512_BF16).endswith("AVX512-BF16 unused: oneDNN capped at AVX2")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
+    assert cpu_description(AVX512_BF16).endswith("AVX512-BF16")
+    assert cpu_description(AVX2).endswith("no native bf16")
