@@ -11,9 +11,14 @@ The Trainer side is the card's script as its users run it: `AutoModelForTokenCla
 `DataCollatorForTokenClassification`, Trainer defaults, evaluation and a checkpoint every epoch.
 
 Each side runs in its own child process, one after the other, so each has its own peak memory.
+A third child times the model's floor (`run_floor`): bert_pos's own model and optimizer alone
+on unpadded batches of the same tokens, what no training loop can beat; each side's throughput
+is also given as a share of it.
+
 Printed and written to `<run>/bench.json` and `<run>/bench.md`: real (non-padding) training
-tokens/s, evaluation tokens/s, time to first step, peak memory, validation F1 (or accuracy),
-and the ratios; on CUDA also ms per optimizer step and model FLOPs utilisation.
+tokens/s and their share of the floor, evaluation tokens/s, time to first step, ms per optimizer
+step, peak memory, validation F1 (or accuracy), and the ratios; on CUDA also model FLOPs
+utilisation. The device line names the CPU's kernels and native bf16 (or the GPU).
 """
 
 import json
@@ -85,7 +90,64 @@ def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
     return run_reference_trainer(cfg, out_dir)
 
 
-SIDES = {"bert_pos": run_bert_pos, "trainer": run_trainer}
+# Steps the floor times after its warm-up steps (a few hundred real batches' worth of lengths).
+FLOOR_WARMUP_STEPS, FLOOR_STEPS = 5, 60
+
+
+def run_floor(cfg: DictConfig, out_dir: Path) -> dict:
+    """What the model itself can do: forward + backward + the optimizer step of bert_pos's own
+    model and optimizer, on batches built before timing starts, with no padding, no data loading,
+    no clipping, no logging. Each floor batch holds the real tokens of one of the run's training
+    batches (same batch size, same tokens), laid out as `batch size` equal rows: the run's own
+    length distribution without a single padding position. Loss: cross-entropy over every token
+    (the linear head's; a CRF's likelihood is not part of the floor)."""
+    import torch
+    import torch.nn.functional as F
+
+    from bert_pos.loop import setup
+
+    cfg = cfg.copy()
+    cfg.max_steps, cfg.compile = FLOOR_WARMUP_STEPS + FLOOR_STEPS, False  # the bare model
+    run, _ = setup(cfg, out_dir)
+    sampler = run.loaders["train"].batch_sampler
+    examples = run.loaders["train"].dataset
+    epoch = sampler.batches()  # the epoch's first batches, from the start again if it is short
+    batches = []
+    for indices in (epoch[i % len(epoch)] for i in range(FLOOR_WARMUP_STEPS + FLOOR_STEPS)):
+        ids = [i for index in indices for i in examples[index]["input_ids"]]
+        labels = [label for index in indices for label in examples[index]["labels"]]
+        rows = len(indices)
+        length = len(ids) // rows  # drops fewer than `rows` tokens
+        shape = (rows, length)
+        batches.append((torch.tensor(ids[: rows * length]).view(shape).to(run.device),
+                        torch.tensor(labels[: rows * length]).view(shape).to(run.device)))  # fmt: skip
+    model, optimizer = run.model, run.optimizer
+    model.train()
+
+    def step(input_ids, labels):
+        with run.autocast:
+            logits = model(input_ids, torch.ones_like(input_ids))
+        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="sum")
+        (loss / max(int((labels >= 0).sum()), 1)).backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for input_ids, labels in batches[:FLOOR_WARMUP_STEPS]:
+        step(input_ids, labels)
+    synchronize = torch.cuda.synchronize if run.device.type == "cuda" else lambda: None
+    synchronize()
+    started = time.perf_counter()
+    for input_ids, labels in batches[FLOOR_WARMUP_STEPS:]:
+        step(input_ids, labels)
+    synchronize()
+    seconds = time.perf_counter() - started
+    timed = batches[FLOOR_WARMUP_STEPS:]
+    tokens = sum(input_ids.numel() for input_ids, _ in timed)
+    return {"train_tokens_per_s": tokens / seconds, "train_seconds": seconds, "steps": len(timed),
+            "mean_train_length": tokens / sum(len(input_ids) for input_ids, _ in timed)}  # fmt: skip
+
+
+SIDES = {"bert_pos": run_bert_pos, "trainer": run_trainer, "floor": run_floor}
 
 
 def _child(side: str, cfg_yaml: str, out_dir: str, results) -> None:
@@ -107,11 +169,14 @@ def _child(side: str, cfg_yaml: str, out_dir: str, results) -> None:
 
 
 def format_report(results: dict, device: str, recipe: str) -> str:
-    """A Markdown table of both sides and the bert_pos / Trainer ratio."""
+    """A Markdown table of both sides and the bert_pos / Trainer ratio, and each side's training
+    throughput as a share of the model's floor (`run_floor`) where it was measured."""
     ours, theirs = results.get("bert_pos", {}), results.get("trainer", {})
+    floor = results.get("floor", {})
     # (title, key, format, whether a bert_pos / Trainer ratio means something)
     rows = [
         ("training tokens/s (real, non-padding)", "train_tokens_per_s", "{:.0f}", True),
+        ("share of the model's floor", "share_of_floor", "{:.0%}", False),
         ("evaluation tokens/s", "eval_tokens_per_s", "{:.0f}", True),
         ("time to first step (s)", "first_step_seconds", "{:.1f}", True),
         ("training time (s)", "train_seconds", "{:.1f}", True),
@@ -124,8 +189,13 @@ def format_report(results: dict, device: str, recipe: str) -> str:
         ("final validation score", "final_score", "{:.4f}", False),
         ("best validation score", "best_score", "{:.4f}", False),
     ]
-    lines = [f"{recipe} on {device}", "",
-             "| | bert_pos | Trainer | bert_pos / Trainer |", "|---|---|---|---|"]  # fmt: skip
+    lines = [f"{recipe} on {device}", ""]
+    if "train_tokens_per_s" in floor:
+        mfu = f", model FLOPs utilisation {floor['mfu']:.1%}" if "mfu" in floor else ""
+        lines += [f"The model's floor (forward + backward + optimizer step alone, on unpadded "
+                  f"batches of the same tokens): {floor['train_tokens_per_s']:.0f} training "
+                  f"tokens/s, {floor['ms_per_step']:.1f} ms per step{mfu}", ""]  # fmt: skip
+    lines += ["| | bert_pos | Trainer | bert_pos / Trainer |", "|---|---|---|---|"]
     for title, key, form, with_ratio in rows:
         if key not in ours and key not in theirs:
             continue
@@ -167,7 +237,7 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
     results = {}
     for side in sides:
         queue = context.Queue()
-        side_yaml = OmegaConf.to_yaml(side_configs[side])
+        side_yaml = OmegaConf.to_yaml(side_configs.get(side, side_configs["bert_pos"]))
         process = context.Process(target=_child, args=(side, side_yaml, str(run_dir / side), queue))
         process.start()
         process.join()
@@ -176,10 +246,13 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
         log.info("%s: %s", side, results[side])
 
     device = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
-    for values in results.values():
+    floor = results.get("floor", {}).get("train_tokens_per_s")
+    for side, values in results.items():
+        if floor and side != "floor" and "train_tokens_per_s" in values:
+            values["share_of_floor"] = values["train_tokens_per_s"] / floor
         if "peak_memory_bytes" in values:
             values["peak_memory_gib"] = values["peak_memory_bytes"] / 2**30
-        if device == "cuda" and "steps" in values:
+        if "steps" in values:
             values["ms_per_step"] = 1000 * values["train_seconds"] / values["steps"]
     if device == "cuda":
         add_model_flops_utilisation(cfg, results)

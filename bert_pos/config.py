@@ -93,7 +93,7 @@ class DataConfig:
     max_eval_sentences: int | None = MISSING
     batch_size: int = MISSING
     group_by_length: bool = MISSING
-    pad_to_multiple_of: int = MISSING
+    pad_to_multiple_of: int | None = MISSING
     context: str = MISSING  # CONTEXTS
     context_subwords: int = MISSING  # with context=document: subwords per example in all
     num_workers: int = MISSING
@@ -110,6 +110,7 @@ class ModelConfig:
     pooling: str = MISSING  # POOLINGS
     head: str = MISSING  # HEADS
     decode: str = MISSING  # DECODINGS
+    padding_free: bool = MISSING  # pack each batch's real tokens, attention per sentence
 
 
 @dataclass
@@ -215,12 +216,12 @@ def register_configs() -> None:
 
 
 POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
-            "data.pad_to_multiple_of", "eval.batch_size", "checkpoint.keep_last",
+            "eval.batch_size", "checkpoint.keep_last",
             "data.context_subwords"]  # fmt: skip
 NON_NEGATIVE = ["progress_every_s", "optim.eps", "optim.weight_decay", "optim.warmup_ratio",
                 "optim.warmup_steps", "data.num_workers", "early_stopping.min_delta",
                 "nonfinite.max_skipped"]  # fmt: skip
-POSITIVE_OR_NULL = ["max_steps", "eval.every_n_steps", "data.max_train_sentences",
+POSITIVE_OR_NULL = ["max_steps", "data.pad_to_multiple_of", "eval.every_n_steps", "data.max_train_sentences",
                     "data.max_eval_sentences", "optim.max_grad_norm",
                     "checkpoint.every_n_steps", "early_stopping.patience"]  # fmt: skip
 
@@ -266,7 +267,9 @@ def data_problems(data: DictConfig) -> list[str]:
 # and they are no hyperparameters.
 RUN_SETTINGS = ("experiment_name", "resume", "device", "log_every_n_steps", "progress_every_s",
                 "checkpoint", "early_stopping", "nonfinite", "data.cache_dir", "data.num_workers",
-                "data.dir", "trainer")  # fmt: skip
+                "data.dir", "trainer",
+                # how batches are laid out, not what they compute (float rounding aside)
+                "data.pad_to_multiple_of", "model.padding_free")  # fmt: skip
 
 
 def flat_view(cfg: DictConfig) -> dict[str, Any]:

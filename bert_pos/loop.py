@@ -56,6 +56,7 @@ from bert_pos.data.vocabularies import build_tokenizer
 from bert_pos.devices import (
     autocast_for,
     cpu_description,
+    padding_multiple,
     pick_device,
     resolve_precision,
     seed_everything,
@@ -489,7 +490,8 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
     loaders = build_dataloaders(
         tokenized, batch_size=cfg.data.batch_size, eval_batch_size=cfg.eval.batch_size,
         group_by_length=cfg.data.group_by_length, pad_token_id=tokenizer.pad_token_id,
-        pad_to_multiple_of=cfg.data.pad_to_multiple_of, num_workers=cfg.data.num_workers,
+        pad_to_multiple_of=padding_multiple(cfg.data.pad_to_multiple_of, device),
+        num_workers=cfg.data.num_workers,
         seed=cfg.seed, pin_memory=device.type == "cuda",
         num_shards=ddp.world_size, shard=ddp.rank,
     )  # fmt: skip
@@ -575,6 +577,7 @@ def build_tagger(cfg: DictConfig, label_names: list[str], tokenizer, model_sourc
         random_init=OmegaConf.to_container(random_init) if random_init else None,
         vocab_size=len(tokenizer), pooling=cfg.model.pooling, head=cfg.model.head,
         decode=cfg.model.decode, label_names=label_names, special_ids=special_ids(tokenizer),
+        padding_free=cfg.model.padding_free,
     ).to(device)  # fmt: skip
     log.info("model: %.1fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
     step_model = model  # evaluation always runs the eager model

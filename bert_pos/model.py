@@ -14,6 +14,10 @@ bert_pos to run, the Hugging Face class would ignore the extra parts):
   decoded by Viterbi), with IOB2 transitions that cannot occur (I-X after O or B-Y) forbidden;
 - decode: `constrained` runs Viterbi over the linear head's log-probabilities with the same
   forbidden transitions, a CRF's decoding without its training.
+
+`model.padding_free` is no option of the model but of how it runs: the encoder computes a
+padded batch packed, without its padding (bert_pos/packing.py), and the logits come back in
+the padded layout; checkpoints and exports do not record it.
 """
 
 import copy
@@ -23,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig
 
-from bert_pos import encoders
+from bert_pos import encoders, packing
 from bert_pos.config import DECODINGS, HEADS, POOLINGS
 from bert_pos.labels import IGNORE_INDEX
 
@@ -143,12 +147,16 @@ class Tagger(nn.Module):
 
     def __init__(self, encoder: nn.Module, num_labels: int, dropout: float, pooling: str = "first",
                  head: str = "linear", decode: str = "argmax",
-                 label_names: list[str] | None = None):  # fmt: skip
+                 label_names: list[str] | None = None, padding_free: bool = False):  # fmt: skip
         super().__init__()
         if pooling not in POOLINGS or head not in HEADS or decode not in DECODINGS:
             raise ValueError(f"pooling {pooling!r}, head {head!r}, decode {decode!r}: expected "
                              f"one of {POOLINGS}, {HEADS}, {DECODINGS}")  # fmt: skip
         config = encoder.config
+        if padding_free:
+            packing.check_family(config)
+            packing.use_varlen_attention(encoder)
+        self.padding_free = padding_free
         self.encoder_name = encoders.base_model_prefix(config)
         self.add_module(self.encoder_name, encoder)
         if encoders.has_prediction_head(config):
@@ -184,8 +192,13 @@ class Tagger(nn.Module):
                 word_index: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
         """Logits (B, T, num_labels) at every subword. With mean or first_last pooling, a
         word's first subword carries the logits of the pooled word (`word_index` (B, T): the
-        word of each subword among the example's scored words, -1 for none)."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        word of each subword among the example's scored words, -1 for none). Padding-free, the
+        encoder runs on the batch's real tokens only, its output scattered back to (B, T, H)."""
+        if self.padding_free:
+            hidden = packing.encode_packed(self.encoder, input_ids, attention_mask)
+        else:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+            hidden = hidden.last_hidden_state
         if hasattr(self, "head"):
             hidden = self.head(hidden)
         if self.pooling != "first":
@@ -321,6 +334,7 @@ def build_model(
     decode: str = "argmax",
     label_names: list[str] | None = None,
     special_ids: dict | None = None,
+    padding_free: bool = False,
 ) -> Tagger:
     """A tagger on pretrained weights (a local folder or hub name, any family `AutoModel`
     loads) or on a random config (`random_init`: shape fields, optionally `model_type`; the
@@ -330,6 +344,8 @@ def build_model(
     fine-tuned checkpoint into it. Attention runs through PyTorch's scaled-dot-product
     attention kernels where the family has them. `pooling`, `head`, `decode`: see the module
     docstring (`label_names` for the IOB2 transitions of `head=crf` and `decode=constrained`).
+    `padding_free`: run the encoder on packed batches (bert_pos/packing.py); families that
+    cannot pack exactly raise a ValueError.
     """
     if pretrained_path is not None and pretrained_weights:
         config = AutoConfig.from_pretrained(pretrained_path)
@@ -340,4 +356,6 @@ def build_model(
         encoder = encoders.build_encoder(
             encoders.random_config(random_init, vocab_size, special_ids)
         )
-    return Tagger(encoder, num_labels, dropout, pooling, head, decode, label_names)
+    return Tagger(
+        encoder, num_labels, dropout, pooling, head, decode, label_names, padding_free=padding_free
+    )

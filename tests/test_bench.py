@@ -5,7 +5,14 @@ import pytest
 from hydra import compose, initialize_config_dir
 from transformers import BertConfig
 
-from bert_pos.bench import bench, configs_of_sides, format_report, training_flops_per_token
+from bert_pos.bench import (
+    FLOOR_STEPS,
+    bench,
+    configs_of_sides,
+    format_report,
+    training_flops_per_token,
+)
+from bert_pos.devices import cpu_description
 from tests.helpers import CONF_DIR, TINY_DEMO_OVERRIDES
 
 
@@ -37,9 +44,13 @@ def test_both_sides_run_the_same_recipe_and_report(tmp_path):
         cfg = compose("bench", TINY_DEMO_OVERRIDES + [
             "epochs=1", "data.demo_sentences={train: 160, validation: 40, test: 40}",
             "eval.test_at_end=false", "device=cpu"])  # fmt: skip
-    results = bench(cfg, tmp_path, ["bert_pos", "trainer"])
-    ours, theirs = results["bert_pos"], results["trainer"]
-    assert "error" not in ours and "error" not in theirs
+    results = bench(cfg, tmp_path, ["bert_pos", "trainer", "floor"])
+    ours, theirs, floor = results["bert_pos"], results["trainer"], results["floor"]
+    assert "error" not in ours and "error" not in theirs and "error" not in floor
+    # the floor: the same model's own steps on unpadded batches of the run's training tokens
+    assert floor["steps"] == FLOOR_STEPS and floor["train_tokens_per_s"] > 0
+    for side in (ours, theirs):
+        assert side["share_of_floor"] == side["train_tokens_per_s"] / floor["train_tokens_per_s"]
     assert ours["steps"] == theirs["steps"] == 10  # 160 sentences in batches of 16
     for side in (ours, theirs):
         assert side["train_tokens_per_s"] > 0 and side["eval_tokens_per_s"] > 0
@@ -52,8 +63,9 @@ def test_both_sides_run_the_same_recipe_and_report(tmp_path):
     ratio = ours["train_tokens_per_s"] / theirs["train_tokens_per_s"]
     assert f"| training tokens/s (real, non-padding) | {ours['train_tokens_per_s']:.0f} |" in table
     assert f"{ratio:.2f}x |" in table
-    capability = __import__("torch").backends.cpu.get_cpu_capability()
-    assert f", {capability})" in table.splitlines()[0]  # the CPU's instruction set is named
+    assert f", {cpu_description()})" in table.splitlines()[0]  # the CPU's kernels, native bf16
+    assert f"| share of the model's floor | {ours['share_of_floor']:.0%} |" in table
+    assert f"batches of the same tokens): {floor['train_tokens_per_s']:.0f} training" in table
 
 
 def test_report_names_a_failed_side():

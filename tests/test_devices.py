@@ -4,7 +4,12 @@ import logging
 
 import torch
 
-from bert_pos.devices import cpu_description, cpu_runs_bf16_natively, resolve_precision
+from bert_pos.devices import (
+    cpu_description,
+    cpu_runs_bf16_natively,
+    padding_multiple,
+    resolve_precision,
+)
 
 CPU = torch.device("cpu")
 AVX2 = {"fpu", "sse4_2", "avx", "avx2", "fma"}
@@ -46,3 +51,9 @@ def test_a_onednn_cap_below_bf16_makes_bf16_emulated_even_where_the_cpu_has_it(m
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
     assert cpu_description(AVX512_BF16).endswith("AVX512-BF16")
     assert cpu_description(AVX2).endswith("no native bf16")
+
+
+def test_padding_multiple_is_the_configured_one_or_the_devices():
+    assert padding_multiple(None, CPU) == 1  # padding is pure extra work on a CPU
+    assert padding_multiple(None, torch.device("cuda", 0)) == 8  # tensor cores
+    assert padding_multiple(32, CPU) == 32  # e.g. coarse buckets for compile
