@@ -50,15 +50,11 @@ sweep: ## lr x seed grid of the card's recipe, offline on MiniLM; ARGS="optim.lr
 report: ## summarise a sweep folder (default: the latest): table, CSV, Markdown, plot; SWEEP=...
 	$(PYTHON) -m bert_pos.report $(SWEEP)
 
-BERT_BASE ?=
-
 bench: ## CPU: bert_pos vs the HF Trainer, card recipe on MiniLM, one epoch; ARGS="max_steps=300"
 	$(PYTHON) -m bert_pos.bench +experiment=baseline model=minilm data.dir=$(DATA) epochs=1 $(ARGS)
 
-bench-gpu: ## CUDA: the card's 3 epochs, bert-base-cased (BERT_BASE=/path) or a random model of its shape
-	$(PYTHON) -m bert_pos.bench +experiment=baseline data.dir=$(DATA) device=cuda \
-	    $(if $(BERT_BASE),model.name_or_path=$(BERT_BASE),model=bert_base_shape) \
-	    precision=bf16 compile=true compile_mode=reduce-overhead data.pad_to_multiple_of=32 $(ARGS)
+bench-gpu: ## CUDA, offline: the card's 3 epochs on a bert-base-shaped model, padded+compiled, padding-free, Trainer, floor
+	$(PYTHON) experiments/gpu_bench.py --data $(DATA) $(ARGS)
 
 tensorboard: ## TensorBoard over every run under experiments/
 	$(PYTHON) -m tensorboard.main --logdir experiments

@@ -339,7 +339,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     from bert_pos.data.batching import build_dataloaders
     from bert_pos.data.encoding import max_length_of, tokenize_splits
     from bert_pos.data.sources import load_splits
-    from bert_pos.devices import autocast_for, pick_device, resolve_precision
+    from bert_pos.devices import autocast_for, padding_multiple, pick_device, resolve_precision
     from bert_pos.labels import begin_to_inside_map, is_span_label_set
     from bert_pos.trained import run_data_config
 
@@ -371,7 +371,9 @@ def evaluate_run(cfg: DictConfig) -> dict:
                                 max_length_of(tokenizer, model.config), context)  # fmt: skip
     loader = build_dataloaders(
         tokenized, batch_size=cfg.batch_size, eval_batch_size=cfg.batch_size, group_by_length=False,
-        pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=8, num_workers=0, seed=0,
+        pad_token_id=tokenizer.pad_token_id,
+        pad_to_multiple_of=padding_multiple(data.get("pad_to_multiple_of", 8), device),  # as trained
+        num_workers=0, seed=0,
         pin_memory=device.type == "cuda",
     )[split]  # fmt: skip
     scores, _ = evaluate_split(

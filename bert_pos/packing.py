@@ -41,12 +41,16 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention.varlen import varlen_attn
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from bert_pos import encoders
+
+try:  # torch >= 2.9 (flash attention over packed sequences, CUDA)
+    from torch.nn.attention.varlen import varlen_attn
+except ImportError:  # older torch: the exact fallback below runs everywhere
+    varlen_attn = None
 
 VARLEN_ATTENTION = "bert_pos_varlen"
 
@@ -160,8 +164,9 @@ def encode_packed(encoder: nn.Module, input_ids: torch.Tensor,
 def varlen_kernel_runs(query: torch.Tensor, dropout: float) -> bool:
     """Can torch's varlen_attn (flash attention) compute this call exactly?"""
     head_dim = query.shape[-1]
-    return (query.is_cuda and query.dtype in (torch.float16, torch.bfloat16) and dropout == 0.0
-            and head_dim % 8 == 0 and head_dim <= 256
+    return (varlen_attn is not None and query.is_cuda and dropout == 0.0
+            and query.dtype in (torch.float16, torch.bfloat16) and head_dim % 8 == 0
+            and head_dim <= 256
             and torch.cuda.get_device_capability(query.device) >= (8, 0))  # fmt: skip
 
 

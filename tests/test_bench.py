@@ -84,3 +84,15 @@ def test_flops_per_token_of_bert_base():
     expected = 6 * 12 * (4 * 768 * 768 + 2 * 768 * 3072) + 12 * 12 * 768 * 128
     assert training_flops_per_token(config, 128) == expected
     assert 5.0e8 < expected < 5.3e8
+
+
+def test_report_gives_each_side_as_a_share_of_the_floor():
+    results = {
+        "bert_pos": {"train_tokens_per_s": 900.0, "share_of_floor": 0.9},
+        "trainer": {"train_tokens_per_s": 500.0, "share_of_floor": 0.5},
+        "floor": {"train_tokens_per_s": 1000.0, "ms_per_step": 150.0},
+    }
+    table = format_report(results, "cpu", "recipe")
+    assert "same tokens): 1000 training tokens/s, 150.0 ms per step" in table
+    assert "| share of the model's floor | 90% | 50% | - |" in table
+    assert "| training tokens/s (real, non-padding) | 900 | 500 | 1.80x |" in table
