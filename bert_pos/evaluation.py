@@ -302,8 +302,9 @@ def evaluate_split(
     """Evaluate one split and write `predictions.txt`, `metrics.json` (with a bootstrap 95%
     interval of the word-level score), `confusion_matrix.png` and, for span tasks, the span
     error analysis `errors.json` / `errors.md` (split by entities seen in training where
-    `seen_entities`, (surface, type) pairs, are given) into `out_dir`. Returns (scores, confusion-matrix figure);
-    `write=False` (data-parallel ranks but the first) writes nothing and has no figure;
+    `seen_entities`, (surface, type) pairs, are given) into `out_dir`. Returns (scores,
+    confusion-matrix figure, bootstrap interval); `write=False` (data-parallel ranks but the
+    first) writes nothing and has neither figure nor interval;
     `settings` (what was evaluated, how) are recorded in metrics.json beside the scores.
     Gold labels the model cannot predict (see data/sources.py) are scored and written as
     gold, and have rows of their own in the confusion matrix, after the model's labels."""
@@ -312,7 +313,7 @@ def evaluate_split(
         model, loader, label_names, span_task, level, device, autocast, mode, gold
     )
     if not write:
-        return scores, None
+        return scores, None, None
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.txt", sentences["tokens"], gold, predicted,
                       sentences["document_id"])  # fmt: skip
@@ -329,7 +330,7 @@ def evaluate_split(
         confusion_matrix(gold, predicted, matrix_labels), matrix_labels, title
     )
     figure.savefig(out_dir / "confusion_matrix.png", dpi=120)
-    return scores, figure
+    return scores, figure, recorded["bootstrap"]
 
 
 def evaluate_run(cfg: DictConfig) -> dict:
@@ -376,7 +377,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
         num_workers=0, seed=0,
         pin_memory=device.type == "cuda",
     )[split]  # fmt: skip
-    scores, _ = evaluate_split(
+    scores, _, _ = evaluate_split(
         model, loader, splits[split], label_names, is_span_label_set(label_names), level,
         cfg.mode, device, autocast_for(device, resolve_precision(cfg.precision, device)), run_dir / "eval" / name,
         title=f"{name}, {cfg.checkpoint} checkpoint", settings=settings,

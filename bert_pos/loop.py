@@ -360,7 +360,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     epoch = state.epoch + state.step_in_epoch / run.steps_per_epoch
     train_loss = state.epoch_loss_sum / max(state.epoch_labelled, 1)
     eval_started = time.perf_counter()
-    scores, figure = evaluate_split(
+    scores, figure, _ = evaluate_split(
         run.model, run.loaders["validation"], run.splits["validation"], run.label_names,
         run.span_task, cfg.eval.level, cfg.eval.mode, run.device, run.autocast,
         run.run_dir / "eval" / "validation", title=f"validation, step {step}",
@@ -715,10 +715,9 @@ def finish(run: Run, state: LoopState) -> dict:
     log.info("results:\n%s", format_results_table(state.epoch_rows))
     run.model.load_state_dict(load_file(weights_file(run.run_dir, "best")))
     if run.cfg.eval.test_at_end and "test" in run.loaders:
-        metrics["test"] = evaluate_test(run, state)
-        if run.ddp.is_main:  # the 95% interval evaluate_split wrote beside the scores
-            written = json.loads((run.run_dir / "eval" / "test" / "metrics.json").read_text())
-            metrics["test_bootstrap"] = written["bootstrap"]
+        metrics["test"], bootstrap = evaluate_test(run, state)
+        if bootstrap is not None:  # computed on the first data-parallel process only
+            metrics["test_bootstrap"] = bootstrap
     final_metrics = {f"hparams/best_val_{run.selection_metric}": state.best.value}
     if "test" in metrics:
         final_metrics[f"hparams/test_{run.selection_metric}"] = metrics["test"][
@@ -766,9 +765,10 @@ def summary(run: Run, state: LoopState) -> dict:
     }  # fmt: skip
 
 
-def evaluate_test(run: Run, state: LoopState) -> dict:
-    """The best checkpoint (loaded into `run.model`) on the test split."""
-    scores, figure = evaluate_split(
+def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
+    """The best checkpoint (loaded into `run.model`) on the test split: its scores, and their
+    bootstrap 95% interval (None on data-parallel processes but the first)."""
+    scores, figure, bootstrap = evaluate_split(
         run.model, run.loaders["test"], run.splits["test"], run.label_names, run.span_task,
         run.cfg.eval.level, run.cfg.eval.mode, run.device, run.autocast,
         run.run_dir / "eval" / "test", title=f"test, best checkpoint (step {state.best.step})",
@@ -780,7 +780,7 @@ def evaluate_test(run: Run, state: LoopState) -> dict:
         if key != "per_type":
             run.writer.add_scalar(f"test/{key}", value, state.step)
     log.info("test, best checkpoint:\n%s", format_per_type_table(scores))
-    return scores
+    return scores, bootstrap
 
 
 def write_hparams(writer: SummaryWriter, hparams: dict, final_metrics: dict[str, float]) -> None:

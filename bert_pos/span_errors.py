@@ -176,6 +176,14 @@ def analyse_errors(
     return report
 
 
+def count_table(corner: str, rows: dict[str, dict], columns: list[str]) -> list[str]:
+    """Markdown lines of a table of counts: a row per key of `rows`, 0 where one has no count."""
+    lines = [f"| {corner} | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
+    for name, counts in rows.items():
+        lines.append(f"| {name} | " + " | ".join(str(counts.get(c, 0)) for c in columns) + " |")
+    return lines
+
+
 def format_error_report(report: dict) -> str:
     """The report as Markdown: counts, types, confusion, seen/unseen F1, examples."""
     lines = ["# Span errors", "", "| category | gold spans | predicted spans |", "|---|---|---|"]
@@ -184,30 +192,14 @@ def format_error_report(report: dict) -> str:
             f"| {category} | {report['gold'].get(category, '-')} | "
             f"{report['predicted'].get(category, '-')} |"
         )
-    lines += [
-        "",
-        "## Per type (gold side)",
-        "",
-        "| type | " + " | ".join(GOLD_CATEGORIES) + " |",
-        "|---" * (len(GOLD_CATEGORIES) + 1) + "|",
-    ]
-    for name, values in report["per_type"]["gold"].items():
-        lines.append(
-            f"| {name} | " + " | ".join(str(values.get(c, 0)) for c in GOLD_CATEGORIES) + " |"
-        )
+    lines += ["", "## Per type (gold side)", ""]
+    lines += count_table("type", report["per_type"]["gold"], list(GOLD_CATEGORIES))
     types = sorted(
         {t for row in report["confusion"].values() for t in row} | set(report["confusion"])
     )
-    lines += [
-        "",
-        "## Type confusion (boundaries match; rows gold, columns predicted)",
-        "",
-        "| gold \\ predicted | " + " | ".join(types) + " |",
-        "|---" * (len(types) + 1) + "|",
-    ]
-    for name in types:
-        row = report["confusion"].get(name, {})
-        lines.append(f"| {name} | " + " | ".join(str(row.get(t, 0)) for t in types) + " |")
+    lines += ["", "## Type confusion (boundaries match; rows gold, columns predicted)", ""]
+    confusion = {name: report["confusion"].get(name, {}) for name in types}
+    lines += count_table("gold \\ predicted", confusion, types)
     if "seen_unseen" in report:
         lines += [
             "",

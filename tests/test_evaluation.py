@@ -164,7 +164,7 @@ def test_evaluate_split_writes_unpredictable_gold_and_gives_it_confusion_rows(tm
     sentences = sentences_dataset([sentence], NER_LABELS, "validation (v.txt)")
     assert "validation (v.txt): 1 word(s) have the gold label 'I-DATE'" in caplog.text
     assert sentences["tags"] == [UNSEEN_EXAMPLE["tags"]]
-    scores, figure = evaluate_split(FixedTagger(), loader_for([UNSEEN_EXAMPLE]), sentences,
+    scores, figure, _ = evaluate_split(FixedTagger(), loader_for([UNSEEN_EXAMPLE]), sentences,
                                     NER_LABELS, True, "word", "conlleval", torch.device("cpu"),
                                     nullcontext(), tmp_path, "validation")  # fmt: skip
     assert (tmp_path / "predictions.txt").read_text() == (
