@@ -106,7 +106,6 @@ def run_floor(cfg: DictConfig, out_dir: Path) -> dict:
     a CRF's likelihood is not part of the floor). The model runs eager: a compiled run
     (compile=true) can pass 100% of it."""
     import torch
-    import torch.nn.functional as F
 
     from bert_pos.loop import setup
 
@@ -120,21 +119,12 @@ def run_floor(cfg: DictConfig, out_dir: Path) -> dict:
     for indices in (run_batches[i * len(run_batches) // FLOOR_STEPS] for i in range(FLOOR_STEPS)):
         ids = [token for index in indices for token in examples[index]["input_ids"]]
         labels = [label for index in indices for label in examples[index]["labels"]]
-        rows = len(indices)
-        length = len(ids) // rows  # drops fewer than `rows` tokens
-        shape = (rows, length)
-        batches.append((torch.tensor(ids[: rows * length]).view(shape).to(run.device),
-                        torch.tensor(labels[: rows * length]).view(shape).to(run.device)))  # fmt: skip
+        batches.append([tensor.to(run.device) for tensor in unpadded(ids, labels, len(indices))])
     model, optimizer = run.model, run.optimizer  # the eager model: no DDP, no compile
     model.train()
 
     def step(input_ids, labels):
-        with run.autocast:
-            logits = model(input_ids, torch.ones_like(input_ids))
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="sum")
-        (loss / max(int((labels >= 0).sum()), 1)).backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        bare_step(model, optimizer, run.autocast, input_ids, torch.ones_like(input_ids), labels)
 
     synchronize = torch.cuda.synchronize if run.device.type == "cuda" else lambda: None
     passes = []  # the fastest pass: other work on the machine only ever slows a pass down
@@ -151,6 +141,34 @@ def run_floor(cfg: DictConfig, out_dir: Path) -> dict:
     return {"train_tokens_per_s": tokens / seconds, "train_seconds": seconds,
             "steps": len(batches), "pass_seconds": passes,
             "mean_train_length": tokens / sum(len(input_ids) for input_ids, _ in batches)}  # fmt: skip
+
+
+def unpadded(token_ids: list[int], labels: list[int], rows: int):
+    """A batch's real tokens and their labels, one sentence after another, as `rows` equal rows
+    without padding (the last fewer than `rows` tokens left out): (rows, length) tensors."""
+    import torch
+
+    length = len(token_ids) // rows
+    shape = (rows, length)
+    return (torch.tensor(token_ids[: rows * length]).view(shape),
+            torch.tensor(labels[: rows * length]).view(shape))  # fmt: skip
+
+
+def bare_step(model, optimizer, autocast, input_ids, attention_mask, labels,
+              max_grad_norm: float | None = None) -> None:  # fmt: skip
+    """The floor's optimizer step: forward, cross-entropy over the labelled tokens, backward,
+    (the recipe's gradient clipping,) the optimizer step. Nothing else of the training loop."""
+    import torch
+    import torch.nn.functional as F
+
+    with autocast:
+        logits = model(input_ids, attention_mask)
+    loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="sum")
+    (loss / max(int((labels >= 0).sum()), 1)).backward()
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def run_steps(cfg: DictConfig, batches_per_epoch: int) -> int:

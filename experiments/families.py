@@ -29,6 +29,7 @@ from bert_pos.tagging import tag_sentences  # noqa: E402
 from bert_pos.train import train  # noqa: E402
 from bert_pos.trained import load_trained  # noqa: E402
 from tests.helpers import (  # noqa: E402
+    FAMILIES,
     SENTENCES,
     compose_config,
     export_logits,
@@ -37,7 +38,6 @@ from tests.helpers import (  # noqa: E402
     simple_sentences,
 )
 
-FAMILIES = ["bert", "roberta", "xlm-roberta", "deberta-v2", "electra", "distilbert", "modernbert"]
 SHAPE = ["model.random_init.hidden_size=64", "model.random_init.intermediate_size=128",
          "data.cache_dir=null"]  # fmt: skip
 

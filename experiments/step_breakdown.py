@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,6 +33,7 @@ def main(overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir
     from tqdm import tqdm
 
+    from bert_pos.bench import bare_step, unpadded
     from bert_pos.data.batching import PaddingCollator
     from bert_pos.devices import cpu_description, padding_multiple
     from bert_pos.loop import log_step, setup, train_step
@@ -56,26 +56,16 @@ def main(overrides: list[str]) -> None:
     by_device = [
         PaddingCollator(pad_id, multiple)([examples[i] for i in batch]) for batch in indices
     ]
-    unpadded = []
+    floor_batches = []  # the same real tokens without padding, as the bench's floor lays them out
     for batch in by_device:
         real = batch["attention_mask"].bool()
-        ids, labels, rows = batch["input_ids"][real], batch["labels"][real], len(batch["input_ids"])
-        length = len(ids) // rows
-        unpadded.append(
-            (ids[: rows * length].view(rows, length), labels[: rows * length].view(rows, length))
-        )
-    max_norm = cfg.optim.max_grad_norm
+        ids, labels = batch["input_ids"][real].tolist(), batch["labels"][real].tolist()
+        floor_batches.append(unpadded(ids, labels, len(batch["input_ids"])))
     model.train()
 
     def bare(input_ids, attention_mask, labels, clip=False):
-        with run.autocast:
-            logits = model(input_ids, attention_mask)
-        loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="sum")
-        (loss / max(int((labels >= 0).sum()), 1)).backward()
-        if clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        bare_step(model, optimizer, run.autocast, input_ids, attention_mask, labels,
+                  cfg.optim.max_grad_norm if clip else None)  # fmt: skip
 
     progress = tqdm(disable=True)
     stop = StopRequests()
@@ -86,7 +76,9 @@ def main(overrides: list[str]) -> None:
         log_step(run, state, train_step(run, state, [batch], stop), progress)
 
     variants = {
-        "floor": lambda i: bare(unpadded[i][0], torch.ones_like(unpadded[i][0]), unpadded[i][1]),
+        "floor": lambda i: bare(
+            floor_batches[i][0], torch.ones_like(floor_batches[i][0]), floor_batches[i][1]
+        ),
         "padded to 8": lambda i: bare(
             by_eight[i]["input_ids"], by_eight[i]["attention_mask"], by_eight[i]["labels"]
         ),
@@ -110,7 +102,7 @@ def main(overrides: list[str]) -> None:
             if i >= 3:
                 seconds[name] += time.perf_counter() - started
     real_tokens = sum(int(b["attention_mask"].sum()) for b in by_device[3:])
-    floor_tokens = sum(ids.numel() for ids, _ in unpadded[3:])
+    floor_tokens = sum(ids.numel() for ids, _ in floor_batches[3:])
     positions = {
         8: sum(b["input_ids"].numel() for b in by_eight[3:]),
         multiple: sum(b["input_ids"].numel() for b in by_device[3:]),

@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
 SHARED_CONLL = ROOT.parent / "shared" / "data" / "conll2003"
 
+# Every encoder family bert_pos supports, as its config's model_type (tiny random models).
+FAMILIES = ["bert", "roberta", "xlm-roberta", "deberta-v2", "electra", "distilbert", "modernbert"]
+
 TINY_BERT = {
     "hidden_size": 32,
     "num_hidden_layers": 2,

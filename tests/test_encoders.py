@@ -20,6 +20,7 @@ from bert_pos.labels import NER_LABELS, begin_to_inside_map
 from bert_pos.loop import special_ids
 from bert_pos.model import build_model
 from tests.helpers import (
+    FAMILIES,
     SENTENCES,
     TINY_BERT,
     TINY_DEMO_OVERRIDES,
@@ -30,7 +31,6 @@ from tests.helpers import (
     simple_sentences,
 )
 
-FAMILIES = ["bert", "roberta", "xlm-roberta", "deberta-v2", "electra", "distilbert", "modernbert"]
 WORDS = [["Peter", "Blackburn", "visited", "Paris", "."]] + SENTENCES  # the vocabulary's
 UNSEEN = ["Peter", "Germanrepresentativecommission", "visited", "Paris", "."]  # a new word
 
