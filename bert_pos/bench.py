@@ -15,10 +15,20 @@ A third child times the model's floor (`run_floor`): bert_pos's own model and op
 on unpadded batches of the same tokens, what no training loop can beat; each side's throughput
 is also given as a share of it.
 
-Printed and written to `<run>/bench.json` and `<run>/bench.md`: real (non-padding) training
-tokens/s and their share of the floor, evaluation tokens/s, time to first step, ms per optimizer
-step, peak memory, validation F1 (or accuracy), and the ratios; on CUDA also model FLOPs
-utilisation. The device line names the CPU's kernels and native bf16 (or the GPU).
+The headline is time to accuracy: both sides evaluate at the same steps (`eval.every_n_steps`
+and each epoch's end) and record the validation score against training time, evaluations
+excluded from the clock. With `seeds=[42,43]` each side runs once per seed. Printed: the
+training seconds each side needs to reach `targets` (shares of the Trainer's final validation
+score, mean over seeds), mean and range over the seeds.
+
+Then, averaged over the seeds: real (non-padding) training tokens/s and their share of the
+floor, evaluation tokens/s, time to first step, ms per optimizer step, peak memory, validation
+F1 (or accuracy), and the ratios; on CUDA also model FLOPs utilisation. The device line names
+the CPU's kernels and native bf16 (or the GPU). All of it goes to `<run>/bench.md`, and to
+`<run>/bench.json` with every seed's values and curves.
+
+    python -m bert_pos.bench +experiment=baseline model=minilm data.dir=... max_steps=150 \
+        data.max_train_sentences=1500 data.max_eval_sentences=500 eval.every_n_steps=25 seeds=[42,43]
 """
 
 import json
@@ -81,6 +91,7 @@ def run_bert_pos(cfg: DictConfig, out_dir: Path) -> dict:
         "best_score": metrics["best"][metric],
         "score_name": metric,
         "mean_train_length": metrics["mean_train_length"],
+        "curve": metrics["curve"],
     }
 
 
@@ -247,6 +258,8 @@ def configs_of_sides(cfg: DictConfig) -> dict[str, DictConfig]:
     the Trainer side (its precision and eval batch may be the card's, not bert_pos's)."""
     recipe = OmegaConf.to_container(cfg, resolve=True)
     reference = recipe.pop("trainer", None) or {}
+    for bench_only in ("seeds", "targets"):
+        recipe.pop(bench_only, None)
     trainer_recipe = OmegaConf.create(recipe)
     if reference.get("precision") is not None:
         trainer_recipe.precision = reference["precision"]
@@ -256,6 +269,8 @@ def configs_of_sides(cfg: DictConfig) -> dict[str, DictConfig]:
 
 
 def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
+    """Run each side (and the floor) once per seed; returns each side's values averaged over
+    the seeds, with every seed's curve under `curves`."""
     check_config(cfg, BenchConfig)
     import torch  # once the config is known to be good
 
@@ -265,17 +280,19 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
         log.info("both sides label every subword and score over subwords (the card's recipe)")
         cfg.data.label_strategy, cfg.eval.level = "all", "subword"
     side_configs = configs_of_sides(cfg)
-    context = multiprocessing.get_context("spawn")
-    results = {}
-    for side in sides:
-        queue = context.Queue()
-        side_yaml = OmegaConf.to_yaml(side_configs.get(side, side_configs["bert_pos"]))
-        process = context.Process(target=_child, args=(side, side_yaml, str(run_dir / side), queue))
-        process.start()
-        process.join()
-        results.update([queue.get()] if not queue.empty() else
-                       [(side, {"error": f"exited with code {process.exitcode}"})])  # fmt: skip
-        log.info("%s: %s", side, results[side])
+    seeds = list(cfg.seeds or [cfg.seed])
+    per_seed = {}
+    for seed in seeds:
+        seed_dir = run_dir if len(seeds) == 1 else run_dir / f"seed={seed}"
+        per_seed[seed] = {}
+        for side in sides:
+            if side == "floor" and seed != seeds[0]:
+                continue  # the model's own speed: it learns nothing, one measurement will do
+            side_cfg = side_configs.get(side, side_configs["bert_pos"]).copy()
+            side_cfg.seed = seed
+            per_seed[seed][side] = run_side(side, side_cfg, seed_dir / side)
+            log.info("%s, seed %d: %s", side, seed, per_seed[seed][side])
+    results = average_over_seeds(per_seed)
 
     device = "cuda" if cfg.device != "cpu" and torch.cuda.is_available() else "cpu"
     floor = results.get("floor", {}).get("train_tokens_per_s")
@@ -295,12 +312,115 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
     recipe = (f"{cfg.model.name_or_path or cfg.model.package or 'random BERT'}, "
               f"batch {cfg.data.batch_size} x {cfg.grad_accum_steps}, lr {cfg.optim.lr:g}, "
               f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}, "
-              f"{precisions_and_eval_batches(side_configs)}, {torch.get_num_threads()} threads")  # fmt: skip
-    table = format_report(results, f"{device} ({name})", recipe)
-    (run_dir / "bench.json").write_text(json.dumps(results, indent=2) + "\n")
+              f"{precisions_and_eval_batches(side_configs)}, {torch.get_num_threads()} threads, "
+              f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")  # fmt: skip
+    accuracy = times_to_targets(results, list(cfg.targets))
+    table = (format_time_to_accuracy(accuracy, seeds) + "\n\n"
+             + format_report(results, f"{device} ({name})", recipe))  # fmt: skip
+    (run_dir / "bench.json").write_text(json.dumps(
+        {**results, "time_to_accuracy": accuracy, "per_seed": per_seed}, indent=2) + "\n")  # fmt: skip
     (run_dir / "bench.md").write_text(table + "\n")
     print(table)
     return results
+
+
+def run_side(side: str, side_cfg: DictConfig, out_dir: Path) -> dict:
+    """One side in a child process of its own; what it measured, or {"error": ...}."""
+    queue = multiprocessing.get_context("spawn").Queue()
+    process = multiprocessing.get_context("spawn").Process(
+        target=_child, args=(side, OmegaConf.to_yaml(side_cfg), str(out_dir), queue))  # fmt: skip
+    process.start()
+    process.join()
+    if queue.empty():
+        return {"error": f"exited with code {process.exitcode}"}
+    return queue.get()[1]
+
+
+def average_over_seeds(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict]:
+    """Each side's values over the seeds: a number is their mean (a count that is the same in
+    every seed stays an int), anything else the first seed's; the curves by seed; an error
+    if any seed failed."""
+    results = {}
+    for side in dict.fromkeys(side for sides in per_seed.values() for side in sides):
+        runs = {seed: sides[side] for seed, sides in per_seed.items() if side in sides}
+        failed = [f"seed {seed}: {values['error']}" for seed, values in runs.items()
+                  if "error" in values]  # fmt: skip
+        if failed:
+            results[side] = {"error": "; ".join(failed)}
+            continue
+        first = next(iter(runs.values()))
+        averaged = {}
+        for key, value in first.items():
+            values = [run[key] for run in runs.values()]
+            if key == "curve":
+                averaged["curves"] = {seed: run["curve"] for seed, run in runs.items()}
+            elif isinstance(value, bool) or not isinstance(value, int | float) or None in values:
+                averaged[key] = value
+            elif all(isinstance(v, int) for v in values) and len(set(values)) == 1:
+                averaged[key] = value
+            else:
+                averaged[key] = sum(values) / len(values)
+        results[side] = averaged
+    return results
+
+
+def time_to(curve: list[dict], target: float) -> float | None:
+    """Training seconds at the first evaluation scoring at least `target`; None if none did."""
+    return next((point["train_seconds"] for point in curve if point["score"] >= target), None)
+
+
+def times_to_targets(results: dict[str, dict], shares: list[float]) -> dict:
+    """For each target (a share of the Trainer's final validation score, mean over seeds;
+    bert_pos's where the Trainer did not run): each side's training seconds to reach it, per
+    seed (None: not reached)."""
+    reference_side = "trainer" if "final_score" in results.get("trainer", {}) else "bert_pos"
+    reference = results.get(reference_side, {}).get("final_score")
+    if reference is None:
+        return {}
+    sides = [side for side in ("bert_pos", "trainer") if "curves" in results.get(side, {})]
+    targets = []
+    for share in shares:
+        target = share * reference
+        seconds = {side: {seed: time_to(curve, target)
+                          for seed, curve in results[side]["curves"].items()}
+                   for side in sides}  # fmt: skip
+        targets.append({"share": share, "score": target, "seconds": seconds})
+    return {"reference_side": reference_side, "reference_score": reference,
+            "score_name": results[reference_side]["score_name"], "targets": targets}  # fmt: skip
+
+
+def format_time_to_accuracy(accuracy: dict, seeds: list[int]) -> str:
+    """The headline table: training seconds to each target, mean and range over the seeds;
+    `n/N` when only n of N seeds reached it."""
+    if not accuracy:
+        return "Time to accuracy: no final validation score to set targets from"
+    reference = "the Trainer's" if accuracy["reference_side"] == "trainer" else "bert_pos's"
+    lines = [f"Time to accuracy: training seconds (evaluations excluded) to reach a share of "
+             f"{reference} final {accuracy['score_name']} {accuracy['reference_score']:.4f}; "
+             f"mean (range) over seed{'s' if len(seeds) > 1 else ''} "
+             f"{', '.join(map(str, seeds))}", "",
+             "| target | score | bert_pos | Trainer | bert_pos / Trainer |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for target in accuracy["targets"]:
+        means, cells = {}, []
+        for side in ("bert_pos", "trainer"):
+            reached = [s for s in target["seconds"].get(side, {}).values() if s is not None]
+            runs = len(target["seconds"].get(side, {}))
+            if not runs:
+                cells.append("-")
+            elif not reached:
+                cells.append("not reached")
+            else:
+                means[side] = sum(reached) / len(reached)
+                spread = f" ({min(reached):.1f}-{max(reached):.1f})" if len(reached) > 1 else ""
+                partial = f", {len(reached)}/{runs} seeds" if len(reached) < runs else ""
+                cells.append(f"{means[side]:.1f}{spread}{partial}")
+        complete = all(s is not None for side in target["seconds"].values() for s in side.values())
+        ratio = (f"{means['bert_pos'] / means['trainer']:.2f}x"
+                 if complete and len(means) == 2 and means["trainer"] else "-")  # fmt: skip
+        lines.append(f"| {target['share']:.0%} | {target['score']:.4f} | {cells[0]} | {cells[1]} "
+                     f"| {ratio} |")  # fmt: skip
+    return "\n".join(lines)
 
 
 def precisions_and_eval_batches(side_configs: dict[str, DictConfig]) -> str:

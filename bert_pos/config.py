@@ -187,6 +187,9 @@ class ReferenceSideConfig:
 @dataclass
 class BenchConfig(TrainConfig):
     trainer: ReferenceSideConfig = field(default_factory=ReferenceSideConfig)
+    seeds: list[int] | None = None  # each side once per seed; null = [seed]
+    targets: list[float] = field(default_factory=lambda: [0.5, 0.9, 0.98])  # shares of the
+    # Trainer's final validation score (mean over seeds): time to reach each
 
 
 MAX_FOLDER_NAME = 200  # characters; most file systems allow 255 bytes per name

@@ -155,6 +155,11 @@ class Run:
     first_step: int = 0  # the step this process started from (resumed runs: the checkpoint's)
     last_progress_line: float = 0.0  # perf_counter of the last progress line in the log
     seen_entities: set | None = None  # (surface, type) of training entities, for error reports
+    loop_started: float = 0.0  # perf_counter when this process's training loop began
+    loop_eval_seconds: float = 0.0  # evaluations since then (resumed runs: this session's)
+    # Validation score against training time, evaluations excluded (this session's clock):
+    # [{"step", "train_seconds", "score"}], for time to accuracy (bert_pos.bench).
+    curve: list[dict] = field(default_factory=list)
 
     @property
     def span_task(self) -> bool:
@@ -178,6 +183,7 @@ def train_loop(run: Run, state: LoopState) -> None:
     ends (and every N steps); stop on a signal (checkpoint, then TrainingInterrupted) or on
     early stopping."""
     cfg, started = run.cfg, time.perf_counter()
+    run.loop_started = started
     stop = StopRequests()  # SIGTERM / SIGINT: finish this step, checkpoint, exit
     run.model.train()
     with stop.installed():
@@ -368,7 +374,11 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     )  # fmt: skip
     if figure is not None:
         run.writer.add_figure("val/confusion_matrix", figure, step)
-    state.eval_seconds += time.perf_counter() - eval_started
+    eval_seconds = time.perf_counter() - eval_started
+    state.eval_seconds += eval_seconds
+    run.curve.append({"step": step, "score": scores[run.selection_metric],
+                      "train_seconds": eval_started - run.loop_started - run.loop_eval_seconds})  # fmt: skip
+    run.loop_eval_seconds += eval_seconds
     state.eval_tokens += run.validation_tokens
     row = evaluation_row(epoch, step, train_loss, scores)
     for key, value in row.items():
@@ -759,6 +769,7 @@ def summary(run: Run, state: LoopState) -> dict:
         "first_step_seconds": run.first_step_seconds,
         "eval_seconds": state.eval_seconds,
         "eval_tokens_per_s": state.eval_tokens / state.eval_seconds,
+        "curve": run.curve,
         "label_names": run.label_names,
         "world_size": run.ddp.world_size,
         "global_batch_size": cfg.data.batch_size * run.ddp.world_size * run.accum,

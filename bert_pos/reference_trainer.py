@@ -28,23 +28,41 @@ from bert_pos.metrics import score_sequences
 
 
 class Timing(TrainerCallback):
-    """Time to the end of the first step, and the time spent evaluating."""
+    """Time to the end of the first step, the time spent evaluating, and the validation score
+    against training time, evaluations excluded (the curve bert_pos's loop records too)."""
 
-    def __init__(self, started: float):
+    def __init__(self, started: float, metric: str):
         self.started = started
+        self.metric = metric
         self.first_step_seconds = None
         self.eval_seconds = 0.0
+        self.curve = []
+        self._train_started = None
         self._eval_started = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._train_started = time.perf_counter()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.first_step_seconds is None:
             self.first_step_seconds = time.perf_counter() - self.started
+        self._eval_started = time.perf_counter()  # an evaluation, if due, follows the step
 
     def on_epoch_end(self, args, state, control, **kwargs):
-        self._eval_started = time.perf_counter()  # evaluation follows each epoch's end
+        self._eval_started = time.perf_counter()
+        # Evaluating every N steps, bert_pos also evaluates at each epoch's end (and the last
+        # step): so does this side, for curves evaluated at the same steps (the Trainer itself
+        # may have evaluated this step already: the last one).
+        evaluated = bool(self.curve) and self.curve[-1]["step"] == state.global_step
+        if args.eval_strategy == "steps" and not evaluated:
+            control.should_evaluate = True
 
-    def on_evaluate(self, args, state, control, **kwargs):
-        self.eval_seconds += time.perf_counter() - self._eval_started
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        seconds = time.perf_counter() - self._eval_started
+        self.curve.append({"step": state.global_step, "score": metrics[f"eval_{self.metric}"],
+                           "train_seconds": self._eval_started - self._train_started
+                           - self.eval_seconds})  # fmt: skip
+        self.eval_seconds += seconds
 
 
 class CountingTrainer(Trainer):
@@ -63,7 +81,8 @@ def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
     label_names, tokenizer, tokenized, model_source = tokenized_splits(cfg, out_dir)
     model = token_classification_model(cfg, label_names, len(tokenizer), model_source)
     span_task = is_span_label_set(label_names)
-    timing = Timing(started)
+    metric = "f1" if span_task else "accuracy"
+    timing = Timing(started, metric)
     trainer = CountingTrainer(
         model=model, args=training_arguments(cfg, out_dir), train_dataset=tokenized["train"],
         eval_dataset=tokenized["validation"],
@@ -72,7 +91,6 @@ def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
     )  # fmt: skip
     output = trainer.train()
     evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
-    metric = "f1" if span_task else "accuracy"
     train_seconds = output.metrics["train_runtime"] - timing.eval_seconds
     validation_tokens = sum(len(ids) for ids in tokenized["validation"]["input_ids"])
     return {
@@ -85,6 +103,7 @@ def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
         "final_score": evaluations[-1][f"eval_{metric}"],
         "best_score": max(entry[f"eval_{metric}"] for entry in evaluations),
         "score_name": f"val/{metric}",
+        "curve": timing.curve,
     }
 
 
@@ -166,7 +185,8 @@ def training_arguments(cfg: DictConfig, out_dir: Path) -> TrainingArguments:
         adam_beta1=cfg.optim.betas[0], adam_beta2=cfg.optim.betas[1], adam_epsilon=cfg.optim.eps,
         **warmup,
         max_grad_norm=cfg.optim.max_grad_norm or 0.0, seed=cfg.seed,
-        eval_strategy="epoch", save_strategy="epoch", report_to="none",
+        eval_strategy="steps" if cfg.eval.every_n_steps else "epoch",
+        eval_steps=cfg.eval.every_n_steps, save_strategy="epoch", report_to="none",
         bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=on_cpu,
         disable_tqdm=True,
     )  # fmt: skip
