@@ -93,6 +93,7 @@ class DataConfig:
     max_eval_sentences: int | None = MISSING
     batch_size: int = MISSING
     group_by_length: bool = MISSING
+    group_batches: int = 50  # with group_by_length: batches sorted by length together
     pad_to_multiple_of: int | None = MISSING
     context: str = MISSING  # CONTEXTS
     context_subwords: int = MISSING  # with context=document: subwords per example in all

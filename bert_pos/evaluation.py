@@ -314,6 +314,19 @@ def evaluate_split(
     )
     if not write:
         return scores, None, None
+    figure, bootstrap = write_details(out_dir, sentences, gold, predicted, scores, label_names,
+                                      span_task, title, settings, seen_entities)  # fmt: skip
+    return scores, figure, bootstrap
+
+
+def write_details(out_dir: Path, sentences: Dataset, gold: list[list[str]],
+                  predicted: list[list[str]], scores: dict, label_names: list[str],
+                  span_task: bool, title: str, settings: dict | None = None,
+                  seen_entities: set | None = None):  # fmt: skip
+    """What is read of an evaluation beyond its scores, into `out_dir`: `predictions.txt`,
+    `metrics.json` with the bootstrap interval, the span error analysis, the confusion matrix.
+    Returns (confusion-matrix figure, bootstrap interval). Costlier than the scoring itself
+    (the bootstrap above all), so the training loop writes it once, for its last evaluation."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.txt", sentences["tokens"], gold, predicted,
                       sentences["document_id"])  # fmt: skip
@@ -330,7 +343,7 @@ def evaluate_split(
         confusion_matrix(gold, predicted, matrix_labels), matrix_labels, title
     )
     figure.savefig(out_dir / "confusion_matrix.png", dpi=120)
-    return scores, figure, recorded["bootstrap"]
+    return figure, recorded["bootstrap"]
 
 
 def evaluate_run(cfg: DictConfig) -> dict:

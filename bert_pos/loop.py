@@ -51,7 +51,7 @@ from bert_pos.config import hyperparameters, recipe_view
 from bert_pos.data.batching import build_dataloaders
 from bert_pos.data.cache import tokenize_splits_cached
 from bert_pos.data.encoding import max_length_of
-from bert_pos.data.sources import load_splits, resolve_label_names, subset
+from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names, subset
 from bert_pos.data.vocabularies import build_tokenizer
 from bert_pos.devices import (
     autocast_for,
@@ -63,7 +63,7 @@ from bert_pos.devices import (
 )
 from bert_pos.encoders import TOKENIZER_KINDS, layer_depth, load_tokenizer
 from bert_pos.errors import NonFiniteError, TrainingInterrupted
-from bert_pos.evaluation import evaluate_split
+from bert_pos.evaluation import evaluate, evaluate_split, write_details
 from bert_pos.export import export_model, model_card
 from bert_pos.hub import check_hub_access, resolve_model_source
 from bert_pos.labels import IGNORE_INDEX, begin_to_inside_map, is_span_label_set
@@ -160,6 +160,10 @@ class Run:
     # Validation score against training time, evaluations excluded (this session's clock):
     # [{"step", "train_seconds", "score"}], for time to accuracy (bert_pos.bench).
     curve: list[dict] = field(default_factory=list)
+    # The latest validation evaluation (step, scores, predicted tags): its details (predictions,
+    # bootstrap interval, error tables, confusion matrix) are written once, when the loop ends.
+    last_validation: tuple | None = None
+    validation_gold: list | None = None  # every word's gold label, per validation sentence
 
     @property
     def span_task(self) -> bool:
@@ -219,8 +223,24 @@ def train_loop(run: Run, state: LoopState) -> None:
         log.info("%s", state.stop_reason)
         if run.ddp.is_main:
             save_weights(run.model, weights_file(run.run_dir, "last"), step=state.step)
-    distributed.barrier()  # rank 0's best weights are on disk for every rank to read
     run.loop_seconds = time.perf_counter() - started
+    write_validation_details(run)
+    distributed.barrier()  # rank 0's best weights are on disk for every rank to read
+
+
+def write_validation_details(run: Run) -> None:
+    """eval/validation/ of the loop's last evaluation: predictions, bootstrap interval, error
+    tables, confusion matrix (also to TensorBoard). Once per run, not at every evaluation:
+    they cost more than the scoring, and are read at the end."""
+    if run.last_validation is None or not run.ddp.is_main:
+        return
+    step, scores, predicted = run.last_validation
+    figure, _ = write_details(
+        run.run_dir / "eval" / "validation", run.splits["validation"], run.validation_gold,
+        predicted, scores, run.label_names, run.span_task, title=f"validation, step {step}",
+        seen_entities=run.seen_entities,
+    )  # fmt: skip
+    run.writer.add_figure("val/confusion_matrix", figure, step)
 
 
 def due(every_n_steps: int | None, step: int) -> bool:
@@ -366,14 +386,14 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     epoch = state.epoch + state.step_in_epoch / run.steps_per_epoch
     train_loss = state.epoch_loss_sum / max(state.epoch_labelled, 1)
     eval_started = time.perf_counter()
-    scores, figure, _ = evaluate_split(
-        run.model, run.loaders["validation"], run.splits["validation"], run.label_names,
-        run.span_task, cfg.eval.level, cfg.eval.mode, run.device, run.autocast,
-        run.run_dir / "eval" / "validation", title=f"validation, step {step}",
-        write=run.ddp.is_main, seen_entities=run.seen_entities,
+    # Scores only: what selection and the curves need (details: write_validation_details).
+    if run.validation_gold is None:
+        run.validation_gold = gold_labels(run.splits["validation"], run.label_names)
+    scores, predicted = evaluate(
+        run.model, run.loaders["validation"], run.label_names, run.span_task, cfg.eval.level,
+        run.device, run.autocast, cfg.eval.mode, run.validation_gold,
     )  # fmt: skip
-    if figure is not None:
-        run.writer.add_figure("val/confusion_matrix", figure, step)
+    run.last_validation = (step, scores, predicted)
     eval_seconds = time.perf_counter() - eval_started
     state.eval_seconds += eval_seconds
     run.curve.append({"step": step, "score": scores[run.selection_metric],
@@ -499,7 +519,8 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         )  # fmt: skip
     loaders = build_dataloaders(
         tokenized, batch_size=cfg.data.batch_size, eval_batch_size=cfg.eval.batch_size,
-        group_by_length=cfg.data.group_by_length, pad_token_id=tokenizer.pad_token_id,
+        group_by_length=cfg.data.group_by_length, group_batches=cfg.data.group_batches,
+        pad_token_id=tokenizer.pad_token_id,
         pad_to_multiple_of=padding_multiple(cfg.data.pad_to_multiple_of, device),
         num_workers=cfg.data.num_workers,
         seed=cfg.seed, pin_memory=device.type == "cuda",

@@ -117,6 +117,36 @@ def test_short_training_run_learns_and_writes_its_outputs(tmp_path):
 
 
 @pytest.mark.slow
+def test_evaluations_during_training_score_and_the_last_writes_its_details(tmp_path, monkeypatch):
+    """Every evaluation scores (selection, curves); the details (predictions, bootstrap
+    interval, error tables, confusion matrix) are written once, for the last evaluation."""
+    import bert_pos.loop
+
+    written = []
+    write_details = bert_pos.loop.write_details
+
+    def counting_write_details(out_dir, *args, **kwargs):
+        written.append(out_dir)
+        return write_details(out_dir, *args, **kwargs)
+
+    monkeypatch.setattr(bert_pos.loop, "write_details", counting_write_details)
+    cfg = compose_config(TINY_DEMO_OVERRIDES + ["epochs=1", "eval.every_n_steps=10",
+                                                "eval.test_at_end=false"])  # fmt: skip
+    metrics = train(cfg, tmp_path)
+    assert [row["step"] for row in metrics["epochs"]] == [10, 20, 30, 38]
+    assert [point["step"] for point in metrics["curve"]] == [10, 20, 30, 38]
+    assert [point["score"] for point in metrics["curve"]] == [
+        row["val/f1"] for row in metrics["epochs"]]  # fmt: skip
+    assert written == [tmp_path / "eval" / "validation"]
+    details = json.loads((tmp_path / "eval" / "validation" / "metrics.json").read_text())
+    assert details["f1"] == metrics["epochs"][-1]["val/f1"]  # the last evaluation's
+    assert "bootstrap" in details and (tmp_path / "eval" / "validation" / "errors.md").is_file()
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Images("val/confusion_matrix")] == [38]
+
+
+@pytest.mark.slow
 def test_subword_level_evaluation_and_pos_task(tmp_path):
     cfg = compose_config(TINY_DEMO_OVERRIDES + ["eval.level=subword", "data.task=pos",
                                                 "data.label_strategy=all", "epochs=1"])  # fmt: skip

@@ -163,6 +163,7 @@ def build_dataloaders(
     pin_memory: bool,
     num_shards: int = 1,
     shard: int = 0,
+    group_batches: int = 50,
 ) -> dict[str, DataLoader]:
     """Loaders of every split; with `num_shards` > 1, this data-parallel process's share
     (`batch_size` and `eval_batch_size` are per process)."""
@@ -174,7 +175,7 @@ def build_dataloaders(
         if split == "train":
             examples = TrainExamples(examples)
             sampler = ShuffledBatchSampler(lengths, batch_size, seed, group_by_length,
-                                           num_shards=num_shards, shard=shard)  # fmt: skip
+                                           group_batches, num_shards, shard)  # fmt: skip
         else:
             sampler = length_sorted_batches(lengths, eval_batch_size, num_shards, shard)
         loaders[split] = DataLoader(
