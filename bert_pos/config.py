@@ -111,7 +111,7 @@ class ModelConfig:
     pooling: str = MISSING  # POOLINGS
     head: str = MISSING  # HEADS
     decode: str = MISSING  # DECODINGS
-    padding_free: bool = MISSING  # pack each batch's real tokens, attention per sentence
+    padding_free: bool | None = MISSING  # pack each batch's real tokens; null: where exact
 
 
 @dataclass

@@ -603,14 +603,18 @@ def build_tagger(cfg: DictConfig, label_names: list[str], tokenizer, model_sourc
                  ddp, device: torch.device):  # fmt: skip
     """The tagger on `device`, and what training steps call: it under DDP and torch.compile."""
     random_init = cfg.model.random_init
+    padding_free = cfg.model.padding_free
+    if padding_free is None and cfg.compile:
+        padding_free = False  # a compiled step wants few shapes: padded, length-bucketed batches
     model = build_model(
         num_labels=len(label_names), dropout=cfg.model.dropout, pretrained_path=model_source,
         random_init=OmegaConf.to_container(random_init) if random_init else None,
         vocab_size=len(tokenizer), pooling=cfg.model.pooling, head=cfg.model.head,
         decode=cfg.model.decode, label_names=label_names, special_ids=special_ids(tokenizer),
-        padding_free=cfg.model.padding_free,
+        padding_free=padding_free,
     ).to(device)  # fmt: skip
-    log.info("model: %.1fM parameters", sum(p.numel() for p in model.parameters()) / 1e6)
+    log.info("model: %.1fM parameters%s", sum(p.numel() for p in model.parameters()) / 1e6,
+             ", padding-free batches" if model.padding_free else "")  # fmt: skip
     step_model = model  # evaluation always runs the eager model
     if ddp.enabled:
         # Same weights everywhere (DDP also copies rank 0's); dropout masks differ per rank.

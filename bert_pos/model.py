@@ -334,7 +334,7 @@ def build_model(
     decode: str = "argmax",
     label_names: list[str] | None = None,
     special_ids: dict | None = None,
-    padding_free: bool = False,
+    padding_free: bool | None = False,
 ) -> Tagger:
     """A tagger on pretrained weights (a local folder or hub name, any family `AutoModel`
     loads) or on a random config (`random_init`: shape fields, optionally `model_type`; the
@@ -345,7 +345,7 @@ def build_model(
     attention kernels where the family has them. `pooling`, `head`, `decode`: see the module
     docstring (`label_names` for the IOB2 transitions of `head=crf` and `decode=constrained`).
     `padding_free`: run the encoder on packed batches (bert_pos/packing.py); families that
-    cannot pack exactly raise a ValueError.
+    cannot pack exactly raise a ValueError; None: packed where the family packs exactly.
     """
     if pretrained_path is not None and pretrained_weights:
         config = AutoConfig.from_pretrained(pretrained_path)
@@ -356,6 +356,8 @@ def build_model(
         encoder = encoders.build_encoder(
             encoders.random_config(random_init, vocab_size, special_ids)
         )
+    if padding_free is None:
+        padding_free = encoder.config.model_type in packing.SUPPORTED
     return Tagger(
         encoder, num_labels, dropout, pooling, head, decode, label_names, padding_free=padding_free
     )

@@ -228,3 +228,27 @@ def test_a_family_that_cannot_pack_is_refused_at_build(model_type):
     with pytest.raises(ValueError, match=f"model.padding_free.*{model_type}") as error:
         padded_and_packed(model_type, special_ids=special_ids)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("model_type, packs", [("bert", True), ("roberta", True),
+                                               ("deberta-v2", False), ("modernbert", False)])  # fmt: skip
+def test_the_default_packs_where_the_family_packs_exactly(model_type, packs):
+    special_ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1,
+                   "sep_token_id": 2}  # fmt: skip
+    model = build_model(len(NER_LABELS), 0.0, random_init={"model_type": model_type, **TINY_BERT},
+                        vocab_size=VOCAB, label_names=NER_LABELS, padding_free=None,
+                        special_ids=special_ids)  # fmt: skip
+    assert model.padding_free is packs
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_the_default_recipe_trains_random_padding_free_batches_unless_compiled(tokenizer,
+                                                                               compiled):  # fmt: skip
+    from bert_pos.distributed import Distributed
+    from bert_pos.loop import build_tagger
+    from tests.helpers import compose_config
+
+    cfg = compose_config(["+experiment=baseline", "model=tiny", f"compile={compiled}"])
+    assert cfg.data.group_by_length is False and cfg.model.padding_free is None
+    model, _ = build_tagger(cfg, NER_LABELS, tokenizer, None, Distributed(), torch.device("cpu"))
+    assert model.padding_free is not compiled  # a compiled step wants padded, bucketed shapes

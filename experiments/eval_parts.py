@@ -1,0 +1,104 @@
+"""Where an evaluation's time goes: the model's forward passes, the scoring, and each of the
+details `evaluation.write_details` adds (predictions file, bootstrap interval, span error
+tables, confusion matrix).
+
+    python experiments/eval_parts.py +experiment=baseline model=minilm data.dir=../shared/data/conll2003 \
+        eval.level=subword [data.max_eval_sentences=500]
+
+The run's validation split, its loader (eval.batch_size), the model as `setup` builds it
+(untrained head: the tags are near-random, so the error tables are as long as they get).
+Each part is timed twice; the faster counts.
+"""
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bert_pos.config import register_configs  # noqa: E402
+
+
+def fastest(function, repeats: int = 2) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = function()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def main(overrides: list[str]) -> None:
+    import matplotlib.pyplot as plt
+    from hydra import compose, initialize_config_dir
+
+    from bert_pos.data.sources import gold_labels
+    from bert_pos.devices import cpu_description
+    from bert_pos.evaluation import (
+        confusion_matrix,
+        evaluate,
+        plot_confusion_matrix,
+        word_level_bootstrap,
+        write_predictions,
+    )
+    from bert_pos.loop import setup
+    from bert_pos.span_errors import write_error_report
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides + ["data.cache_dir=null", "eval.test_at_end=false"])
+    out_dir = Path(tempfile.mkdtemp(prefix="bert_pos_eval_parts_"))
+    run, _ = setup(cfg, out_dir)
+    loader, sentences = run.loaders["validation"], run.splits["validation"]
+    gold = gold_labels(sentences, run.label_names)
+    run.model.eval()
+
+    @torch.inference_mode()
+    def forward_only():
+        for batch in loader:
+            with run.autocast:
+                run.model(batch["input_ids"], batch["attention_mask"], batch["word_index"])
+
+    def scores_only():
+        return evaluate(run.model, loader, run.label_names, run.span_task, cfg.eval.level,
+                        run.device, run.autocast, cfg.eval.mode, gold)  # fmt: skip
+
+    tokens = sum(int(batch["attention_mask"].sum()) for batch in loader)
+    forward_seconds, _ = fastest(forward_only)
+    evaluate_seconds, (_, predicted) = fastest(scores_only)
+    labels = run.label_names
+
+    def confusion_image():
+        figure = plot_confusion_matrix(confusion_matrix(gold, predicted, labels), labels, "t")
+        figure.savefig(out_dir / "c.png", dpi=120)
+        plt.close(figure)
+
+    parts = {
+        "predictions.txt": lambda: write_predictions(out_dir / "p.txt", sentences["tokens"], gold,
+                                                     predicted, sentences["document_id"]),
+        "bootstrap interval (1,000 resamples)": lambda: word_level_bootstrap(gold, predicted,
+                                                                             run.span_task),
+        "span error tables": lambda: write_error_report(out_dir / "e.json", out_dir / "e.md",
+                                                        sentences["tokens"], gold, predicted),
+        "confusion matrix (PNG)": confusion_image,
+    }  # fmt: skip
+    print(
+        f"{len(sentences)} validation sentences, {tokens} tokens, eval batch "
+        f"{cfg.eval.batch_size}, {torch.get_num_threads()} threads, CPU: {cpu_description()}"
+    )
+    print(f"{'part':<40} {'seconds':>8}")
+    print(f"{'forward passes':<40} {forward_seconds:>8.2f}")
+    print(
+        f"{'scoring (evaluate() less the forward)':<40} {evaluate_seconds - forward_seconds:>8.2f}"
+    )
+    print(f"{'evaluate() in all':<40} {evaluate_seconds:>8.2f}")
+    for name, function in parts.items():
+        print(f"{name:<40} {fastest(function)[0]:>8.2f}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
