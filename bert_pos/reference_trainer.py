@@ -16,6 +16,7 @@ from transformers import (
     Trainer,
     TrainerCallback,
     TrainingArguments,
+    set_seed,
 )
 
 from bert_pos.data.encoding import align_labels
@@ -79,6 +80,9 @@ def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
     """Train and evaluate as the card's script does; returns what the bench compares."""
     started = time.perf_counter()
     label_names, tokenizer, tokenized, model_source = tokenized_splits(cfg, out_dir)
+    # As run_ner.py does before it loads the model: the new classifier's initial weights come
+    # from the seed, not from whatever the process's random state happens to be.
+    set_seed(cfg.seed)
     model = token_classification_model(cfg, label_names, len(tokenizer), model_source)
     span_task = is_span_label_set(label_names)
     metric = "f1" if span_task else "accuracy"
