@@ -252,3 +252,25 @@ def test_the_default_recipe_trains_random_padding_free_batches_unless_compiled(t
     assert cfg.data.group_by_length is False and cfg.model.padding_free is None
     model, _ = build_tagger(cfg, NER_LABELS, tokenizer, None, Distributed(), torch.device("cpu"))
     assert model.padding_free is not compiled  # a compiled step wants padded, bucketed shapes
+
+
+@pytest.mark.slow
+def test_a_padding_free_run_trains_as_the_padded_run(tmp_path):
+    """The defaults' training path end to end (random batches, padding-free), against the same
+    run padded: losses and scores agree within float rounding over a few steps."""
+    from bert_pos.train import train
+    from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
+
+    runs = {}
+    for padding_free in ("null", "false"):
+        cfg = compose_config(TINY_DEMO_OVERRIDES + [
+            "data.group_by_length=false", f"model.padding_free={padding_free}", "max_steps=6",
+            "eval.every_n_steps=3", "eval.test_at_end=false", "model.dropout=0.0",
+            "+model.random_init.hidden_dropout_prob=0.0",
+            "+model.random_init.attention_probs_dropout_prob=0.0"])  # fmt: skip
+        runs[padding_free] = train(cfg, tmp_path / padding_free)
+    packed, padded = runs["null"], runs["false"]
+    assert [row["step"] for row in packed["epochs"]] == [3, 6]
+    for got, expected in zip(packed["epochs"], padded["epochs"], strict=True):
+        for key in ("train/loss", "val/loss", "val/accuracy"):
+            assert got[key] == pytest.approx(expected[key], rel=1e-4, abs=1e-5), key
