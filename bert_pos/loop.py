@@ -605,9 +605,8 @@ def build_tagger(cfg: DictConfig, label_names: list[str], tokenizer, model_sourc
     random_init = cfg.model.random_init
     padding_free = cfg.model.padding_free
     if padding_free is None and cfg.compile:
-        padding_free = (
-            False  # a compiled step wants few shapes: padded batches (pad_to_multiple_of)
-        )
+        # a compiled step wants few shapes: padded batches (data.pad_to_multiple_of buckets them)
+        padding_free = False
     model = build_model(
         num_labels=len(label_names), dropout=cfg.model.dropout, pretrained_path=model_source,
         random_init=OmegaConf.to_container(random_init) if random_init else None,
