@@ -326,9 +326,10 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
 
 def run_side(side: str, side_cfg: DictConfig, out_dir: Path) -> dict:
     """One side in a child process of its own; what it measured, or {"error": ...}."""
-    queue = multiprocessing.get_context("spawn").Queue()
-    process = multiprocessing.get_context("spawn").Process(
-        target=_child, args=(side, OmegaConf.to_yaml(side_cfg), str(out_dir), queue))  # fmt: skip
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_child,
+                              args=(side, OmegaConf.to_yaml(side_cfg), str(out_dir), queue))  # fmt: skip
     process.start()
     process.join()
     if queue.empty():

@@ -150,6 +150,7 @@ class Run:
     started: float  # perf_counter at the start of setup
     mean_train_length: float
     validation_tokens: int  # real tokens of one pass over validation, for eval tokens/s
+    validation_gold: list[list[str]]  # every word's gold label, per validation sentence
     first_step_seconds: float | None = None  # from the start of setup to the end of step 1
     loop_seconds: float = 0.0  # steps, evaluations, checkpoints
     first_step: int = 0  # the step this process started from (resumed runs: the checkpoint's)
@@ -163,7 +164,6 @@ class Run:
     # The latest validation evaluation (step, scores, predicted tags): its details (predictions,
     # bootstrap interval, error tables, confusion matrix) are written once, when the loop ends.
     last_validation: tuple | None = None
-    validation_gold: list | None = None  # every word's gold label, per validation sentence
 
     @property
     def span_task(self) -> bool:
@@ -387,8 +387,6 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     train_loss = state.epoch_loss_sum / max(state.epoch_labelled, 1)
     eval_started = time.perf_counter()
     # Scores only: what selection and the curves need (details: write_validation_details).
-    if run.validation_gold is None:
-        run.validation_gold = gold_labels(run.splits["validation"], run.label_names)
     scores, predicted = evaluate(
         run.model, run.loaders["validation"], run.label_names, run.span_task, cfg.eval.level,
         run.device, run.autocast, cfg.eval.mode, run.validation_gold,
@@ -554,6 +552,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         loss_divisor, writer=None, started=started,
         mean_train_length=statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
+        validation_gold=gold_labels(splits["validation"], label_names),
     )  # fmt: skip
     if run.span_task:
         train = splits["train"]
