@@ -149,9 +149,13 @@ def run_floor(cfg: DictConfig, out_dir: Path) -> dict:
     passes = passes[1:]
     seconds = min(passes)
     tokens = sum(input_ids.numel() for input_ids, _ in batches)
-    return {"train_tokens_per_s": tokens / seconds, "train_seconds": seconds,
-            "steps": len(batches), "pass_seconds": passes,
-            "mean_train_length": tokens / sum(len(input_ids) for input_ids, _ in batches)}  # fmt: skip
+    return {
+        "train_tokens_per_s": tokens / seconds,
+        "train_seconds": seconds,
+        "steps": len(batches),
+        "pass_seconds": passes,
+        "mean_train_length": tokens / sum(len(input_ids) for input_ids, _ in batches),
+    }
 
 
 def unpadded(token_ids: list[int], labels: list[int], rows: int):
@@ -161,12 +165,21 @@ def unpadded(token_ids: list[int], labels: list[int], rows: int):
 
     length = len(token_ids) // rows
     shape = (rows, length)
-    return (torch.tensor(token_ids[: rows * length]).view(shape),
-            torch.tensor(labels[: rows * length]).view(shape))  # fmt: skip
+    return (
+        torch.tensor(token_ids[: rows * length]).view(shape),
+        torch.tensor(labels[: rows * length]).view(shape),
+    )
 
 
-def bare_step(model, optimizer, autocast, input_ids, attention_mask, labels,
-              max_grad_norm: float | None = None) -> None:  # fmt: skip
+def bare_step(
+    model,
+    optimizer,
+    autocast,
+    input_ids,
+    attention_mask,
+    labels,
+    max_grad_norm: float | None = None,
+) -> None:
     """The floor's optimizer step: forward, cross-entropy over the labelled tokens, backward,
     (the recipe's gradient clipping,) the optimizer step. Nothing else of the training loop."""
     import torch
@@ -235,9 +248,12 @@ def format_report(results: dict, device: str, recipe: str) -> str:
     lines = [f"{recipe} on {device}", ""]
     if "train_tokens_per_s" in floor:
         mfu = f", model FLOPs utilisation {floor['mfu']:.1%}" if "mfu" in floor else ""
-        lines += [f"The model's floor (forward + backward + optimizer step alone, on unpadded "
-                  f"batches of the same tokens): {floor['train_tokens_per_s']:.0f} training "
-                  f"tokens/s, {floor['ms_per_step']:.1f} ms per step{mfu}", ""]  # fmt: skip
+        lines += [
+            f"The model's floor (forward + backward + optimizer step alone, on unpadded "
+            f"batches of the same tokens): {floor['train_tokens_per_s']:.0f} training "
+            f"tokens/s, {floor['ms_per_step']:.1f} ms per step{mfu}",
+            "",
+        ]
     lines += ["| | bert_pos | Trainer | bert_pos / Trainer |", "|---|---|---|---|"]
     for title, key, form, with_ratio in rows:
         if key not in ours and key not in theirs:
@@ -309,16 +325,22 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
         name = torch.cuda.get_device_name()
     else:  # the instruction set decides CPU speed, bf16 above all (AVX512-BF16, AMX)
         name = f"{platform.processor() or 'CPU'}, {cpu_description()}"
-    recipe = (f"{cfg.model.name_or_path or cfg.model.package or 'random BERT'}, "
-              f"batch {cfg.data.batch_size} x {cfg.grad_accum_steps}, lr {cfg.optim.lr:g}, "
-              f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}, "
-              f"{precisions_and_eval_batches(side_configs)}, {torch.get_num_threads()} threads, "
-              f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}")  # fmt: skip
+    recipe = (
+        f"{cfg.model.name_or_path or cfg.model.package or 'random BERT'}, "
+        f"batch {cfg.data.batch_size} x {cfg.grad_accum_steps}, lr {cfg.optim.lr:g}, "
+        f"{cfg.max_steps or cfg.epochs} {'steps' if cfg.max_steps else 'epochs'}, "
+        f"{precisions_and_eval_batches(side_configs)}, {torch.get_num_threads()} threads, "
+        f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+    )
     accuracy = times_to_targets(results, list(cfg.targets))
-    table = (format_time_to_accuracy(accuracy, seeds) + "\n\n"
-             + format_report(results, f"{device} ({name})", recipe))  # fmt: skip
-    (run_dir / "bench.json").write_text(json.dumps(
-        {**results, "time_to_accuracy": accuracy, "per_seed": per_seed}, indent=2) + "\n")  # fmt: skip
+    table = (
+        format_time_to_accuracy(accuracy, seeds)
+        + "\n\n"
+        + format_report(results, f"{device} ({name})", recipe)
+    )
+    (run_dir / "bench.json").write_text(
+        json.dumps({**results, "time_to_accuracy": accuracy, "per_seed": per_seed}, indent=2) + "\n"
+    )
     (run_dir / "bench.md").write_text(table + "\n")
     print(table)
     return results
@@ -328,8 +350,9 @@ def run_side(side: str, side_cfg: DictConfig, out_dir: Path) -> dict:
     """One side in a child process of its own; what it measured, or {"error": ...}."""
     context = multiprocessing.get_context("spawn")
     queue = context.Queue()
-    process = context.Process(target=_child,
-                              args=(side, OmegaConf.to_yaml(side_cfg), str(out_dir), queue))  # fmt: skip
+    process = context.Process(
+        target=_child, args=(side, OmegaConf.to_yaml(side_cfg), str(out_dir), queue)
+    )
     process.start()
     process.join()
     if queue.empty():
@@ -344,8 +367,9 @@ def average_over_seeds(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict]:
     results = {}
     for side in dict.fromkeys(side for sides in per_seed.values() for side in sides):
         runs = {seed: sides[side] for seed, sides in per_seed.items() if side in sides}
-        failed = [f"seed {seed}: {values['error']}" for seed, values in runs.items()
-                  if "error" in values]  # fmt: skip
+        failed = [
+            f"seed {seed}: {values['error']}" for seed, values in runs.items() if "error" in values
+        ]
         if failed:
             results[side] = {"error": "; ".join(failed)}
             continue
@@ -382,12 +406,17 @@ def times_to_targets(results: dict[str, dict], shares: list[float]) -> dict:
     targets = []
     for share in shares:
         target = share * reference
-        seconds = {side: {seed: time_to(curve, target)
-                          for seed, curve in results[side]["curves"].items()}
-                   for side in sides}  # fmt: skip
+        seconds = {
+            side: {seed: time_to(curve, target) for seed, curve in results[side]["curves"].items()}
+            for side in sides
+        }
         targets.append({"share": share, "score": target, "seconds": seconds})
-    return {"reference_side": reference_side, "reference_score": reference,
-            "score_name": results[reference_side]["score_name"], "targets": targets}  # fmt: skip
+    return {
+        "reference_side": reference_side,
+        "reference_score": reference,
+        "score_name": results[reference_side]["score_name"],
+        "targets": targets,
+    }
 
 
 def format_time_to_accuracy(accuracy: dict, seeds: list[int]) -> str:
@@ -396,12 +425,15 @@ def format_time_to_accuracy(accuracy: dict, seeds: list[int]) -> str:
     if not accuracy:
         return "Time to accuracy: no final validation score to set targets from"
     reference = "the Trainer's" if accuracy["reference_side"] == "trainer" else "bert_pos's"
-    lines = [f"Time to accuracy: training seconds (evaluations excluded) to reach a share of "
-             f"{reference} final {accuracy['score_name']} {accuracy['reference_score']:.4f}; "
-             f"mean (range) over seed{'s' if len(seeds) > 1 else ''} "
-             f"{', '.join(map(str, seeds))}", "",
-             "| target | score | bert_pos | Trainer | bert_pos / Trainer |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Time to accuracy: training seconds (evaluations excluded) to reach a share of "
+        f"{reference} final {accuracy['score_name']} {accuracy['reference_score']:.4f}; "
+        f"mean (range) over seed{'s' if len(seeds) > 1 else ''} "
+        f"{', '.join(map(str, seeds))}",
+        "",
+        "| target | score | bert_pos | Trainer | bert_pos / Trainer |",
+        "|---|---|---|---|---|",
+    ]
     for target in accuracy["targets"]:
         means, cells = {}, []
         for side in ("bert_pos", "trainer"):
@@ -417,17 +449,22 @@ def format_time_to_accuracy(accuracy: dict, seeds: list[int]) -> str:
                 partial = f", {len(reached)}/{runs} seeds" if len(reached) < runs else ""
                 cells.append(f"{means[side]:.1f}{spread}{partial}")
         complete = all(s is not None for side in target["seconds"].values() for s in side.values())
-        ratio = (f"{means['bert_pos'] / means['trainer']:.2f}x"
-                 if complete and len(means) == 2 and means["trainer"] else "-")  # fmt: skip
-        lines.append(f"| {target['share']:.0%} | {target['score']:.4f} | {cells[0]} | {cells[1]} "
-                     f"| {ratio} |")  # fmt: skip
+        ratio = (
+            f"{means['bert_pos'] / means['trainer']:.2f}x"
+            if complete and len(means) == 2 and means["trainer"]
+            else "-"
+        )
+        lines.append(
+            f"| {target['share']:.0%} | {target['score']:.4f} | {cells[0]} | {cells[1]} | {ratio} |"
+        )
     return "\n".join(lines)
 
 
 def precisions_and_eval_batches(side_configs: dict[str, DictConfig]) -> str:
     """`bf16, eval batch 64` when both sides agree, else each side's."""
-    described = {side: f"{c.precision}, eval batch {c.eval.batch_size}"
-                 for side, c in side_configs.items()}  # fmt: skip
+    described = {
+        side: f"{c.precision}, eval batch {c.eval.batch_size}" for side, c in side_configs.items()
+    }
     if len(set(described.values())) == 1:
         return described["bert_pos"]
     return "; ".join(f"{side}: {text}" for side, text in described.items())

@@ -85,7 +85,7 @@ def rng_state() -> dict:
             numpy_position,
             numpy_has_gauss,
             numpy_gauss,
-        ],  # fmt: skip
+        ],
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available():

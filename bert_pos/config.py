@@ -219,15 +219,36 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("run_dir_of", run_dir_of)
 
 
-POSITIVE = ["optim.lr", "epochs", "grad_accum_steps", "log_every_n_steps", "data.batch_size",
-            "eval.batch_size", "checkpoint.keep_last",
-            "data.context_subwords"]  # fmt: skip
-NON_NEGATIVE = ["progress_every_s", "optim.eps", "optim.weight_decay", "optim.warmup_ratio",
-                "optim.warmup_steps", "data.num_workers", "early_stopping.min_delta",
-                "nonfinite.max_skipped"]  # fmt: skip
-POSITIVE_OR_NULL = ["max_steps", "data.pad_to_multiple_of", "eval.every_n_steps", "data.max_train_sentences",
-                    "data.max_eval_sentences", "optim.max_grad_norm",
-                    "checkpoint.every_n_steps", "early_stopping.patience"]  # fmt: skip
+POSITIVE = [
+    "optim.lr",
+    "epochs",
+    "grad_accum_steps",
+    "log_every_n_steps",
+    "data.batch_size",
+    "eval.batch_size",
+    "checkpoint.keep_last",
+    "data.context_subwords",
+]
+NON_NEGATIVE = [
+    "progress_every_s",
+    "optim.eps",
+    "optim.weight_decay",
+    "optim.warmup_ratio",
+    "optim.warmup_steps",
+    "data.num_workers",
+    "early_stopping.min_delta",
+    "nonfinite.max_skipped",
+]
+POSITIVE_OR_NULL = [
+    "max_steps",
+    "data.pad_to_multiple_of",
+    "eval.every_n_steps",
+    "data.max_train_sentences",
+    "data.max_eval_sentences",
+    "optim.max_grad_norm",
+    "checkpoint.every_n_steps",
+    "early_stopping.patience",
+]
 
 
 class ConfigError(UserError, ValueError):
@@ -254,8 +275,10 @@ def data_problems(data: DictConfig) -> list[str]:
         )
     unknown = set(data.split_names) - {"train", "validation", "test"}
     if unknown or data.split_names.get("train") is None:
-        problems.append(f"data.split_names={dict(data.split_names)}: expected the dataset's "
-                        "split names of train (required), validation and test")  # fmt: skip
+        problems.append(
+            f"data.split_names={dict(data.split_names)}: expected the dataset's "
+            "split names of train (required), validation and test"
+        )
     if not 0 < data.validation_fraction < 1:
         problems.append(
             f"data.validation_fraction={data.validation_fraction}: must be within (0, 1)"
@@ -269,11 +292,23 @@ def data_problems(data: DictConfig) -> list[str]:
 
 # Keys that say where and how a run goes, not what it computes: a resumed run may change them,
 # and they are no hyperparameters.
-RUN_SETTINGS = ("experiment_name", "resume", "device", "log_every_n_steps", "progress_every_s",
-                "checkpoint", "early_stopping", "nonfinite", "data.cache_dir", "data.num_workers",
-                "data.dir", "trainer",
-                # how batches are laid out, not what they compute (float rounding aside)
-                "data.pad_to_multiple_of", "model.padding_free")  # fmt: skip
+RUN_SETTINGS = (
+    "experiment_name",
+    "resume",
+    "device",
+    "log_every_n_steps",
+    "progress_every_s",
+    "checkpoint",
+    "early_stopping",
+    "nonfinite",
+    "data.cache_dir",
+    "data.num_workers",
+    "data.dir",
+    "trainer",
+    # how batches are laid out, not what they compute (float rounding aside)
+    "data.pad_to_multiple_of",
+    "model.padding_free",
+)
 
 
 def flat_view(cfg: DictConfig) -> dict[str, Any]:
@@ -339,8 +374,9 @@ def check_known_keys(cfg: DictConfig, schema: type, command: str) -> None:
 def check_config(cfg: DictConfig, schema: type | None = None) -> None:
     """Known keys only (`schema`: TrainConfig, or the bench's), then range and choice checks;
     each failure names the config key."""
-    check_known_keys(cfg, schema or TrainConfig, "bert_pos.train" if schema is None
-                     else "bert_pos.bench")  # fmt: skip
+    check_known_keys(
+        cfg, schema or TrainConfig, "bert_pos.train" if schema is None else "bert_pos.bench"
+    )
     problems = []
     for key, allowed in CHOICES.items():
         value = OmegaConf.select(cfg, key)
@@ -379,7 +415,9 @@ def check_config(cfg: DictConfig, schema: type | None = None) -> None:
     }
     for key, needs_first in word_level.items():
         if needs_first and cfg.data.label_strategy != "first":
-            problems.append(f"{key}={OmegaConf.select(cfg, key)} works on words: it needs "
-                            "data.label_strategy=first")  # fmt: skip
+            problems.append(
+                f"{key}={OmegaConf.select(cfg, key)} works on words: it needs "
+                "data.label_strategy=first"
+            )
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))

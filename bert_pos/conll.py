@@ -55,8 +55,9 @@ def read_conll(
     trailing spaces and tabs, lines of only spaces and tabs (sentence breaks), and words that
     hold other whitespace (see `line_fields`).
     """
-    check = TagCheck(label_names, scheme, f"column {label_column}, 0-based", ConllFormatError,
-                     closed)  # fmt: skip
+    check = TagCheck(
+        label_names, scheme, f"column {label_column}, 0-based", ConllFormatError, closed
+    )
     path = Path(path)
     text = read_utf8(path)
     sentences: list[Sentence] = []
@@ -80,8 +81,11 @@ def read_conll(
         words.append(fields[word_column])
         labels.append(fields[label_column])
     if words:
-        sentences.append(Sentence(words, check(labels, word_line(path, first_line)),
-                                  max(document_id, 0), first_line))  # fmt: skip
+        sentences.append(
+            Sentence(
+                words, check(labels, word_line(path, first_line)), max(document_id, 0), first_line
+            )
+        )
     if not sentences:
         content = "the file is empty" if not text.strip() else "only -DOCSTART- and blank lines"
         raise ConllFormatError(

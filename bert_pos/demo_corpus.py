@@ -14,9 +14,35 @@ from pathlib import Path
 from bert_pos.conll import write_conll
 
 SYLLABLES = [
-    "ka", "lo", "mi", "ren", "tor", "vel", "an", "is", "ber", "dun", "sa", "ti", "mor", "gal",
-    "fen", "ri", "do", "har", "lin", "qua", "zo", "pe", "nik", "os", "ul", "brem", "cas", "vi",
-]  # fmt: skip
+    "ka",
+    "lo",
+    "mi",
+    "ren",
+    "tor",
+    "vel",
+    "an",
+    "is",
+    "ber",
+    "dun",
+    "sa",
+    "ti",
+    "mor",
+    "gal",
+    "fen",
+    "ri",
+    "do",
+    "har",
+    "lin",
+    "qua",
+    "zo",
+    "pe",
+    "nik",
+    "os",
+    "ul",
+    "brem",
+    "cas",
+    "vi",
+]
 LOC_SUFFIXES = ["burg", "ton", "ia", "stad", "ville", "port"]
 ORG_SUFFIXES = ["Corp", "Bank", "United", "Group", "Airlines", "Motors", "Holdings"]
 EVENT_SUFFIXES = ["Cup", "Open", "Games", "Festival"]
@@ -38,7 +64,7 @@ TEMPLATES = [
     "Prices/NNS rose/VBD sharply/RB last/JJ week/NN ./.",
     "The/DT talks/NNS will/MD resume/VB on/IN Friday/NNP ./.",
     "{PER} told/VBD reporters/NNS the/DT {ORG} plan/NN was/VBD dead/JJ ./.",
-]  # fmt: skip
+]
 
 
 def _invented_word(rng: random.Random, min_syllables: int = 2, max_syllables: int = 3) -> str:

@@ -60,8 +60,11 @@ def cpu_description(flags: set[str] | None = None) -> str:
     """What decides CPU speed: the kernels' instruction set and native bf16, e.g.
     `AVX512, AVX512-BF16`, `AVX2, no native bf16` or `AVX2, AVX512-BF16 unused: oneDNN capped at AVX2`."""
     flags = cpu_flags() if flags is None else flags
-    native = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"))
-              if flag in flags]  # fmt: skip
+    native = [
+        name
+        for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"))
+        if flag in flags
+    ]
     bf16 = " and ".join(native) if native else "no native bf16"
     if native and not cpu_runs_bf16_natively(flags):
         bf16 += f" unused: oneDNN capped at {onednn_isa_cap()}"

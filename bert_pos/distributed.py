@@ -118,8 +118,11 @@ def all_succeeded(succeeded: bool) -> bool:
     cluster's launcher, until the job's time limit)."""
     if not is_distributed():
         return succeeded
-    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" \
-        else torch.device("cpu")  # fmt: skip
+    device = (
+        torch.device("cuda", torch.cuda.current_device())
+        if dist.get_backend() == "nccl"
+        else torch.device("cpu")
+    )
     flag = torch.tensor([int(succeeded)], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MIN)
     return bool(flag.item())

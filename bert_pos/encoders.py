@@ -28,8 +28,12 @@ log = logging.getLogger(__name__)
 # Families whose position ids count from padding_idx + 1 (create_position_ids_from_input_ids).
 OFFSET_POSITIONS = {"roberta", "xlm-roberta", "camembert"}
 # The vocabulary a randomly initialised model of a family gets, built from the training words.
-TOKENIZER_KINDS = {"roberta": "bpe", "modernbert": "bpe", "xlm-roberta": "unigram",
-                   "deberta-v2": "unigram"}  # fmt: skip  # others: wordpiece
+TOKENIZER_KINDS = {
+    "roberta": "bpe",
+    "modernbert": "bpe",
+    "xlm-roberta": "unigram",
+    "deberta-v2": "unigram",
+}  # others: wordpiece
 # Config fields named otherwise in a family (random_init uses BERT's names).
 FIELD_NAMES = {"distilbert": {"intermediate_size": "hidden_dim"}}
 
@@ -82,8 +86,9 @@ def random_config(random_init: dict, vocab_size: int, special_ids: dict | None =
     model_type = fields.pop("model_type", "bert")
     renames = FIELD_NAMES.get(model_type, {})
     fields = {renames.get(key, key): value for key, value in fields.items()}
-    return AutoConfig.for_model(model_type, **{"vocab_size": vocab_size, **(special_ids or {}),
-                                               **fields})  # fmt: skip
+    return AutoConfig.for_model(
+        model_type, **{"vocab_size": vocab_size, **(special_ids or {}), **fields}
+    )
 
 
 def usable_positions(config) -> int:
@@ -98,8 +103,9 @@ def layer_depth(name: str, num_layers: int, prefix: str) -> int:
     embeddings), l + 1 for encoder layer l, num_layers + 1 for the head (CRF included)."""
     if not name.startswith(f"{prefix}."):
         return num_layers + 1
-    layer = re.match(rf"{re.escape(prefix)}\.(?:encoder\.layer|transformer\.layer|layers)\.(\d+)\.",
-                     name)  # fmt: skip
+    layer = re.match(
+        rf"{re.escape(prefix)}\.(?:encoder\.layer|transformer\.layer|layers)\.(\d+)\.", name
+    )
     if layer:
         return int(layer.group(1)) + 1
     if "embeddings" in name or name.startswith(f"{prefix}.encoder."):

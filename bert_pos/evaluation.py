@@ -80,8 +80,9 @@ def evaluate(
         # each example's own word count: padding hides it where a word has no subword and
         # no predictable label (start -1, label IGNORE_INDEX)
         word_counts = [len(loader.dataset[index]["word_starts"]) for index in indices]
-        pieces += batch_pieces(unwrap(model), logits, batch, label_names, level, indices,
-                               word_counts)  # fmt: skip
+        pieces += batch_pieces(
+            unwrap(model), logits, batch, label_names, level, indices, word_counts
+        )
     model.train(was_training)
     # Data-parallel: each process scored its share of the batches; score all of them together,
     # on every process, so metrics equal a single process's exactly and all ranks agree.
@@ -99,8 +100,15 @@ def evaluate(
     return scores, predicted_words
 
 
-def batch_pieces(model, logits: torch.Tensor, batch: dict, label_names: list[str], level: str,
-                 indices: list[int], word_counts: list[int]) -> list[tuple]:  # fmt: skip
+def batch_pieces(
+    model,
+    logits: torch.Tensor,
+    batch: dict,
+    label_names: list[str],
+    level: str,
+    indices: list[int],
+    word_counts: list[int],
+) -> list[tuple]:
     """Each example's (sentence, first word, gold word tags, predicted word tags, gold and
     predicted tags of its labelled subwords; the last two only at subword level). `indices`:
     the examples' places in the loader's dataset (their sentences, where the batch has no
@@ -129,25 +137,36 @@ def batch_pieces(model, logits: torch.Tensor, batch: dict, label_names: list[str
         gold_subwords, predicted_subwords = [], []
         if level == "subword":
             # a word the model cannot predict has no training label; its first subword scores it
-            unpredictable_at = {start: first_word + w for w, (tag, start)
-                                in enumerate(zip(row_gold[:n], row_starts))
-                                if tag == IGNORE_INDEX and start >= 0}  # fmt: skip
+            unpredictable_at = {
+                start: first_word + w
+                for w, (tag, start) in enumerate(zip(row_gold[:n], row_starts))
+                if tag == IGNORE_INDEX and start >= 0
+            }
             gold_subwords, predicted_subwords = scored_subwords(
                 label_rows[row], prediction_rows[row], unpredictable_at, label_names
             )
-        pieces.append((
-            sentences[row], first_word,
-            [label_names[tag] if tag != IGNORE_INDEX else first_word + w
-             for w, tag in enumerate(row_gold[:n])],
-            [label_names[tag] if start >= 0 else unaligned
-             for tag, start in zip(word_predictions[row][:n], row_starts)],
-            gold_subwords, predicted_subwords,
-        ))  # fmt: skip
+        pieces.append(
+            (
+                sentences[row],
+                first_word,
+                [
+                    label_names[tag] if tag != IGNORE_INDEX else first_word + w
+                    for w, tag in enumerate(row_gold[:n])
+                ],
+                [
+                    label_names[tag] if start >= 0 else unaligned
+                    for tag, start in zip(word_predictions[row][:n], row_starts)
+                ],
+                gold_subwords,
+                predicted_subwords,
+            )
+        )
     return pieces
 
 
-def scored_subwords(gold_row: list[int], predicted_row: list[int], unpredictable_at: dict,
-                    label_names: list[str]) -> tuple[list, list[str]]:  # fmt: skip
+def scored_subwords(
+    gold_row: list[int], predicted_row: list[int], unpredictable_at: dict, label_names: list[str]
+) -> tuple[list, list[str]]:
     """Gold and predicted tags of an example's scored subwords: those with a training label,
     and the positions in `unpredictable_at` (position -> the placeholder of a word whose gold
     label the model cannot predict)."""
@@ -165,11 +184,15 @@ def with_gold_names(sequences: list[list], gold: list[list[str]] | None) -> list
     model cannot predict, see `batch_pieces`) replaced by that word's label in `gold`."""
     if gold is None:
         if any(isinstance(tag, int) for sequence in sequences for tag in sequence):
-            raise ValueError("evaluation: words whose gold label is IGNORE_INDEX, and no gold "
-                             "labels to name them (pass `gold`)")  # fmt: skip
+            raise ValueError(
+                "evaluation: words whose gold label is IGNORE_INDEX, and no gold "
+                "labels to name them (pass `gold`)"
+            )
         return sequences
-    return [[gold[sentence][tag] if isinstance(tag, int) else tag for tag in sequence]
-            for sentence, sequence in enumerate(sequences)]  # fmt: skip
+    return [
+        [gold[sentence][tag] if isinstance(tag, int) else tag for tag in sequence]
+        for sentence, sequence in enumerate(sequences)
+    ]
 
 
 def stitch_windows(pieces: list[tuple], count: int) -> list[list[list[str]]]:
@@ -238,15 +261,21 @@ def plot_confusion_matrix(counts: torch.Tensor, label_names: list[str], title: s
 BOOTSTRAP_SAMPLES = 1000  # resamples of the sentences for a score's 95% interval
 
 
-def word_level_bootstrap(gold: list[list[str]], predicted: list[list[str]], span_task: bool
-                         ) -> dict:  # fmt: skip
+def word_level_bootstrap(
+    gold: list[list[str]], predicted: list[list[str]], span_task: bool
+) -> dict:
     """The word-level score (entity F1, or accuracy without spans) and its 95% percentile
     interval over 1,000 resamples of the sentences (seed 0): how much the score would move on
     another sample of sentences like these."""
     counts = sentence_counts(gold, predicted, span_task)
     overall = bootstrap_interval(counts, samples=BOOTSTRAP_SAMPLES, seed=0)
-    return {"level": "word", "unit": "sentence", "samples": BOOTSTRAP_SAMPLES, "seed": 0,
-            "scores": overall}  # fmt: skip
+    return {
+        "level": "word",
+        "unit": "sentence",
+        "samples": BOOTSTRAP_SAMPLES,
+        "seed": 0,
+        "scores": overall,
+    }
 
 
 def write_predictions(
@@ -314,29 +343,54 @@ def evaluate_split(
     )
     if not write:
         return scores, None, None
-    figure, bootstrap = write_details(out_dir, sentences, gold, predicted, scores, label_names,
-                                      span_task, title, settings, seen_entities)  # fmt: skip
+    figure, bootstrap = write_details(
+        out_dir,
+        sentences,
+        gold,
+        predicted,
+        scores,
+        label_names,
+        span_task,
+        title,
+        settings,
+        seen_entities,
+    )
     return scores, figure, bootstrap
 
 
-def write_details(out_dir: Path, sentences: Dataset, gold: list[list[str]],
-                  predicted: list[list[str]], scores: dict, label_names: list[str],
-                  span_task: bool, title: str, settings: dict | None = None,
-                  seen_entities: set | None = None):  # fmt: skip
+def write_details(
+    out_dir: Path,
+    sentences: Dataset,
+    gold: list[list[str]],
+    predicted: list[list[str]],
+    scores: dict,
+    label_names: list[str],
+    span_task: bool,
+    title: str,
+    settings: dict | None = None,
+    seen_entities: set | None = None,
+):
     """What is read of an evaluation beyond its scores, into `out_dir`: `predictions.txt`,
     `metrics.json` with the bootstrap interval, the span error analysis, the confusion matrix.
     Returns (confusion-matrix figure, bootstrap interval). Costlier than the scoring itself
     (the bootstrap above all), so the training loop writes it once, for its last evaluation."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_predictions(out_dir / "predictions.txt", sentences["tokens"], gold, predicted,
-                      sentences["document_id"])  # fmt: skip
+    write_predictions(
+        out_dir / "predictions.txt", sentences["tokens"], gold, predicted, sentences["document_id"]
+    )
     recorded = {**scores, "bootstrap": word_level_bootstrap(gold, predicted, span_task)}
     if settings is not None:
         recorded["settings"] = settings
     (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
     if span_task:
-        write_error_report(out_dir / "errors.json", out_dir / "errors.md", sentences["tokens"],
-                           gold, predicted, seen_entities)  # fmt: skip
+        write_error_report(
+            out_dir / "errors.json",
+            out_dir / "errors.md",
+            sentences["tokens"],
+            gold,
+            predicted,
+            seen_entities,
+        )
     unpredictable = sorted({tag for tags in gold for tag in tags} - set(label_names))
     matrix_labels = label_names + unpredictable
     figure = plot_confusion_matrix(
@@ -380,23 +434,44 @@ def evaluate_run(cfg: DictConfig) -> dict:
         raise ConllFormatError(f"split={split}: the run's data has no such split")
     splits = datasets.DatasetDict({split: splits[split]})
     context = data.context_subwords if data.context == "document" else None  # as trained
-    tokenized = tokenize_splits(splits, tokenizer, data.label_strategy,
-                                begin_to_inside_map(label_names),
-                                max_length_of(tokenizer, model.config), context)  # fmt: skip
+    tokenized = tokenize_splits(
+        splits,
+        tokenizer,
+        data.label_strategy,
+        begin_to_inside_map(label_names),
+        max_length_of(tokenizer, model.config),
+        context,
+    )
     loader = build_dataloaders(
-        tokenized, batch_size=cfg.batch_size, eval_batch_size=cfg.batch_size, group_by_length=False,
+        tokenized,
+        batch_size=cfg.batch_size,
+        eval_batch_size=cfg.batch_size,
+        group_by_length=False,
         pad_token_id=tokenizer.pad_token_id,
-        pad_to_multiple_of=padding_multiple(data.get("pad_to_multiple_of", 8), device),  # as trained
-        num_workers=0, seed=0,
+        pad_to_multiple_of=padding_multiple(
+            data.get("pad_to_multiple_of", 8), device
+        ),  # as trained
+        num_workers=0,
+        seed=0,
         pin_memory=device.type == "cuda",
-    )[split]  # fmt: skip
+    )[split]
     scores, _, _ = evaluate_split(
-        model, loader, splits[split], label_names, is_span_label_set(label_names), level,
-        cfg.mode, device, autocast_for(device, resolve_precision(cfg.precision, device)), run_dir / "eval" / name,
-        title=f"{name}, {cfg.checkpoint} checkpoint", settings=settings,
-    )  # fmt: skip
-    log.info("%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode,
-             format_per_type_table(scores))  # fmt: skip
+        model,
+        loader,
+        splits[split],
+        label_names,
+        is_span_label_set(label_names),
+        level,
+        cfg.mode,
+        device,
+        autocast_for(device, resolve_precision(cfg.precision, device)),
+        run_dir / "eval" / name,
+        title=f"{name}, {cfg.checkpoint} checkpoint",
+        settings=settings,
+    )
+    log.info(
+        "%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode, format_per_type_table(scores)
+    )
     log.info("wrote %s", run_dir / "eval" / name)
     return scores
 
@@ -437,8 +512,12 @@ def folder_name(settings: dict, trained) -> str:
     run = trained.run_config
     parts = [settings["split"] or f"file={Path(settings['file']).stem}"]
     parts.append(f"checkpoint={settings['checkpoint']}")
-    defaults = {"mode": "conlleval", "level": run.eval.level,
-                "decode": run.model.get("decode", "argmax")}  # fmt: skip
-    parts += [f"{key}={settings[key]}" for key, default in defaults.items()
-              if settings[key] != default]  # fmt: skip
+    defaults = {
+        "mode": "conlleval",
+        "level": run.eval.level,
+        "decode": run.model.get("decode", "argmax"),
+    }
+    parts += [
+        f"{key}={settings[key]}" for key, default in defaults.items() if settings[key] != default
+    ]
     return ",".join(parts)

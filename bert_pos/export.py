@@ -19,8 +19,9 @@ from bert_pos.model import Tagger, tagger_config
 from bert_pos.paths import BERT_POS_ONLY_FILE, MODEL_FILE
 
 
-def export_model(model: Tagger, tokenizer, label_names: list[str], directory: Path,
-                 card: str) -> Path:  # fmt: skip
+def export_model(
+    model: Tagger, tokenizer, label_names: list[str], directory: Path, card: str
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     tagger_config(model, label_names).save_pretrained(directory)
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
@@ -70,8 +71,11 @@ def trainer_style_hyperparameters(cfg: DictConfig, metrics: dict) -> list[str]:
         lines.append(f"gradient_accumulation_steps: {accum}")
     if accum > 1 or processes > 1:
         lines.append(f"total_train_batch_size: {cfg.data.batch_size * accum * processes}")
-    warmup = (f"lr_scheduler_warmup: {cfg.optim.warmup_steps} steps" if cfg.optim.warmup_steps
-              else f"lr_scheduler_warmup_ratio: {cfg.optim.warmup_ratio:g}")  # fmt: skip
+    warmup = (
+        f"lr_scheduler_warmup: {cfg.optim.warmup_steps} steps"
+        if cfg.optim.warmup_steps
+        else f"lr_scheduler_warmup_ratio: {cfg.optim.warmup_ratio:g}"
+    )
     return lines + [
         f"optimizer: AdamW with betas=({cfg.optim.betas[0]},{cfg.optim.betas[1]}) and "
         f"epsilon={cfg.optim.eps:g}, weight decay {cfg.optim.weight_decay:g} "
@@ -87,8 +91,11 @@ def usage_snippet(cfg: DictConfig, model_dir: str) -> list[str]:
     """The pipeline call that returns bert_pos.predict's spans: `first` gives each word its
     first subword's tag, as bert_pos decodes (`simple` would split words whose continuation
     subwords were never trained)."""
-    example = ("Sator said on Monday that Isvello Motors would open an office in Viport ."
-               if cfg.data.demo_corpus else "EU rejects German call to boycott British lamb .")  # fmt: skip
+    example = (
+        "Sator said on Monday that Isvello Motors would open an office in Viport ."
+        if cfg.data.demo_corpus
+        else "EU rejects German call to boycott British lamb ."
+    )
     return [
         "```python",
         "from transformers import pipeline",
@@ -105,36 +112,60 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str =
     with every setting of the recipe (the config's flat view) below the Trainer's lines, and
     the pipeline call that tags as bert_pos does (`model_dir`: where the export is)."""
     best = next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
-    score_names = [("loss", "Loss"), ("precision", "Precision"), ("recall", "Recall"),
-                   ("f1", "F1"), ("accuracy", "Accuracy")]  # fmt: skip
+    score_names = [
+        ("loss", "Loss"),
+        ("precision", "Precision"),
+        ("recall", "Recall"),
+        ("f1", "F1"),
+        ("accuracy", "Accuracy"),
+    ]
     validation = [
         f"- {title}: {best[f'val/{key}']:.4f}" for key, title in score_names if f"val/{key}" in best
     ]
     data = dataset_name(cfg.data)
     head = "a linear-chain CRF over the words" if cfg.model.head == "crf" else "a linear"
     sections = [
-        "---", "library_name: transformers", "pipeline_tag: token-classification",
-        "tags: [token-classification, bert_pos]", f"base_model: {base_model}", "---", "",
-        f"# {cfg.experiment_name}", "",
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: token-classification",
+        "tags: [token-classification, bert_pos]",
+        f"base_model: {base_model}",
+        "---",
+        "",
+        f"# {cfg.experiment_name}",
+        "",
         f"This model is a fine-tuned version of {base_model} on {data} "
         f"(task `{cfg.data.task}`), trained with bert_pos. It achieves the following results "
         f"on the validation set (checkpoint of epoch {best['epoch']:g}, scored at "
         f"{cfg.eval.level} level):",
-        *validation, "",
-        "## Model description", "",
+        *validation,
+        "",
+        "## Model description",
+        "",
         f"A BERT encoder with dropout and {head} token-classification head; labels: "
-        + ", ".join(f"`{n}`" for n in metrics["label_names"]) + ".", "",
-        "## Training procedure", "",
-        "### Training hyperparameters", "",
+        + ", ".join(f"`{n}`" for n in metrics["label_names"])
+        + ".",
+        "",
+        "## Training procedure",
+        "",
+        "### Training hyperparameters",
+        "",
         "The following hyperparameters were used during training:",
-        *[f"- {line}" for line in trainer_style_hyperparameters(cfg, metrics)], "",
-        "Every setting of the bert_pos recipe:", "",
-        *[f"- `{key}`: {value}" for key, value in recipe_view(cfg).items()], "",
-        "## How to use", "",
-        *usage_snippet(cfg, model_dir), "",
-        "### Training results", "",
-        format_results_table(metrics["epochs"]), "",
-    ]  # fmt: skip
+        *[f"- {line}" for line in trainer_style_hyperparameters(cfg, metrics)],
+        "",
+        "Every setting of the bert_pos recipe:",
+        "",
+        *[f"- `{key}`: {value}" for key, value in recipe_view(cfg).items()],
+        "",
+        "## How to use",
+        "",
+        *usage_snippet(cfg, model_dir),
+        "",
+        "### Training results",
+        "",
+        format_results_table(metrics["epochs"]),
+        "",
+    ]
     if "test" in metrics:
         test = metrics["test"]
         sections += ["### Test results", ""]
@@ -142,12 +173,21 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str =
         if "test_bootstrap" in metrics:
             overall = metrics["test_bootstrap"]["scores"]["overall"]
             low, high = overall["interval"]
-            sections.append(f"- 95% interval of the word-level {'F1' if 'f1' in test else 'accuracy'} "
-                            f"({overall['score']:.4f}), 1,000 bootstrap resamples of the test "
-                            f"sentences: [{low:.4f}, {high:.4f}]")  # fmt: skip
+            sections.append(
+                f"- 95% interval of the word-level {'F1' if 'f1' in test else 'accuracy'} "
+                f"({overall['score']:.4f}), 1,000 bootstrap resamples of the test "
+                f"sentences: [{low:.4f}, {high:.4f}]"
+            )
         sections.append("")
     sections += ["### Framework versions", ""]
-    sections += [f"- {name} {_version(package)}" for name, package in
-                 [("Transformers", "transformers"), ("Pytorch", "torch"), ("Datasets", "datasets"),
-                  ("Tokenizers", "tokenizers"), ("bert_pos", "bert_pos")]]  # fmt: skip
+    sections += [
+        f"- {name} {_version(package)}"
+        for name, package in [
+            ("Transformers", "transformers"),
+            ("Pytorch", "torch"),
+            ("Datasets", "datasets"),
+            ("Tokenizers", "tokenizers"),
+            ("bert_pos", "bert_pos"),
+        ]
+    ]
     return "\n".join(sections + [""])

@@ -87,8 +87,11 @@ def check_hub_access(
             f"model {model_name!r} (override: model.name_or_path=/path/to/local/copy, "
             "or model=minilm for the packaged MiniLM)"
         )
-    if (dataset_name is not None and not os.path.isdir(dataset_name)
-            and not dataset_is_cached(dataset_name)):  # fmt: skip
+    if (
+        dataset_name is not None
+        and not os.path.isdir(dataset_name)
+        and not dataset_is_cached(dataset_name)
+    ):
         needed.append(
             f"dataset {dataset_name!r} (override: data.dir=/path/to/conll/files holding "
             "train.txt, validation.txt, test.txt)"

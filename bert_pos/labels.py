@@ -13,17 +13,80 @@ IGNORE_INDEX = -100  # label of positions that carry no loss: specials, padding,
 NER_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 POS_LABELS = [
-    '"', "''", "#", "$", "(", ")", ",", ".", ":", "``", "CC", "CD", "DT", "EX", "FW", "IN",
-    "JJ", "JJR", "JJS", "LS", "MD", "NN", "NNP", "NNPS", "NNS", "NN|SYM", "PDT", "POS", "PRP",
-    "PRP$", "RB", "RBR", "RBS", "RP", "SYM", "TO", "UH", "VB", "VBD", "VBG", "VBN", "VBP",
-    "VBZ", "WDT", "WP", "WP$", "WRB",
-]  # fmt: skip
+    '"',
+    "''",
+    "#",
+    "$",
+    "(",
+    ")",
+    ",",
+    ".",
+    ":",
+    "``",
+    "CC",
+    "CD",
+    "DT",
+    "EX",
+    "FW",
+    "IN",
+    "JJ",
+    "JJR",
+    "JJS",
+    "LS",
+    "MD",
+    "NN",
+    "NNP",
+    "NNPS",
+    "NNS",
+    "NN|SYM",
+    "PDT",
+    "POS",
+    "PRP",
+    "PRP$",
+    "RB",
+    "RBR",
+    "RBS",
+    "RP",
+    "SYM",
+    "TO",
+    "UH",
+    "VB",
+    "VBD",
+    "VBG",
+    "VBN",
+    "VBP",
+    "VBZ",
+    "WDT",
+    "WP",
+    "WP$",
+    "WRB",
+]
 
 CHUNK_LABELS = [
-    "O", "B-ADJP", "I-ADJP", "B-ADVP", "I-ADVP", "B-CONJP", "I-CONJP", "B-INTJ", "I-INTJ",
-    "B-LST", "I-LST", "B-NP", "I-NP", "B-PP", "I-PP", "B-PRT", "I-PRT", "B-SBAR", "I-SBAR",
-    "B-UCP", "I-UCP", "B-VP", "I-VP",
-]  # fmt: skip
+    "O",
+    "B-ADJP",
+    "I-ADJP",
+    "B-ADVP",
+    "I-ADVP",
+    "B-CONJP",
+    "I-CONJP",
+    "B-INTJ",
+    "I-INTJ",
+    "B-LST",
+    "I-LST",
+    "B-NP",
+    "I-NP",
+    "B-PP",
+    "I-PP",
+    "B-PRT",
+    "I-PRT",
+    "B-SBAR",
+    "I-SBAR",
+    "B-UCP",
+    "I-UCP",
+    "B-VP",
+    "I-VP",
+]
 
 # task -> (column index in the 4-column CoNLL-2003 files `word POS chunk NER`, label list)
 CONLL2003_TASKS = {
@@ -113,18 +176,28 @@ def bioes_problem(tags: list[str]) -> BioesProblem | None:
         prefix, entity = parts
         if open_entity is not None:
             if prefix not in ("I", "E") or entity != open_entity:
-                return BioesProblem(i, context, f"expected I-{open_entity} or E-{open_entity} "
-                                    f"to continue the {open_entity} entity")  # fmt: skip
+                return BioesProblem(
+                    i,
+                    context,
+                    f"expected I-{open_entity} or E-{open_entity} "
+                    f"to continue the {open_entity} entity",
+                )
             open_entity = None if prefix == "E" else open_entity
         elif prefix in ("I", "E"):
-            return BioesProblem(i, context, f"expected B-{entity} to open an entity (S-{entity} "
-                                "for a one-word entity)")  # fmt: skip
+            return BioesProblem(
+                i,
+                context,
+                f"expected B-{entity} to open an entity (S-{entity} for a one-word entity)",
+            )
         elif prefix == "B":
             open_entity = entity
     if open_entity is not None:
-        return BioesProblem(len(tags) - 1, "at the end of a sentence",
-                            f"expected E-{open_entity} to close the {open_entity} entity "
-                            f"(S-{open_entity} for a one-word entity)")  # fmt: skip
+        return BioesProblem(
+            len(tags) - 1,
+            "at the end of a sentence",
+            f"expected E-{open_entity} to close the {open_entity} entity "
+            f"(S-{open_entity} for a one-word entity)",
+        )
     return None
 
 

@@ -194,16 +194,19 @@ def train_loop(run: Run, state: LoopState) -> None:
         while state.epoch < cfg.epochs and state.stop_reason is None:
             micro_batches = epoch_batches(run, state)
             progress = tqdm(  # disable=None: only on a terminal, so log files stay readable
-                total=run.steps_per_epoch, initial=state.step_in_epoch,
-                desc=f"epoch {state.epoch + 1}/{cfg.epochs}", leave=False,
+                total=run.steps_per_epoch,
+                initial=state.step_in_epoch,
+                desc=f"epoch {state.epoch + 1}/{cfg.epochs}",
+                leave=False,
                 disable=None if run.ddp.is_main else True,
-            )  # fmt: skip
+            )
             while state.step_in_epoch < run.steps_per_epoch and state.step < run.total_steps:
                 window = list(itertools.islice(micro_batches, run.accum))
                 result = train_step(run, state, window, stop)
                 log_step(run, state, result, progress)
-                epoch_done = (state.step_in_epoch == run.steps_per_epoch
-                              or state.step >= run.total_steps)  # fmt: skip
+                epoch_done = (
+                    state.step_in_epoch == run.steps_per_epoch or state.step >= run.total_steps
+                )
                 if epoch_done or due(cfg.eval.every_n_steps, state.step):
                     evaluate_and_select(run, state)
                 if epoch_done:
@@ -236,10 +239,16 @@ def write_validation_details(run: Run) -> None:
         return
     step, scores, predicted = run.last_validation
     figure, _ = write_details(
-        run.run_dir / "eval" / "validation", run.splits["validation"], run.validation_gold,
-        predicted, scores, run.label_names, run.span_task, title=f"validation, step {step}",
+        run.run_dir / "eval" / "validation",
+        run.splits["validation"],
+        run.validation_gold,
+        predicted,
+        scores,
+        run.label_names,
+        run.span_task,
+        title=f"validation, step {step}",
         seen_entities=run.seen_entities,
-    )  # fmt: skip
+    )
     run.writer.add_figure("val/confusion_matrix", figure, step)
 
 
@@ -369,8 +378,16 @@ def log_progress(run: Run, state: LoopState, loss: float, tokens_per_s: float, n
     done = state.step - run.first_step
     remaining = elapsed / max(done, 1) * (run.total_steps - state.step)
     epoch = state.epoch + state.step_in_epoch / run.steps_per_epoch
-    log.info("step %d/%d, epoch %.2f, loss %.4f, %.0f tokens/s, elapsed %s, ETA %s", state.step,
-             run.total_steps, epoch, loss, tokens_per_s, clock(elapsed), clock(remaining))  # fmt: skip
+    log.info(
+        "step %d/%d, epoch %.2f, loss %.4f, %.0f tokens/s, elapsed %s, ETA %s",
+        state.step,
+        run.total_steps,
+        epoch,
+        loss,
+        tokens_per_s,
+        clock(elapsed),
+        clock(remaining),
+    )
 
 
 def clock(seconds: float) -> str:
@@ -388,14 +405,26 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     eval_started = time.perf_counter()
     # Scores only: what selection and the curves need (details: write_validation_details).
     scores, predicted = evaluate(
-        run.model, run.loaders["validation"], run.label_names, run.span_task, cfg.eval.level,
-        run.device, run.autocast, cfg.eval.mode, run.validation_gold,
-    )  # fmt: skip
+        run.model,
+        run.loaders["validation"],
+        run.label_names,
+        run.span_task,
+        cfg.eval.level,
+        run.device,
+        run.autocast,
+        cfg.eval.mode,
+        run.validation_gold,
+    )
     run.last_validation = (step, scores, predicted)
     eval_seconds = time.perf_counter() - eval_started
     state.eval_seconds += eval_seconds
-    run.curve.append({"step": step, "score": scores[run.selection_metric],
-                      "train_seconds": eval_started - run.loop_started - run.loop_eval_seconds})  # fmt: skip
+    run.curve.append(
+        {
+            "step": step,
+            "score": scores[run.selection_metric],
+            "train_seconds": eval_started - run.loop_started - run.loop_eval_seconds,
+        }
+    )
     run.loop_eval_seconds += eval_seconds
     state.eval_tokens += run.validation_tokens
     row = evaluation_row(epoch, step, train_loss, scores)
@@ -404,16 +433,21 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
             run.writer.add_scalar(key, value, step)
     log.info("step %d epoch %.2f: %s", step, epoch, {k: round(float(v), 4) for k, v in row.items()})
     state.best, state.evaluations_without_gain, improved = select_best(
-        state.best, state.evaluations_without_gain, scores[run.selection_metric], row["epoch"],
-        step, cfg.early_stopping.min_delta,
-    )  # fmt: skip
+        state.best,
+        state.evaluations_without_gain,
+        scores[run.selection_metric],
+        row["epoch"],
+        step,
+        cfg.early_stopping.min_delta,
+    )
     if improved and run.ddp.is_main:
         save_weights(run.model, weights_file(run.run_dir, "best"), step=step, epoch=row["epoch"])
     state.epoch_rows.append(row)
     patience = cfg.early_stopping.patience
     if patience and state.evaluations_without_gain >= patience:
-        state.stop_reason = (f"early stopping: no gain in val/{run.selection_metric} for "
-                             f"{patience} evaluations")  # fmt: skip
+        state.stop_reason = (
+            f"early stopping: no gain in val/{run.selection_metric} for {patience} evaluations"
+        )
 
 
 def evaluation_row(epoch: float, step: int, train_loss: float, scores: dict) -> dict:
@@ -425,8 +459,14 @@ def evaluation_row(epoch: float, step: int, train_loss: float, scores: dict) -> 
     return row
 
 
-def select_best(best: Best, evaluations_without_gain: int, score: float, epoch: float,
-                step: int, min_delta: float) -> tuple[Best, int, bool]:  # fmt: skip
+def select_best(
+    best: Best,
+    evaluations_without_gain: int,
+    score: float,
+    epoch: float,
+    step: int,
+    min_delta: float,
+) -> tuple[Best, int, bool]:
     """(best, evaluations without gain, whether this evaluation is the new best).
 
     Any score above the best so far becomes the best (its weights are kept); only a gain of
@@ -441,8 +481,9 @@ def end_epoch(run: Run, state: LoopState) -> None:
     """The epoch's last weights, and the next epoch's counters (none after max_steps)."""
     epoch_position = state.epoch + state.step_in_epoch / run.steps_per_epoch
     if run.ddp.is_main:
-        save_weights(run.model, weights_file(run.run_dir, "last"), step=state.step,
-                     epoch=epoch_position)  # fmt: skip
+        save_weights(
+            run.model, weights_file(run.run_dir, "last"), step=state.step, epoch=epoch_position
+        )
     state.epoch += 1
     state.step_in_epoch, state.epoch_loss_sum, state.epoch_labelled = 0, 0.0, 0
     if state.step >= run.total_steps:
@@ -463,11 +504,15 @@ def save_resumable(run: Run, state: LoopState) -> Path:
 def save_checkpoint_files(run: Run, state: LoopState, directory: Path, rng_ranks: list) -> None:
     """Weights, optimizer, schedule, scaler, loop state, every rank's RNG and the config."""
     training_state = {
-        "loop": state.to_dict(), "optimizer": run.optimizer.state_dict(),
-        "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-        "rng": rng_ranks[0], "rng_ranks": rng_ranks, "world_size": run.ddp.world_size,
+        "loop": state.to_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "rng": rng_ranks[0],
+        "rng_ranks": rng_ranks,
+        "world_size": run.ddp.world_size,
         "config": OmegaConf.to_yaml(run.cfg),
-    }  # fmt: skip
+    }
     save_training_checkpoint(directory, run.model, training_state)
     prune_checkpoints(run.run_dir, run.cfg.checkpoint.keep_last)
 
@@ -488,8 +533,9 @@ def continue_command(run_dir: Path) -> str:
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     kept = [o for o in overrides if not o.lstrip("+~").startswith(("resume=", "hydra.run.dir="))]
-    return shlex.join(["python", "-m", "bert_pos.train", *kept, "resume=auto",
-                       f"hydra.run.dir={run_dir}"])  # fmt: skip
+    return shlex.join(
+        ["python", "-m", "bert_pos.train", *kept, "resume=auto", f"hydra.run.dir={run_dir}"]
+    )
 
 
 # ---------------------------------------------------------------- setup
@@ -511,19 +557,28 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         tagger_config(model, label_names).to_json_file(checkpoints_dir(run_dir) / TAGGER_CONFIG)
     with distributed.main_first():  # rank 0 fills the cache, the others read it
         tokenized = tokenize_splits_cached(
-            cfg.data.cache_dir, splits, tokenizer, cfg.data.label_strategy,
-            begin_to_inside_map(label_names), max_length_of(tokenizer, model.config),
+            cfg.data.cache_dir,
+            splits,
+            tokenizer,
+            cfg.data.label_strategy,
+            begin_to_inside_map(label_names),
+            max_length_of(tokenizer, model.config),
             cfg.data.context_subwords if cfg.data.context == "document" else None,
-        )  # fmt: skip
+        )
     loaders = build_dataloaders(
-        tokenized, batch_size=cfg.data.batch_size, eval_batch_size=cfg.eval.batch_size,
-        group_by_length=cfg.data.group_by_length, group_batches=cfg.data.group_batches,
+        tokenized,
+        batch_size=cfg.data.batch_size,
+        eval_batch_size=cfg.eval.batch_size,
+        group_by_length=cfg.data.group_by_length,
+        group_batches=cfg.data.group_batches,
         pad_token_id=tokenizer.pad_token_id,
         pad_to_multiple_of=padding_multiple(cfg.data.pad_to_multiple_of, device),
         num_workers=cfg.data.num_workers,
-        seed=cfg.seed, pin_memory=device.type == "cuda",
-        num_shards=ddp.world_size, shard=ddp.rank,
-    )  # fmt: skip
+        seed=cfg.seed,
+        pin_memory=device.type == "cuda",
+        num_shards=ddp.world_size,
+        shard=ddp.rank,
+    )
     # The loader draws a seed from the global RNG each time it is iterated; its own generator
     # keeps that draw from shifting the dropout masks of a resumed run.
     loaders["train"].generator = torch.Generator().manual_seed(cfg.seed)
@@ -535,25 +590,52 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
     if cfg.max_steps is not None:
         total_steps = min(total_steps, cfg.max_steps)
     precision = resolve_precision(cfg.precision, device)  # auto: what the device runs natively
-    log.info("precision %s on %s (%s)", precision, device,
-             cpu_description() if device.type == "cpu" else torch.cuda.get_device_name(device))  # fmt: skip
+    log.info(
+        "precision %s on %s (%s)",
+        precision,
+        device,
+        cpu_description() if device.type == "cpu" else torch.cuda.get_device_name(device),
+    )
     optimizer, scheduler, scaler = build_optimization(cfg, model, total_steps, device, precision)
     loss_divisor = None  # loss_normalization=batch: each window's own labelled tokens
     if cfg.loss_normalization == "average":
         loss_divisor = labelled_tokens(tokenized["train"]) / steps_per_epoch
-    log.info("%d optimizer steps (%d per epoch), global batch %d = %d per process x %d "
-             "processes x %d accumulation", total_steps, steps_per_epoch,
-             cfg.data.batch_size * ddp.world_size * accum, cfg.data.batch_size, ddp.world_size,
-             accum)  # fmt: skip
+    log.info(
+        "%d optimizer steps (%d per epoch), global batch %d = %d per process x %d "
+        "processes x %d accumulation",
+        total_steps,
+        steps_per_epoch,
+        cfg.data.batch_size * ddp.world_size * accum,
+        cfg.data.batch_size,
+        ddp.world_size,
+        accum,
+    )
     run = Run(
-        cfg, run_dir, ddp, device, autocast_for(device, precision), label_names,
-        "f1" if is_span_label_set(label_names) else "accuracy", splits, tokenizer, model,
-        step_model, loaders, optimizer, scheduler, scaler, accum, steps_per_epoch, total_steps,
-        loss_divisor, writer=None, started=started,
+        cfg,
+        run_dir,
+        ddp,
+        device,
+        autocast_for(device, precision),
+        label_names,
+        "f1" if is_span_label_set(label_names) else "accuracy",
+        splits,
+        tokenizer,
+        model,
+        step_model,
+        loaders,
+        optimizer,
+        scheduler,
+        scaler,
+        accum,
+        steps_per_epoch,
+        total_steps,
+        loss_divisor,
+        writer=None,
+        started=started,
         mean_train_length=statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
         validation_gold=gold_labels(splits["validation"], label_names),
-    )  # fmt: skip
+    )
     if run.span_task:
         train = splits["train"]
         run.seen_entities = training_entities(
@@ -586,8 +668,12 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
             tokenizer = load_tokenizer(cfg.model.tokenizer or model_source)
         elif ddp.is_main:  # a random model: a vocabulary of its family's kind, from the data
             model_type = cfg.model.random_init.get("model_type", "bert")
-            tokenizer = build_tokenizer(TOKENIZER_KINDS.get(model_type, "wordpiece"), model_type,
-                                        splits["train"]["tokens"], run_dir / "tokenizer")  # fmt: skip
+            tokenizer = build_tokenizer(
+                TOKENIZER_KINDS.get(model_type, "wordpiece"),
+                model_type,
+                splits["train"]["tokens"],
+                run_dir / "tokenizer",
+            )
         else:
             tokenizer = load_tokenizer(run_dir / "tokenizer")  # rank 0's
     log.info("sentences: %s", {split: len(dataset) for split, dataset in splits.items()})
@@ -598,8 +684,14 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
     return label_names, splits, tokenizer, model_source
 
 
-def build_tagger(cfg: DictConfig, label_names: list[str], tokenizer, model_source: str | None,
-                 ddp, device: torch.device):  # fmt: skip
+def build_tagger(
+    cfg: DictConfig,
+    label_names: list[str],
+    tokenizer,
+    model_source: str | None,
+    ddp,
+    device: torch.device,
+):
     """The tagger on `device`, and what training steps call: it under DDP and torch.compile."""
     random_init = cfg.model.random_init
     padding_free = cfg.model.padding_free
@@ -607,14 +699,23 @@ def build_tagger(cfg: DictConfig, label_names: list[str], tokenizer, model_sourc
         # a compiled step wants few shapes: padded batches (data.pad_to_multiple_of buckets them)
         padding_free = False
     model = build_model(
-        num_labels=len(label_names), dropout=cfg.model.dropout, pretrained_path=model_source,
+        num_labels=len(label_names),
+        dropout=cfg.model.dropout,
+        pretrained_path=model_source,
         random_init=OmegaConf.to_container(random_init) if random_init else None,
-        vocab_size=len(tokenizer), pooling=cfg.model.pooling, head=cfg.model.head,
-        decode=cfg.model.decode, label_names=label_names, special_ids=special_ids(tokenizer),
+        vocab_size=len(tokenizer),
+        pooling=cfg.model.pooling,
+        head=cfg.model.head,
+        decode=cfg.model.decode,
+        label_names=label_names,
+        special_ids=special_ids(tokenizer),
         padding_free=padding_free,
-    ).to(device)  # fmt: skip
-    log.info("model: %.1fM parameters%s", sum(p.numel() for p in model.parameters()) / 1e6,
-             ", padding-free batches" if model.padding_free else "")  # fmt: skip
+    ).to(device)
+    log.info(
+        "model: %.1fM parameters%s",
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        ", padding-free batches" if model.padding_free else "",
+    )
     step_model = model  # evaluation always runs the eager model
     if ddp.enabled:
         # Same weights everywhere (DDP also copies rank 0's); dropout masks differ per rank.
@@ -631,18 +732,27 @@ def build_tagger(cfg: DictConfig, label_names: list[str], tokenizer, model_sourc
 def special_ids(tokenizer) -> dict:
     """The tokenizer's special-token ids, for a random model's config (padding index, and
     RoBERTa's position offset, follow the padding id)."""
-    ids = {f"{role}_id": getattr(tokenizer, f"{role}_id", None)
-           for role in ("pad_token", "bos_token", "eos_token", "cls_token", "sep_token")}  # fmt: skip
+    ids = {
+        f"{role}_id": getattr(tokenizer, f"{role}_id", None)
+        for role in ("pad_token", "bos_token", "eos_token", "cls_token", "sep_token")
+    }
     return {key: value for key, value in ids.items() if value is not None}
 
 
-def build_optimization(cfg: DictConfig, model, total_steps: int, device: torch.device,
-                       precision: str):  # fmt: skip
+def build_optimization(
+    cfg: DictConfig, model, total_steps: int, device: torch.device, precision: str
+):
     """AdamW, the linear schedule (warmup, then decay to 0 at `total_steps`), and the
     GradScaler (active with fp16 only)."""
     warmup_steps = cfg.optim.warmup_steps or math.ceil(cfg.optim.warmup_ratio * total_steps)
-    optimizer = build_optimizer(model, cfg.optim.lr, cfg.optim.betas, cfg.optim.eps,
-                                cfg.optim.weight_decay, cfg.optim.layer_decay)  # fmt: skip
+    optimizer = build_optimizer(
+        model,
+        cfg.optim.lr,
+        cfg.optim.betas,
+        cfg.optim.eps,
+        cfg.optim.weight_decay,
+        cfg.optim.layer_decay,
+    )
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     log.info("%d warmup steps", warmup_steps)
@@ -671,9 +781,14 @@ def build_optimizer(model: torch.nn.Module, lr, betas, eps, weight_decay, layer_
         decays = not (name.endswith(".bias") or "LayerNorm" in name)
         depth = layer_depth(name, num_layers, prefix) if layer_decay is not None else num_layers + 1
         scale = (layer_decay or 1.0) ** (num_layers + 1 - depth)
-        group = groups.setdefault((depth, decays), {
-            "params": [], "weight_decay": weight_decay if decays else 0.0, "lr": lr * scale,
-        })  # fmt: skip
+        group = groups.setdefault(
+            (depth, decays),
+            {
+                "params": [],
+                "weight_decay": weight_decay if decays else 0.0,
+                "lr": lr * scale,
+            },
+        )
         group["params"].append(parameter)
     groups = list(groups.values())
     # The fused kernel updates all parameters in one pass: on a 2-core CPU it cuts MiniLM's
@@ -766,12 +881,22 @@ def finish(run: Run, state: LoopState) -> dict:
     cfg = run.cfg
     base_model = cfg.model.name_or_path or cfg.model.package or "a randomly initialised BERT"
     export_dir = run.run_dir / "model"
-    export_model(run.model, run.tokenizer, run.label_names, export_dir,
-                 model_card(cfg, metrics, base_model, str(export_dir.resolve())))  # fmt: skip
+    export_model(
+        run.model,
+        run.tokenizer,
+        run.label_names,
+        export_dir,
+        model_card(cfg, metrics, base_model, str(export_dir.resolve())),
+    )
     metrics["wall_seconds"] = time.perf_counter() - run.started
     (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    log.info("best val/%s %.4f at step %d; wrote %s",
-             run.selection_metric, state.best.value, state.best.step, run.run_dir)  # fmt: skip
+    log.info(
+        "best val/%s %.4f at step %d; wrote %s",
+        run.selection_metric,
+        state.best.value,
+        state.best.step,
+        run.run_dir,
+    )
     return metrics
 
 
@@ -782,7 +907,11 @@ def summary(run: Run, state: LoopState) -> dict:
         "task": cfg.data.task,
         "eval_level": cfg.eval.level,
         "selection_metric": f"val/{metric}",
-        "best": {"epoch": state.best.epoch, "step": state.best.step, f"val/{metric}": state.best.value},
+        "best": {
+            "epoch": state.best.epoch,
+            "step": state.best.step,
+            f"val/{metric}": state.best.value,
+        },
         "epochs": state.epoch_rows,
         "final": state.epoch_rows[-1],
         "steps": state.step,
@@ -798,18 +927,27 @@ def summary(run: Run, state: LoopState) -> dict:
         "label_names": run.label_names,
         "world_size": run.ddp.world_size,
         "global_batch_size": cfg.data.batch_size * run.ddp.world_size * run.accum,
-    }  # fmt: skip
+    }
 
 
 def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
     """The best checkpoint (loaded into `run.model`) on the test split: its scores, and their
     bootstrap 95% interval (None on data-parallel processes but the first)."""
     scores, figure, bootstrap = evaluate_split(
-        run.model, run.loaders["test"], run.splits["test"], run.label_names, run.span_task,
-        run.cfg.eval.level, run.cfg.eval.mode, run.device, run.autocast,
-        run.run_dir / "eval" / "test", title=f"test, best checkpoint (step {state.best.step})",
-        write=run.ddp.is_main, seen_entities=run.seen_entities,
-    )  # fmt: skip
+        run.model,
+        run.loaders["test"],
+        run.splits["test"],
+        run.label_names,
+        run.span_task,
+        run.cfg.eval.level,
+        run.cfg.eval.mode,
+        run.device,
+        run.autocast,
+        run.run_dir / "eval" / "test",
+        title=f"test, best checkpoint (step {state.best.step})",
+        write=run.ddp.is_main,
+        seen_entities=run.seen_entities,
+    )
     if figure is not None:
         run.writer.add_figure("test/confusion_matrix", figure, state.step)
     for key, value in scores.items():

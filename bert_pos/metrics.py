@@ -30,9 +30,10 @@ def score_sequences(
         report = classification_report(gold, predicted, output_dict=True, zero_division=0, **strict)
         overall = report.pop("micro avg")
         scores.update(
-            precision=float(overall["precision"]), recall=float(overall["recall"]),
+            precision=float(overall["precision"]),
+            recall=float(overall["recall"]),
             f1=float(overall["f1-score"]),
-        )  # fmt: skip
+        )
         scores["support"] = int(overall["support"])
         scores["per_type"] = {
             entity_type: {
@@ -40,7 +41,7 @@ def score_sequences(
                 "recall": float(values["recall"]),
                 "f1": float(values["f1-score"]),
                 "support": int(values["support"]),
-            }  # fmt: skip
+            }
             for entity_type, values in sorted(report.items())
             if not entity_type.endswith(" avg")
         }

@@ -68,8 +68,11 @@ class LinearChainCRF(nn.Module):
         self.register_buffer("start_penalty", start_penalty, persistent=False)
 
     def scores(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (self.transitions + self.transition_penalty, self.start + self.start_penalty,
-                self.end)  # fmt: skip
+        return (
+            self.transitions + self.transition_penalty,
+            self.start + self.start_penalty,
+            self.end,
+        )
 
     def log_likelihood(self, emissions, tags, mask) -> torch.Tensor:
         """log p(tags | emissions) per sequence (B,); sequences of length 0 give 0."""
@@ -145,13 +148,23 @@ class Tagger(nn.Module):
     `roberta`, `deberta`, ...; see bert_pos/encoders.py), so with the default options the
     state dict is that of the family's `*ForTokenClassification`."""
 
-    def __init__(self, encoder: nn.Module, num_labels: int, dropout: float, pooling: str = "first",
-                 head: str = "linear", decode: str = "argmax",
-                 label_names: list[str] | None = None, padding_free: bool = False):  # fmt: skip
+    def __init__(
+        self,
+        encoder: nn.Module,
+        num_labels: int,
+        dropout: float,
+        pooling: str = "first",
+        head: str = "linear",
+        decode: str = "argmax",
+        label_names: list[str] | None = None,
+        padding_free: bool = False,
+    ):
         super().__init__()
         if pooling not in POOLINGS or head not in HEADS or decode not in DECODINGS:
-            raise ValueError(f"pooling {pooling!r}, head {head!r}, decode {decode!r}: expected "
-                             f"one of {POOLINGS}, {HEADS}, {DECODINGS}")  # fmt: skip
+            raise ValueError(
+                f"pooling {pooling!r}, head {head!r}, decode {decode!r}: expected "
+                f"one of {POOLINGS}, {HEADS}, {DECODINGS}"
+            )
         config = encoder.config
         if padding_free:
             packing.check_family(config)
@@ -188,8 +201,12 @@ class Tagger(nn.Module):
     def config(self):
         return self.encoder.config
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                word_index: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        word_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits (B, T, num_labels) at every subword. With mean or first_last pooling, a
         word's first subword carries the logits of the pooled word (`word_index` (B, T): the
         word of each subword among the example's scored words, -1 for none). Padding-free, the
@@ -211,8 +228,12 @@ class Tagger(nn.Module):
         """The summed training loss of a batch: cross-entropy over labelled subwords, or the
         CRF's negative log-likelihood of each example's gold word tags."""
         if self.crf is None:
-            return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].flatten(),
-                                   ignore_index=IGNORE_INDEX, reduction="sum")  # fmt: skip
+            return F.cross_entropy(
+                logits.float().flatten(0, 1),
+                batch["labels"].flatten(),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            )
         emissions, tags, mask = word_emissions(logits, batch["word_starts"], batch["word_labels"])
         return -self.crf.log_likelihood(emissions, tags, mask).sum()
 
@@ -230,8 +251,13 @@ class Tagger(nn.Module):
         if self.crf is not None:
             paths = self.crf.decode(emissions, mask)
         else:
-            paths = viterbi(emissions.log_softmax(-1), mask, self.transition_penalty,
-                            self.start_penalty, torch.zeros_like(self.start_penalty))  # fmt: skip
+            paths = viterbi(
+                emissions.log_softmax(-1),
+                mask,
+                self.transition_penalty,
+                self.start_penalty,
+                torch.zeros_like(self.start_penalty),
+            )
         decoded = argmax.clone()
         decoded.scatter_(1, positions, torch.where(mask, paths, decoded.gather(1, positions)))
         return decoded
@@ -244,8 +270,9 @@ def pool_words(hidden: torch.Tensor, word_index: torch.Tensor, pooling: str) -> 
     batch, length, width = hidden.shape
     valid = word_index >= 0
     words = int(word_index.max().clamp(min=0)) + 1
-    flat = (torch.arange(batch, device=hidden.device)[:, None] * words
-            + word_index.clamp(min=0))  # (B, T) row-wise word slot  # fmt: skip
+    flat = torch.arange(batch, device=hidden.device)[:, None] * words + word_index.clamp(
+        min=0
+    )  # (B, T) row-wise word slot
     if pooling == "mean":
         sums = hidden.new_zeros(batch * words, width).index_add_(0, flat[valid], hidden[valid])
         counts = hidden.new_zeros(batch * words).index_add_(
@@ -317,8 +344,13 @@ def tagger_from_config(config, **option_overrides) -> tuple[Tagger, list[str]]:
     dropout = config.classifier_dropout if config.classifier_dropout is not None else 0.1
     options = dict(getattr(config, "bert_pos", None) or {})  # pooling, head, decode
     options.update({key: value for key, value in option_overrides.items() if value is not None})
-    model = Tagger(encoders.build_encoder(config), len(label_names), dropout,
-                   label_names=label_names, **options)  # fmt: skip
+    model = Tagger(
+        encoders.build_encoder(config),
+        len(label_names),
+        dropout,
+        label_names=label_names,
+        **options,
+    )
     return model, label_names
 
 

@@ -80,8 +80,10 @@ def check_family(config) -> None:
     if family in SUPPORTED:
         return
     reason = REFUSED.get(family, "packing is not implemented for it")
-    raise ValueError(f"model.padding_free=true does not support {family} encoders: {reason}; "
-                     f"supported: {', '.join(sorted(SUPPORTED))}")  # fmt: skip
+    raise ValueError(
+        f"model.padding_free=true does not support {family} encoders: {reason}; "
+        f"supported: {', '.join(sorted(SUPPORTED))}"
+    )
 
 
 def use_varlen_attention(encoder: nn.Module) -> None:
@@ -107,12 +109,17 @@ class PackedBatch:
 
     def attention_kwargs(self) -> dict:
         """What the encoder call forwards to `bert_pos_varlen` (transformers' kwarg names)."""
-        return {"cu_seq_lens_q": self.cu_seqlens, "cu_seq_lens_k": self.cu_seqlens,
-                "max_length_q": self.max_seqlen, "max_length_k": self.max_seqlen}  # fmt: skip
+        return {
+            "cu_seq_lens_q": self.cu_seqlens,
+            "cu_seq_lens_k": self.cu_seqlens,
+            "max_length_q": self.max_seqlen,
+            "max_length_k": self.max_seqlen,
+        }
 
 
-def pack(input_ids: torch.Tensor, attention_mask: torch.Tensor,
-         position_offset: int = 0) -> PackedBatch:  # fmt: skip
+def pack(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, position_offset: int = 0
+) -> PackedBatch:
     """Pack the real tokens of right-padded rows (B, T). `position_offset`: the family's first
     position id (RoBERTa-style encoders count from padding_idx + 1)."""
     batch_size, length = input_ids.shape
@@ -152,15 +159,19 @@ def takes_token_type_ids(encoder: nn.Module) -> bool:
     return "token_type_ids" in inspect.signature(encoder.forward).parameters
 
 
-def encode_packed(encoder: nn.Module, input_ids: torch.Tensor,
-                  attention_mask: torch.Tensor) -> torch.Tensor:  # fmt: skip
+def encode_packed(
+    encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
     """The encoder's last hidden states (B, T, H) of a padded batch, computed packed. The
     position ids are explicit (the defaults count up to N, which may exceed
     max_position_embeddings), and so are the token type ids, all 0 as in the padded call
     (transformers 4 sliced its buffered default to N; 5 gathers it at the position ids)."""
     packed = pack(input_ids, attention_mask, position_offset(encoder.config))
-    inputs = {"input_ids": packed.input_ids, "attention_mask": None,
-              "position_ids": packed.position_ids}  # fmt: skip
+    inputs = {
+        "input_ids": packed.input_ids,
+        "attention_mask": None,
+        "position_ids": packed.position_ids,
+    }
     if takes_token_type_ids(encoder):
         inputs["token_type_ids"] = torch.zeros_like(packed.input_ids)
     hidden = encoder(**inputs, **packed.attention_kwargs()).last_hidden_state
@@ -173,10 +184,15 @@ def encode_packed(encoder: nn.Module, input_ids: torch.Tensor,
 def varlen_kernel_runs(query: torch.Tensor, dropout: float) -> bool:
     """Can torch's varlen_attn (flash attention) compute this call exactly?"""
     head_dim = query.shape[-1]
-    return (varlen_attn is not None and query.is_cuda and dropout == 0.0
-            and query.dtype in (torch.float16, torch.bfloat16) and head_dim % 8 == 0
-            and head_dim <= 256
-            and torch.cuda.get_device_capability(query.device) >= (8, 0))  # fmt: skip
+    return (
+        varlen_attn is not None
+        and query.is_cuda
+        and dropout == 0.0
+        and query.dtype in (torch.float16, torch.bfloat16)
+        and head_dim % 8 == 0
+        and head_dim <= 256
+        and torch.cuda.get_device_capability(query.device) >= (8, 0)
+    )
 
 
 def repadded_attention(query, key, value, cu_seqlens, max_seqlen, dropout, scaling):
@@ -186,8 +202,9 @@ def repadded_attention(query, key, value, cu_seqlens, max_seqlen, dropout, scali
     _, heads, total, dim = query.shape
     batch_size = cu_seqlens.numel() - 1
     lengths = cu_seqlens.diff().long()
-    sentence = torch.repeat_interleave(torch.arange(batch_size, device=query.device), lengths,
-                                       output_size=total)  # fmt: skip
+    sentence = torch.repeat_interleave(
+        torch.arange(batch_size, device=query.device), lengths, output_size=total
+    )
     position = torch.arange(total, device=query.device) - cu_seqlens.long()[sentence]
     slot = sentence * max_seqlen + position  # each token's row in the re-padded layout
 
@@ -197,31 +214,42 @@ def repadded_attention(query, key, value, cu_seqlens, max_seqlen, dropout, scali
         return rows.view(batch_size, max_seqlen, heads, dim).transpose(1, 2)
 
     keys_inside = torch.arange(max_seqlen, device=query.device) < lengths[:, None]
-    output = F.scaled_dot_product_attention(repad(query), repad(key), repad(value),
-                                            attn_mask=keys_inside[:, None, None, :],
-                                            dropout_p=dropout, scale=scaling)  # fmt: skip
+    output = F.scaled_dot_product_attention(
+        repad(query),
+        repad(key),
+        repad(value),
+        attn_mask=keys_inside[:, None, None, :],
+        dropout_p=dropout,
+        scale=scaling,
+    )
     output = output.transpose(1, 2).reshape(batch_size * max_seqlen, heads, dim)
     return output[slot][None]
 
 
-def varlen_attention_forward(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
-                             value: torch.Tensor, attention_mask: torch.Tensor | None,
-                             dropout: float = 0.0, scaling: float | None = None,
-                             **kwargs):  # fmt: skip
+def varlen_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    dropout: float = 0.0,
+    scaling: float | None = None,
+    **kwargs,
+):
     """transformers' attention-function interface: query, key, value (B, heads, T, D) in,
     ((B, T, heads, D), no weights) out. Packed calls bring `cu_seq_lens_q` and `max_length_q`."""
     cu_seqlens = kwargs.get("cu_seq_lens_q")
     if cu_seqlens is None:  # an ordinary padded call
-        return sdpa_attention_forward(module, query, key, value, attention_mask,
-                                      dropout=dropout, scaling=scaling, **kwargs)  # fmt: skip
+        return sdpa_attention_forward(
+            module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs
+        )
     if attention_mask is not None or query.shape[0] != 1:
         raise ValueError("a packed attention call takes one sequence (1, heads, N, D) and no mask")
     max_seqlen = kwargs["max_length_q"]
     if varlen_kernel_runs(query, dropout):
         # (1, heads, N, D) -> (N, heads, D): the projections' own layout, so no copy
         packed = [tensor[0].transpose(0, 1).contiguous() for tensor in (query, key, value)]
-        output = varlen_attn(*packed, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen,
-                             scale=scaling)  # fmt: skip
+        output = varlen_attn(*packed, cu_seqlens, cu_seqlens, max_seqlen, max_seqlen, scale=scaling)
         return output[None], None
     return repadded_attention(query, key, value, cu_seqlens, max_seqlen, dropout, scaling), None
 

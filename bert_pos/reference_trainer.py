@@ -60,9 +60,13 @@ class Timing(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         seconds = time.perf_counter() - self._eval_started
-        self.curve.append({"step": state.global_step, "score": metrics[f"eval_{self.metric}"],
-                           "train_seconds": self._eval_started - self._train_started
-                           - self.eval_seconds})  # fmt: skip
+        self.curve.append(
+            {
+                "step": state.global_step,
+                "score": metrics[f"eval_{self.metric}"],
+                "train_seconds": self._eval_started - self._train_started - self.eval_seconds,
+            }
+        )
         self.eval_seconds += seconds
 
 
@@ -88,11 +92,14 @@ def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
     metric = "f1" if span_task else "accuracy"
     timing = Timing(started, metric)
     trainer = CountingTrainer(
-        model=model, args=training_arguments(cfg, out_dir), train_dataset=tokenized["train"],
+        model=model,
+        args=training_arguments(cfg, out_dir),
+        train_dataset=tokenized["train"],
         eval_dataset=tokenized["validation"],
         data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=subword_metrics(label_names, span_task), callbacks=[timing],
-    )  # fmt: skip
+        compute_metrics=subword_metrics(label_names, span_task),
+        callbacks=[timing],
+    )
     output = trainer.train()
     evaluations = [entry for entry in trainer.state.log_history if "eval_loss" in entry]
     train_seconds = output.metrics["train_runtime"] - timing.eval_seconds
@@ -124,8 +131,12 @@ def tokenized_splits(cfg: DictConfig, out_dir: Path):
         # prefix space for byte-level BPE
     else:
         model_type = cfg.model.random_init.get("model_type", "bert")
-        tokenizer = build_tokenizer(TOKENIZER_KINDS.get(model_type, "wordpiece"), model_type,
-                                    splits["train"]["tokens"], out_dir / "tokenizer")  # fmt: skip
+        tokenizer = build_tokenizer(
+            TOKENIZER_KINDS.get(model_type, "wordpiece"),
+            model_type,
+            splits["train"]["tokens"],
+            out_dir / "tokenizer",
+        )
     continuation = begin_to_inside_map(label_names)
 
     def tokenize_and_align_labels(batch):
@@ -136,16 +147,20 @@ def tokenized_splits(cfg: DictConfig, out_dir: Path):
         ]
         return encoding
 
-    tokenized = datasets.DatasetDict({
-        split: dataset.map(tokenize_and_align_labels, batched=True,
-                           remove_columns=dataset.column_names)
-        for split, dataset in splits.items()
-    })  # fmt: skip
+    tokenized = datasets.DatasetDict(
+        {
+            split: dataset.map(
+                tokenize_and_align_labels, batched=True, remove_columns=dataset.column_names
+            )
+            for split, dataset in splits.items()
+        }
+    )
     return label_names, tokenizer, tokenized, model_source
 
 
-def token_classification_model(cfg: DictConfig, label_names: list[str], vocab_size: int,
-                               model_source: str | None):  # fmt: skip
+def token_classification_model(
+    cfg: DictConfig, label_names: list[str], vocab_size: int, model_source: str | None
+):
     id2label = dict(enumerate(label_names))
     label2id = {label: i for i, label in id2label.items()}
     if model_source is not None:
@@ -181,16 +196,26 @@ def training_arguments(cfg: DictConfig, out_dir: Path) -> TrainingArguments:
     else:
         warmup = {"warmup_steps": cfg.optim.warmup_steps or cfg.optim.warmup_ratio}
     return TrainingArguments(
-        output_dir=str(out_dir), learning_rate=cfg.optim.lr,
+        output_dir=str(out_dir),
+        learning_rate=cfg.optim.lr,
         per_device_train_batch_size=cfg.data.batch_size,
         per_device_eval_batch_size=cfg.eval.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum_steps, num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1, weight_decay=cfg.optim.weight_decay,
-        adam_beta1=cfg.optim.betas[0], adam_beta2=cfg.optim.betas[1], adam_epsilon=cfg.optim.eps,
+        gradient_accumulation_steps=cfg.grad_accum_steps,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        weight_decay=cfg.optim.weight_decay,
+        adam_beta1=cfg.optim.betas[0],
+        adam_beta2=cfg.optim.betas[1],
+        adam_epsilon=cfg.optim.eps,
         **warmup,
-        max_grad_norm=cfg.optim.max_grad_norm or 0.0, seed=cfg.seed,
+        max_grad_norm=cfg.optim.max_grad_norm or 0.0,
+        seed=cfg.seed,
         eval_strategy="steps" if cfg.eval.every_n_steps else "epoch",
-        eval_steps=cfg.eval.every_n_steps, save_strategy="epoch", report_to="none",
-        bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16", use_cpu=on_cpu,
+        eval_steps=cfg.eval.every_n_steps,
+        save_strategy="epoch",
+        report_to="none",
+        bf16=cfg.precision == "bf16",
+        fp16=cfg.precision == "fp16",
+        use_cpu=on_cpu,
         disable_tqdm=True,
-    )  # fmt: skip
+    )

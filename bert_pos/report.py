@@ -97,21 +97,26 @@ def summarise(runs: list[Run]) -> tuple[list[str], list[dict]]:
         test = [value for value in test if value is not None]
         val_mean, val_std = mean_std(val)
         test_mean, test_std = mean_std(test)
-        rows.append({
-            **dict(zip(keys, values)),
-            "metric": metric,
-            "val_mean": val_mean, "val_std": val_std,
-            "test_mean": test_mean, "test_std": test_std,
-            "val_interval": seed_interval(val), "test_interval": seed_interval(test),
-            "seeds": len(members),
-            "folders": [run.folder for run in members],
-            "seed_values": [run.overrides.get(SEED_KEY, "") for run in members],
-            "best_epochs": [run.metrics["best"]["epoch"] for run in members],
-            "curves": [
-                [(row["epoch"], row[selection]) for row in run.metrics["epochs"]]
-                for run in members
-            ],
-        })  # fmt: skip
+        rows.append(
+            {
+                **dict(zip(keys, values)),
+                "metric": metric,
+                "val_mean": val_mean,
+                "val_std": val_std,
+                "test_mean": test_mean,
+                "test_std": test_std,
+                "val_interval": seed_interval(val),
+                "test_interval": seed_interval(test),
+                "seeds": len(members),
+                "folders": [run.folder for run in members],
+                "seed_values": [run.overrides.get(SEED_KEY, "") for run in members],
+                "best_epochs": [run.metrics["best"]["epoch"] for run in members],
+                "curves": [
+                    [(row["epoch"], row[selection]) for row in run.metrics["epochs"]]
+                    for run in members
+                ],
+            }
+        )
     rows.sort(key=lambda row: row["val_mean"])
     return keys, rows
 
@@ -138,11 +143,15 @@ def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0)
 
     best, second = rows[-1], rows[-2]
     if best["seeds"] != second["seeds"]:
-        return (f"\nBest vs runner-up: not compared ({best['seeds']} vs {second['seeds']} seeds; "
-                "the pooled test needs as many seeds on both sides).")  # fmt: skip
+        return (
+            f"\nBest vs runner-up: not compared ({best['seeds']} vs {second['seeds']} seeds; "
+            "the pooled test needs as many seeds on both sides)."
+        )
     try:
-        pooled = [pooled_predictions(row["folders"], predictions_file, read_predictions_file)
-                  for row in (second, best)]  # fmt: skip
+        pooled = [
+            pooled_predictions(row["folders"], predictions_file, read_predictions_file)
+            for row in (second, best)
+        ]
     except CompareError as err:
         return f"\nBest vs runner-up: not compared ({err})."
     (gold_a, predicted_a, units), (gold_b, predicted_b, _) = pooled
@@ -153,9 +162,11 @@ def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0)
     verdict = (
         "distinguishable" if p_value < 0.05 and (low > 0 or high < 0) else "not distinguishable"
     )
-    return (f"\nBest vs runner-up on test, paired over the same sentences ({best['seeds']} seeds "
-            f"pooled): difference {overall['difference']:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}], "
-            f"p = {p_value:.4f}: {verdict} at 5%.")  # fmt: skip
+    return (
+        f"\nBest vs runner-up on test, paired over the same sentences ({best['seeds']} seeds "
+        f"pooled): difference {overall['difference']:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}], "
+        f"p = {p_value:.4f}: {verdict} at 5%."
+    )
 
 
 def pooled_predictions(folders, predictions_file, read_predictions_file):
@@ -183,21 +194,32 @@ def format_value(mean: float, std: float) -> str:
 
 def markdown_table(keys: list[str], rows: list[dict], runs: list[Run]) -> str:
     metric = rows[0]["metric"] if rows else "f1"
-    header = [*keys, f"val {metric}", f"test {metric}", "seeds", "best epoch per seed",
-              f"test {metric} 95% CI over seeds"]  # fmt: skip
+    header = [
+        *keys,
+        f"val {metric}",
+        f"test {metric}",
+        "seeds",
+        "best epoch per seed",
+        f"test {metric} 95% CI over seeds",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row[key] for key in keys]
-        cells += [format_value(row["val_mean"], row["val_std"]),
-                  format_value(row["test_mean"], row["test_std"]), str(row["seeds"]),
-                  ", ".join(f"{epoch:g}" for epoch in row["best_epochs"]),
-                  format_interval(row["test_interval"])]  # fmt: skip
+        cells += [
+            format_value(row["val_mean"], row["val_std"]),
+            format_value(row["test_mean"], row["test_std"]),
+            str(row["seeds"]),
+            ", ".join(f"{epoch:g}" for epoch in row["best_epochs"]),
+            format_interval(row["test_interval"]),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     if rows:
         best = rows[-1]
         setting = ", ".join(f"{key}={best[key]}" for key in keys) or "the only configuration"
-        lines.append(f"\nBest (last row): {setting}: val {metric} "
-                     f"{format_value(best['val_mean'], best['val_std'])} over {best['seeds']} seeds.")  # fmt: skip
+        lines.append(
+            f"\nBest (last row): {setting}: val {metric} "
+            f"{format_value(best['val_mean'], best['val_std'])} over {best['seeds']} seeds."
+        )
     not_done = [run for run in runs if run.status != "done"]
     if not_done:
         lines.append("\nNot averaged:")
@@ -211,17 +233,51 @@ def markdown_table(keys: list[str], rows: list[dict], runs: list[Run]) -> str:
 def write_csv(path: Path, keys: list[str], rows: list[dict], runs: list[Run]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*keys, "metric", "val_mean", "val_std", "test_mean", "test_std",
-                         "seeds", "seed_values", "best_epochs", "status"])  # fmt: skip
+        writer.writerow(
+            [
+                *keys,
+                "metric",
+                "val_mean",
+                "val_std",
+                "test_mean",
+                "test_std",
+                "seeds",
+                "seed_values",
+                "best_epochs",
+                "status",
+            ]
+        )
         for row in rows:
-            writer.writerow([*(row[key] for key in keys), row["metric"], row["val_mean"],
-                             row["val_std"], row["test_mean"], row["test_std"], row["seeds"],
-                             " ".join(row["seed_values"]),
-                             " ".join(f"{e:g}" for e in row["best_epochs"]), "done"])  # fmt: skip
+            writer.writerow(
+                [
+                    *(row[key] for key in keys),
+                    row["metric"],
+                    row["val_mean"],
+                    row["val_std"],
+                    row["test_mean"],
+                    row["test_std"],
+                    row["seeds"],
+                    " ".join(row["seed_values"]),
+                    " ".join(f"{e:g}" for e in row["best_epochs"]),
+                    "done",
+                ]
+            )
         for run in runs:
             if run.status != "done":
-                writer.writerow([*(run.overrides.get(key, "") for key in keys), "", "", "", "",
-                                 "", 0, run.overrides.get(SEED_KEY, ""), "", run.status])  # fmt: skip
+                writer.writerow(
+                    [
+                        *(run.overrides.get(key, "") for key in keys),
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        0,
+                        run.overrides.get(SEED_KEY, ""),
+                        "",
+                        run.status,
+                    ]
+                )
 
 
 def plot_curves(path: Path, keys: list[str], rows: list[dict]) -> None:

@@ -53,8 +53,9 @@ def tag_sentences(
     it; words the tokenizer maps to no subword get O (`<none>` where the label set has no O,
     as in evaluation) with probability 0."""
     indices = [index for index, words in enumerate(sentences) if words]
-    encoded = encode_sentences(tokenizer, [sentences[i] for i in indices],
-                               max_length_of(tokenizer, model.config))  # fmt: skip
+    encoded = encode_sentences(
+        tokenizer, [sentences[i] for i in indices], max_length_of(tokenizer, model.config)
+    )
     pieces = [(index, piece) for index, pieces in zip(indices, encoded) for piece in pieces]
     pieces.sort(key=lambda item: len(item[1].input_ids))
     # a word with no subword: O where the label set has it, else <none>, as evaluation scores it
@@ -66,8 +67,11 @@ def tag_sentences(
         chunk = pieces[first : first + batch_size]
         batch = collate([example_of(piece, len(sentences[index])) for index, piece in chunk])
         with autocast:
-            logits = model(batch["input_ids"].to(device), batch["attention_mask"].to(device),
-                           batch["word_index"].to(device))  # fmt: skip
+            logits = model(
+                batch["input_ids"].to(device),
+                batch["attention_mask"].to(device),
+                batch["word_index"].to(device),
+            )
         word_starts = batch["word_starts"].to(device)
         # argmax, or the best path of a CRF head or constrained decoding
         best_label = model.decode_words(logits.float(), word_starts)  # (B, W)
@@ -78,16 +82,23 @@ def tag_sentences(
             starts = batch["word_starts"][row].tolist()
             for w in range(piece.keep_end - piece.keep_start):
                 if starts[w] >= 0:
-                    results[index][piece.keep_start + w] = (label_names[labels[w]],
-                                                            probabilities[w])  # fmt: skip
+                    results[index][piece.keep_start + w] = (
+                        label_names[labels[w]],
+                        probabilities[w],
+                    )
     return results
 
 
 def example_of(piece, num_words: int) -> dict:
     """A piece as the collator's example, without labels."""
     starts = piece.word_starts(num_words)
-    return {"input_ids": piece.input_ids, "labels": [0] * len(piece.input_ids),
-            "word_starts": starts, "tags": [0] * len(starts), "word_index": piece.word_index()}  # fmt: skip
+    return {
+        "input_ids": piece.input_ids,
+        "labels": [0] * len(piece.input_ids),
+        "word_starts": starts,
+        "tags": [0] * len(starts),
+        "word_index": piece.word_index(),
+    }
 
 
 def entity_spans(
@@ -145,8 +156,15 @@ def predict(cfg: DictConfig) -> dict:
     lines, words = read_inputs(source, cfg.input_format)
 
     started = time.perf_counter()
-    tagged = tag_sentences(model, tokenizer, [[w for w, _, _ in ws] for ws in words], label_names,
-                           cfg.batch_size, device, autocast_for(device, resolve_precision(cfg.precision, device)))  # fmt: skip
+    tagged = tag_sentences(
+        model,
+        tokenizer,
+        [[w for w, _, _ in ws] for ws in words],
+        label_names,
+        cfg.batch_size,
+        device,
+        autocast_for(device, resolve_precision(cfg.precision, device)),
+    )
     seconds = time.perf_counter() - started
 
     spans = is_span_label_set(label_names)
@@ -169,8 +187,19 @@ def predict(cfg: DictConfig) -> dict:
     else:
         Path(cfg.output).write_text(text)
     word_count = sum(len(ws) for ws in words)
-    stats = {"sentences": len(lines), "words": word_count, "seconds": seconds,
-             "sentences_per_s": len(lines) / seconds, "words_per_s": word_count / seconds}  # fmt: skip
-    log.info("tagged %d sentences (%d words) in %.2f s: %.1f sentences/s, %.0f words/s",
-             len(lines), word_count, seconds, stats["sentences_per_s"], stats["words_per_s"])  # fmt: skip
+    stats = {
+        "sentences": len(lines),
+        "words": word_count,
+        "seconds": seconds,
+        "sentences_per_s": len(lines) / seconds,
+        "words_per_s": word_count / seconds,
+    }
+    log.info(
+        "tagged %d sentences (%d words) in %.2f s: %.1f sentences/s, %.0f words/s",
+        len(lines),
+        word_count,
+        seconds,
+        stats["sentences_per_s"],
+        stats["words_per_s"],
+    )
     return stats

@@ -81,8 +81,13 @@ def main(cfg: DictConfig) -> float:
             f"{type(err).__name__}: {err}\n" if user_error else traceback.format_exc()
         )
         if hydra_config.mode == RunMode.MULTIRUN:
-            log.error("run %s failed, the sweep goes on: %s: %s",
-                      run_dir, type(err).__name__, err, exc_info=not user_error)  # fmt: skip
+            log.error(
+                "run %s failed, the sweep goes on: %s: %s",
+                run_dir,
+                type(err).__name__,
+                err,
+                exc_info=not user_error,
+            )
             return math.nan
         if user_error:
             # Problems with the user's input: the message says what to fix; a traceback would not.
@@ -107,16 +112,23 @@ def check_auto_resume_has_a_folder(cfg: DictConfig, hydra_config, run_dir: Path)
     if any(o.startswith("hydra.run.dir=") for o in hydra_config.overrides.hydra):
         return
     experiment_runs = run_dir.parent
-    earlier = sorted(p for p in experiment_runs.iterdir() if p.is_dir() and p != run_dir
-                     and (p / "checkpoints").is_dir())  # fmt: skip
+    earlier = sorted(
+        p
+        for p in experiment_runs.iterdir()
+        if p.is_dir() and p != run_dir and (p / "checkpoints").is_dir()
+    )
     if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
         shutil.rmtree(run_dir)  # the empty folder Hydra made for this start
     target = str(earlier[-1]) if earlier else "<run folder>"
     overrides = [o for o in hydra_config.overrides.task if not o.startswith("resume=")]
-    command = shlex.join(["python", "-m", "bert_pos.train", *overrides, "resume=auto",
-                          f"hydra.run.dir={target}"])  # fmt: skip
-    latest = f"the latest run of {cfg.experiment_name} is {target}" if earlier else (
-        f"{experiment_runs} holds no run with checkpoints")  # fmt: skip
+    command = shlex.join(
+        ["python", "-m", "bert_pos.train", *overrides, "resume=auto", f"hydra.run.dir={target}"]
+    )
+    latest = (
+        f"the latest run of {cfg.experiment_name} is {target}"
+        if earlier
+        else (f"{experiment_runs} holds no run with checkpoints")
+    )
     raise ConfigError(
         f"resume=auto continues the run in hydra.run.dir, and none was given (a new folder "
         f"would start from scratch); {latest}. Continue it with:\n  {command}"

@@ -47,8 +47,9 @@ class Trained:
     run_config: DictConfig | None  # the training config, when loaded from a run folder
 
 
-def load_trained(path: str | Path, checkpoint: str | None = None, decode: str | None = None
-                 ) -> Trained:  # fmt: skip
+def load_trained(
+    path: str | Path, checkpoint: str | None = None, decode: str | None = None
+) -> Trained:
     """The tagger at `path`: an exported model folder (Hugging Face layout), or a run folder.
 
     From a run folder, `checkpoint=None` takes its export `model/` when there is one, else
@@ -84,24 +85,27 @@ def load_export(model_dir: Path, decode: str | None) -> Trained:
     return Trained(model.eval(), tokenizer, label_names, weights, step_of(weights), None)
 
 
-def load_checkpoint(run_dir: Path, checkpoint: str, run_config: DictConfig, decode: str | None
-                    ) -> Trained:  # fmt: skip
+def load_checkpoint(
+    run_dir: Path, checkpoint: str, run_config: DictConfig, decode: str | None
+) -> Trained:
     weights = weights_file(run_dir, checkpoint)
     if not weights.is_file():
         raise TrainedModelError(f"checkpoint={checkpoint}: {weights} does not exist")
     tokenizer = load_tokenizer(run_dir / "tokenizer")
     saved_config = checkpoints_dir(run_dir) / TAGGER_CONFIG
     if saved_config.is_file():
-        model, label_names = tagger_from_config(AutoConfig.from_pretrained(saved_config),
-                                                decode=decode)  # fmt: skip
+        model, label_names = tagger_from_config(
+            AutoConfig.from_pretrained(saved_config), decode=decode
+        )
     else:
         model, label_names = rebuild_from_training_config(run_dir, run_config, tokenizer, decode)
     model.load_state_dict(load_file(weights))
     return Trained(model.eval(), tokenizer, label_names, weights, step_of(weights), run_config)
 
 
-def rebuild_from_training_config(run_dir: Path, run_config: DictConfig, tokenizer,
-                                 decode: str | None) -> tuple[Tagger, list[str]]:  # fmt: skip
+def rebuild_from_training_config(
+    run_dir: Path, run_config: DictConfig, tokenizer, decode: str | None
+) -> tuple[Tagger, list[str]]:
     """The tagger's shape from a run's training config (runs without checkpoints/config.json)."""
     from bert_pos.data.sources import resolve_label_names
     from bert_pos.hub import resolve_model_source
@@ -110,16 +114,18 @@ def rebuild_from_training_config(run_dir: Path, run_config: DictConfig, tokenize
     label_names = resolve_label_names(run_data_config(run_config), run_dir / "demo_corpus")
     random_init = model_config.random_init
     model = build_model(
-        num_labels=len(label_names), dropout=model_config.dropout,
+        num_labels=len(label_names),
+        dropout=model_config.dropout,
         pretrained_path=resolve_model_source(model_config),
         random_init=OmegaConf.to_container(random_init) if random_init else None,
-        vocab_size=len(tokenizer), pretrained_weights=False,
+        vocab_size=len(tokenizer),
+        pretrained_weights=False,
         # options added after a run was made take their defaults
         pooling=OmegaConf.select(model_config, "pooling", default="first"),
         head=OmegaConf.select(model_config, "head", default="linear"),
         decode=decode or OmegaConf.select(model_config, "decode", default="argmax"),
         label_names=label_names,
-    )  # fmt: skip
+    )
     return model, label_names
 
 

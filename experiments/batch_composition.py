@@ -27,8 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from bert_pos.data.batching import ShuffledBatchSampler  # noqa: E402
 
-SAMPLERS = [("random", False, 0), ("grouped, 2 batches", True, 2), ("grouped, 8", True, 8),
-            ("grouped, 50 (the old default)", True, 50)]  # fmt: skip
+SAMPLERS = [
+    ("random", False, 0),
+    ("grouped, 2 batches", True, 2),
+    ("grouped, 8", True, 8),
+    ("grouped, 50 (the old default)", True, 50),
+]
 
 
 def read_conll(path: Path) -> list[tuple[list[str], list[str], int]]:
@@ -88,13 +92,17 @@ def main() -> None:
     totals = Counter(tag for tags in subword_tags for tag in tags)
     corpus = {tag: count / sum(totals.values()) for tag, count in totals.items()}
     print(f"{len(sentences)} sentences, {sum(lengths)} subwords, batches of 8, seed 42")
-    print(f"{'sampler':<30} {'padding':>8} {'labels CV':>9} {'no entity':>9} {'documents':>9} "
-          f"{'tag distance':>12}")  # fmt: skip
+    print(
+        f"{'sampler':<30} {'padding':>8} {'labels CV':>9} {'no entity':>9} {'documents':>9} "
+        f"{'tag distance':>12}"
+    )
     for name, grouped, group_batches in SAMPLERS:
         sampler = ShuffledBatchSampler(lengths, 8, 42, grouped, group_batches or 50)
         row = describe(sampler.batches(), lengths, subword_tags, documents, corpus)
-        print(f"{name:<30} {row['padding']:>8.1%} {row['labels CV']:>9.2f} "
-              f"{row['no entity']:>9.1%} {row['documents']:>9.2f} {row['tag distance']:>12.3f}")  # fmt: skip
+        print(
+            f"{name:<30} {row['padding']:>8.1%} {row['labels CV']:>9.2f} "
+            f"{row['no entity']:>9.1%} {row['documents']:>9.2f} {row['tag distance']:>12.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -64,8 +64,17 @@ def main(overrides: list[str]) -> None:
                 run.model(batch["input_ids"], batch["attention_mask"], batch["word_index"])
 
     def scores_only():
-        return evaluate(run.model, loader, run.label_names, run.span_task, cfg.eval.level,
-                        run.device, run.autocast, cfg.eval.mode, gold)  # fmt: skip
+        return evaluate(
+            run.model,
+            loader,
+            run.label_names,
+            run.span_task,
+            cfg.eval.level,
+            run.device,
+            run.autocast,
+            cfg.eval.mode,
+            gold,
+        )
 
     tokens = sum(int(batch["attention_mask"].sum()) for batch in loader)
     forward_seconds, _ = fastest(forward_only)
@@ -78,14 +87,17 @@ def main(overrides: list[str]) -> None:
         plt.close(figure)
 
     parts = {
-        "predictions.txt": lambda: write_predictions(out_dir / "p.txt", sentences["tokens"], gold,
-                                                     predicted, sentences["document_id"]),
-        "bootstrap interval (1,000 resamples)": lambda: word_level_bootstrap(gold, predicted,
-                                                                             run.span_task),
-        "span error tables": lambda: write_error_report(out_dir / "e.json", out_dir / "e.md",
-                                                        sentences["tokens"], gold, predicted),
+        "predictions.txt": lambda: write_predictions(
+            out_dir / "p.txt", sentences["tokens"], gold, predicted, sentences["document_id"]
+        ),
+        "bootstrap interval (1,000 resamples)": lambda: word_level_bootstrap(
+            gold, predicted, run.span_task
+        ),
+        "span error tables": lambda: write_error_report(
+            out_dir / "e.json", out_dir / "e.md", sentences["tokens"], gold, predicted
+        ),
         "confusion matrix (PNG)": confusion_image,
-    }  # fmt: skip
+    }
     print(
         f"{len(sentences)} validation sentences, {tokens} tokens, eval batch "
         f"{cfg.eval.batch_size}, {torch.get_num_threads()} threads, CPU: {cpu_description()}"

@@ -38,19 +38,25 @@ from tests.helpers import (  # noqa: E402
     simple_sentences,
 )
 
-SHAPE = ["model.random_init.hidden_size=64", "model.random_init.intermediate_size=128",
-         "data.cache_dir=null"]  # fmt: skip
+SHAPE = [
+    "model.random_init.hidden_size=64",
+    "model.random_init.intermediate_size=128",
+    "data.cache_dir=null",
+]
 
 
 def pipeline_parity(run_dir: Path, trained) -> str:
     """Sentences whose pipeline spans equal bert_pos.predict's, of the simple ones."""
     from transformers import pipeline
 
-    tagger = pipeline("token-classification", model=str(run_dir / "model"),
-                      aggregation_strategy="first")  # fmt: skip
+    tagger = pipeline(
+        "token-classification", model=str(run_dir / "model"), aggregation_strategy="first"
+    )
     texts = simple_sentences(run_dir / "demo_corpus" / "validation.txt")
-    same = sum(ours == pipeline_spans(tagger, text)
-               for text, ours in zip(texts, predicted_spans(trained, texts)))  # fmt: skip
+    same = sum(
+        ours == pipeline_spans(tagger, text)
+        for text, ours in zip(texts, predicted_spans(trained, texts))
+    )
     return f"{same}/{len(texts)}"
 
 
@@ -63,25 +69,42 @@ def family_row(model_type: str, epochs: int, folder: Path) -> str:
     ours, theirs = export_logits(trained, run_dir / "model", SENTENCES[:5])
     difference = (ours - theirs).abs().max().item()
     long_sentence = [w for sentence in SENTENCES for w in sentence] * 5
-    (tags,) = tag_sentences(trained.model, trained.tokenizer, [long_sentence], trained.label_names,
-                            4, torch.device("cpu"), nullcontext())  # fmt: skip
+    (tags,) = tag_sentences(
+        trained.model,
+        trained.tokenizer,
+        [long_sentence],
+        trained.label_names,
+        4,
+        torch.device("cpu"),
+        nullcontext(),
+    )
     windows = f"{sum(p > 0 for _, p in tags)}/{len(long_sentence)}"
     parity = pipeline_parity(run_dir, trained)
 
-    context = train(compose_config(common + SHAPE + ["data.context=document"]),
-                    folder / f"{model_type}_context")  # fmt: skip
+    context = train(
+        compose_config(common + SHAPE + ["data.context=document"]), folder / f"{model_type}_context"
+    )
     crf_dir = folder / f"{model_type}_crf"
     crf_metrics = train(compose_config(common + SHAPE + ["model.head=crf"]), crf_dir)
     crf = load_trained(crf_dir / "model")
     test = read_conll(crf_dir / "demo_corpus" / "test.txt", 3, None)
-    tagged = tag_sentences(crf.model, crf.tokenizer, [s.words for s in test], crf.label_names, 16,
-                           torch.device("cpu"), nullcontext())  # fmt: skip
+    tagged = tag_sentences(
+        crf.model,
+        crf.tokenizer,
+        [s.words for s in test],
+        crf.label_names,
+        16,
+        torch.device("cpu"),
+        nullcontext(),
+    )
     _, scored = read_predictions(crf_dir / "eval" / "test" / "predictions.txt")
     crf_same = [[tag for tag, _ in sentence] for sentence in tagged] == scored
     seconds = time.perf_counter() - started
-    return (f"| {model_type} | {metrics['best']['val/f1']:.4f} | {difference:.1e} | {parity} | "
-            f"{windows} | {context['best']['val/f1']:.4f} | {crf_metrics['best']['val/f1']:.4f}, export {'=' if crf_same else '≠'} "
-            f"evaluation | {seconds:.0f} |")  # fmt: skip
+    return (
+        f"| {model_type} | {metrics['best']['val/f1']:.4f} | {difference:.1e} | {parity} | "
+        f"{windows} | {context['best']['val/f1']:.4f} | {crf_metrics['best']['val/f1']:.4f}, export {'=' if crf_same else '≠'} "
+        f"evaluation | {seconds:.0f} |"
+    )
 
 
 def main() -> None:

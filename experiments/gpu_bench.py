@@ -32,17 +32,26 @@ sys.path.insert(0, str(ROOT))
 
 RECIPE = ["+experiment=baseline", "model=bert_base_shape", "device=cuda", "precision=bf16"]
 # A tiny model on the synthetic demo corpus, for CPU: same code paths, a few seconds each.
-DRY_RUN = ["+experiment=demo", "data.demo_sentences={train: 160, validation: 40, test: 40}",
-           "model.random_init.hidden_size=64", "model.random_init.intermediate_size=128",
-           "epochs=1", "device=cpu", "precision=fp32", "eval.test_at_end=false",
-           "data.cache_dir=null"]  # fmt: skip
+DRY_RUN = [
+    "+experiment=demo",
+    "data.demo_sentences={train: 160, validation: 40, test: 40}",
+    "model.random_init.hidden_size=64",
+    "model.random_init.intermediate_size=128",
+    "epochs=1",
+    "device=cpu",
+    "precision=fp32",
+    "eval.test_at_end=false",
+    "data.cache_dir=null",
+]
 # (name, overrides, sides of bert_pos.bench): the floor and the Trainer run with the first.
 RUNS = [
-    ("bert_pos, padded, compiled",
-     ["compile=true", "compile_mode=reduce-overhead", "data.pad_to_multiple_of=32"],
-     ["bert_pos", "trainer", "floor"]),
+    (
+        "bert_pos, padded, compiled",
+        ["compile=true", "compile_mode=reduce-overhead", "data.pad_to_multiple_of=32"],
+        ["bert_pos", "trainer", "floor"],
+    ),
     ("bert_pos, padding-free", ["model.padding_free=true"], ["bert_pos"]),
-]  # fmt: skip
+]
 NAMES = {"trainer": "Hugging Face Trainer", "floor": "the model's floor"}
 
 
@@ -84,15 +93,20 @@ def measure(out_dir: Path, dry_run: bool, data_dir: Path, extra: list[str]) -> l
 
 
 def format_table(rows: list[dict], device: str) -> str:
-    columns = [("wall time (s)", "wall_seconds", "{:.0f}"),
-               ("training tokens/s", "train_tokens_per_s", "{:.0f}"),
-               ("ms per step", "ms_per_step", "{:.2f}"),
-               ("share of the floor", "share_of_floor", "{:.0%}"),
-               ("model FLOPs utilisation", "mfu", "{:.1%}"),
-               ("final validation F1", "final_score", "{:.4f}")]  # fmt: skip
-    lines = [f"The card's recipe on {device}", "",
-             "| | " + " | ".join(title for title, _, _ in columns) + " |",
-             "|---|" + "---|" * len(columns)]  # fmt: skip
+    columns = [
+        ("wall time (s)", "wall_seconds", "{:.0f}"),
+        ("training tokens/s", "train_tokens_per_s", "{:.0f}"),
+        ("ms per step", "ms_per_step", "{:.2f}"),
+        ("share of the floor", "share_of_floor", "{:.0%}"),
+        ("model FLOPs utilisation", "mfu", "{:.1%}"),
+        ("final validation F1", "final_score", "{:.4f}"),
+    ]
+    lines = [
+        f"The card's recipe on {device}",
+        "",
+        "| | " + " | ".join(title for title, _, _ in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
     for row in rows:
         cells = [form.format(row[key]) if key in row else "-" for _, key, form in columns]
         if "error" in row:

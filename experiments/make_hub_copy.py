@@ -24,10 +24,12 @@ FEATURES = Features(
     {
         "id": Value("string"),
         "tokens": Sequence(Value("string")),
-        **{f"{task}_tags": Sequence(ClassLabel(names=labels))
-           for task, (_, labels) in CONLL2003_TASKS.items()},
+        **{
+            f"{task}_tags": Sequence(ClassLabel(names=labels))
+            for task, (_, labels) in CONLL2003_TASKS.items()
+        },
     }
-)  # fmt: skip
+)
 
 
 def hub_rows(path: Path) -> dict[str, list]:

@@ -36,8 +36,9 @@ from bert_pos.hub import package_model_dir  # noqa: E402
 def batch_of(batch_size: int, vocab_size: int, generator: torch.Generator):
     """Right-padded rows whose lengths spread as CoNLL-2003's subword lengths do (3..60)."""
     lengths = (torch.distributions.Gamma(2.0, 0.1).sample((batch_size,)) + 3).clamp(max=60).long()
-    input_ids = torch.randint(1000, vocab_size, (batch_size, int(lengths.max())),
-                              generator=generator)  # fmt: skip
+    input_ids = torch.randint(
+        1000, vocab_size, (batch_size, int(lengths.max())), generator=generator
+    )
     attention_mask = torch.arange(input_ids.shape[1])[None] < lengths[:, None]
     return input_ids * attention_mask, attention_mask.long()
 
@@ -68,8 +69,10 @@ def main() -> None:
     for module in encoder.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
-    print(f"transformers {transformers.__version__}, torch {torch.__version__}, "
-          f"CPU: {cpu_description()}, threads {torch.get_num_threads()}")  # fmt: skip
+    print(
+        f"transformers {transformers.__version__}, torch {torch.__version__}, "
+        f"CPU: {cpu_description()}, threads {torch.get_num_threads()}"
+    )
     print(f"{'batch':>5} {'tokens':>6} {'way':<9} {'max |diff|':>10} {'ms fwd+bwd':>10}")
     for batch_size in args.batch_sizes:
         compare(encoder, batch_size, generator, args.repeats)
@@ -90,9 +93,12 @@ def compare(encoder, batch_size: int, generator: torch.Generator, repeats: int) 
 
     def library():
         encoder.config._attn_implementation = "sdpa"
-        hidden = encoder(input_ids=packed.input_ids, position_ids=packed.position_ids,
-                         token_type_ids=torch.zeros_like(packed.input_ids),
-                         attention_mask=None).last_hidden_state  # fmt: skip
+        hidden = encoder(
+            input_ids=packed.input_ids,
+            position_ids=packed.position_ids,
+            token_type_ids=torch.zeros_like(packed.input_ids),
+            attention_mask=None,
+        ).last_hidden_state
         return packing.unpack(hidden, packed)
 
     reference, _ = timed(padded, 2)

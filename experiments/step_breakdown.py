@@ -64,8 +64,15 @@ def main(overrides: list[str]) -> None:
     model.train()
 
     def bare(input_ids, attention_mask, labels, clip=False):
-        bare_step(model, optimizer, run.autocast, input_ids, attention_mask, labels,
-                  cfg.optim.max_grad_norm if clip else None)  # fmt: skip
+        bare_step(
+            model,
+            optimizer,
+            run.autocast,
+            input_ids,
+            attention_mask,
+            labels,
+            cfg.optim.max_grad_norm if clip else None,
+        )
 
     progress = tqdm(disable=True)
     stop = StopRequests()

@@ -39,6 +39,9 @@ def trained_run(tmp_path_factory):
 
 
 def pytest_addoption(parser):
-    parser.addoption("--require-pin", action="store_true",
-                     help="fail (not skip) tests/test_regression.py when the installed versions "
-                          "differ from the pinned lock (make test and CI)")  # fmt: skip
+    parser.addoption(
+        "--require-pin",
+        action="store_true",
+        help="fail (not skip) tests/test_regression.py when the installed versions "
+        "differ from the pinned lock (make test and CI)",
+    )

@@ -87,8 +87,12 @@ def loader_for(examples, batch_size=2):
 
 
 def example(subword_predictions, labels, word_starts, word_tags):
-    return {"input_ids": [ID[t] for t in subword_predictions], "labels": labels,
-            "word_starts": word_starts, "tags": [ID[t] for t in word_tags]}  # fmt: skip
+    return {
+        "input_ids": [ID[t] for t in subword_predictions],
+        "labels": labels,
+        "word_starts": word_starts,
+        "tags": [ID[t] for t in word_tags],
+    }
 
 
 # ---------------------------------------------------------------- the commands
@@ -96,8 +100,13 @@ def example(subword_predictions, labels, word_starts, word_tags):
 
 def run_command(module: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """`python -m bert_pos.<module> overrides...` from the repository root."""
-    return subprocess.run([sys.executable, "-m", f"bert_pos.{module}", *overrides], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", f"bert_pos.{module}", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def run_evaluate(*overrides):
@@ -126,10 +135,19 @@ def predicted_spans(trained, texts: list[str]) -> list[list[tuple[str, int, int]
     from bert_pos.tagging import entity_spans, split_words, tag_sentences
 
     words = [split_words(text) for text in texts]
-    tags = tag_sentences(trained.model, trained.tokenizer, [[w for w, _, _ in ws] for ws in words],
-                         trained.label_names, 16, torch.device("cpu"), nullcontext())  # fmt: skip
-    return [[(e["type"], e["start"], e["end"]) for e in entity_spans(text, ws, ts)]
-            for text, ws, ts in zip(texts, words, tags)]  # fmt: skip
+    tags = tag_sentences(
+        trained.model,
+        trained.tokenizer,
+        [[w for w, _, _ in ws] for ws in words],
+        trained.label_names,
+        16,
+        torch.device("cpu"),
+        nullcontext(),
+    )
+    return [
+        [(e["type"], e["start"], e["end"]) for e in entity_spans(text, ws, ts)]
+        for text, ws, ts in zip(texts, words, tags)
+    ]
 
 
 def pipeline_spans(tagger, text: str) -> list[tuple[str, int, int]]:
@@ -152,8 +170,9 @@ def export_logits(trained, model_dir: Path, sentences: list[list[str]]):
     from transformers import AutoModelForTokenClassification
 
     hugging_face = AutoModelForTokenClassification.from_pretrained(model_dir).eval()
-    batch = trained.tokenizer(sentences, is_split_into_words=True, padding=True,
-                              return_tensors="pt")  # fmt: skip
+    batch = trained.tokenizer(
+        sentences, is_split_into_words=True, padding=True, return_tensors="pt"
+    )
     with torch.no_grad():
         ours = trained.model(batch["input_ids"], batch["attention_mask"])
         theirs = hugging_face(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])

@@ -31,8 +31,9 @@ def test_trainer_side_can_run_the_cards_precision_and_eval_batch():
     overrides = ["+experiment=baseline", "precision=bf16", "eval.batch_size=64"]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         same = configs_of_sides(compose("bench", overrides))
-        card = configs_of_sides(compose("bench", overrides + [
-            "trainer.precision=fp32", "trainer.eval_batch_size=8"]))  # fmt: skip
+        card = configs_of_sides(
+            compose("bench", overrides + ["trainer.precision=fp32", "trainer.eval_batch_size=8"])
+        )
     assert same["trainer"] == same["bert_pos"]
     assert "trainer" not in same["bert_pos"]  # the recipe proper, as bert_pos.train reads it
     assert (card["bert_pos"].precision, card["bert_pos"].eval.batch_size) == ("bf16", 64)
@@ -41,14 +42,24 @@ def test_trainer_side_can_run_the_cards_precision_and_eval_batch():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
-                    reason="the Trainer needs the bench extra (accelerate)")  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("accelerate") is None,
+    reason="the Trainer needs the bench extra (accelerate)",
+)
 def test_both_sides_run_the_same_recipe_and_report(tmp_path):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("bench", TINY_DEMO_OVERRIDES + [
-            "epochs=1", "data.demo_sentences={train: 160, validation: 40, test: 40}",
-            "eval.test_at_end=false", "device=cpu", "eval.every_n_steps=4",
-            "seeds=[42,43]"])  # fmt: skip
+        cfg = compose(
+            "bench",
+            TINY_DEMO_OVERRIDES
+            + [
+                "epochs=1",
+                "data.demo_sentences={train: 160, validation: 40, test: 40}",
+                "eval.test_at_end=false",
+                "device=cpu",
+                "eval.every_n_steps=4",
+                "seeds=[42,43]",
+            ],
+        )
     results = bench(cfg, tmp_path, ["bert_pos", "trainer", "floor"])
     ours, theirs, floor = results["bert_pos"], results["trainer"], results["floor"]
     assert "error" not in ours and "error" not in theirs and "error" not in floor
@@ -127,9 +138,11 @@ def test_report_gives_each_side_as_a_share_of_the_floor():
 
 
 def test_time_to_a_target_is_the_first_evaluation_reaching_it():
-    curve = [{"step": 25, "train_seconds": 10.0, "score": 0.2},
-             {"step": 50, "train_seconds": 20.0, "score": 0.6},
-             {"step": 75, "train_seconds": 30.0, "score": 0.5}]  # fmt: skip
+    curve = [
+        {"step": 25, "train_seconds": 10.0, "score": 0.2},
+        {"step": 50, "train_seconds": 20.0, "score": 0.6},
+        {"step": 75, "train_seconds": 30.0, "score": 0.5},
+    ]
     assert time_to(curve, 0.1) == 10.0
     assert time_to(curve, 0.5) == 20.0  # not 30: the first evaluation at or above
     assert time_to(curve, 0.6) == 20.0
@@ -138,8 +151,13 @@ def test_time_to_a_target_is_the_first_evaluation_reaching_it():
 
 def test_seeds_average_and_targets_come_from_the_trainers_final_score():
     def side(final, curve, steps=10):
-        return {"final_score": final, "steps": steps, "score_name": "val/f1", "curve": curve,
-                "train_tokens_per_s": 100.0 * final}  # fmt: skip
+        return {
+            "final_score": final,
+            "steps": steps,
+            "score_name": "val/f1",
+            "curve": curve,
+            "train_tokens_per_s": 100.0 * final,
+        }
 
     fast = [
         {"step": 5, "train_seconds": 1.0, "score": 0.5},
@@ -149,10 +167,12 @@ def test_seeds_average_and_targets_come_from_the_trainers_final_score():
         {"step": 5, "train_seconds": 3.0, "score": 0.3},
         {"step": 10, "train_seconds": 6.0, "score": 0.6},
     ]
-    results = average_over_seeds({
-        1: {"bert_pos": side(0.8, fast), "trainer": side(0.6, slow)},
-        2: {"bert_pos": side(0.6, slow), "trainer": side(0.8, fast)},
-    })  # fmt: skip
+    results = average_over_seeds(
+        {
+            1: {"bert_pos": side(0.8, fast), "trainer": side(0.6, slow)},
+            2: {"bert_pos": side(0.6, slow), "trainer": side(0.8, fast)},
+        }
+    )
     assert results["trainer"]["final_score"] == pytest.approx(0.7)
     assert results["trainer"]["steps"] == 10 and isinstance(results["trainer"]["steps"], int)
     assert results["bert_pos"]["curves"] == {1: fast, 2: slow}
@@ -168,6 +188,7 @@ def test_seeds_average_and_targets_come_from_the_trainers_final_score():
 
 
 def test_a_failed_seed_fails_its_side():
-    results = average_over_seeds({1: {"trainer": {"final_score": 0.5}},
-                                  2: {"trainer": {"error": "OSError: x"}}})  # fmt: skip
+    results = average_over_seeds(
+        {1: {"trainer": {"final_score": 0.5}}, 2: {"trainer": {"error": "OSError: x"}}}
+    )
     assert results["trainer"] == {"error": "seed 2: OSError: x"}

@@ -93,8 +93,9 @@ def test_command_reports_a_mismatch_in_one_line(tmp_path):
     b = write_file(tmp_path / "b.txt", gold_predictions(), documents=(0, 0, 0, 0))
     ran = subprocess.run(
         [sys.executable, "-m", "bert_pos.compare", str(a), str(b), "unit=document"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert ran.returncode == 1
     assert ran.stderr.count("\n") == 1 and "documents differently" in ran.stderr
     assert "Traceback" not in ran.stderr
@@ -106,8 +107,10 @@ def test_command_prints_the_table(tmp_path):
     b = write_file(tmp_path / "b.txt", gold_predictions())
     ran = subprocess.run(
         [sys.executable, "-m", "bert_pos.compare", str(a), str(b), "samples=100"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "| f1 | A | B | B - A | 95% CI | p |" in ran.stdout
     assert "| overall | 60.00 | 100.00 | +40.00 |" in ran.stdout
 

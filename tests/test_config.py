@@ -170,20 +170,25 @@ def test_a_key_added_with_plus_past_the_schema_stops_the_run(typo):
 
 
 def test_keys_of_dict_settings_and_the_groups_stay_allowed():
-    cfg = compose_config(["+experiment=baseline", "+sweep=lr_seed", "+model.random_init.extra=1",
-                          "model=tiny"])  # fmt: skip
+    cfg = compose_config(
+        ["+experiment=baseline", "+sweep=lr_seed", "+model.random_init.extra=1", "model=tiny"]
+    )
     check_config(cfg)  # random_init takes any field; +experiment/+sweep are config groups
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("command, typo", [("train", "+optim.lrr=1e-3"),
-                                           ("evaluate", "+splitt=test"),
-                                           ("predict", "+formatt=jsonl")])  # fmt: skip
+@pytest.mark.parametrize(
+    "command, typo",
+    [("train", "+optim.lrr=1e-3"), ("evaluate", "+splitt=test"), ("predict", "+formatt=jsonl")],
+)
 def test_every_command_refuses_an_added_typo_in_one_line(command, typo, tmp_path):
     from tests.helpers import run_command
 
-    required = {"train": [f"hydra.run.dir={tmp_path}"], "evaluate": [f"run_dir={tmp_path}"],
-                "predict": [f"model_dir={tmp_path}"]}[command]  # fmt: skip
+    required = {
+        "train": [f"hydra.run.dir={tmp_path}"],
+        "evaluate": [f"run_dir={tmp_path}"],
+        "predict": [f"model_dir={tmp_path}"],
+    }[command]
     result = run_command(command, typo, *required)
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "Traceback" not in output

@@ -84,8 +84,10 @@ def test_missing_file(tmp_path):
 
 
 def test_write_then_read_round_trip(tmp_path):
-    documents = [[[("EU", "NNP", "B-NP", "B-ORG"), ("rejects", "VBZ", "B-VP", "O")]],
-                 [[("Peter", "NNP", "B-NP", "B-PER")]]]  # fmt: skip
+    documents = [
+        [[("EU", "NNP", "B-NP", "B-ORG"), ("rejects", "VBZ", "B-VP", "O")]],
+        [[("Peter", "NNP", "B-NP", "B-PER")]],
+    ]
     write_conll(tmp_path / "out.txt", documents)
     sentences = read_conll(tmp_path / "out.txt", 3, NER_LABELS)
     assert [s.words for s in sentences] == [["EU", "rejects"], ["Peter"]]

@@ -20,16 +20,25 @@ def split_with_documents(document_ids=DOCUMENTS):
     tags = [
         [(i + w) % 3 and 1 or 0 for w in range(len(words))] for i, words in enumerate(SENTENCES)
     ]
-    return DatasetDict({"validation": Dataset.from_dict({
-        "tokens": SENTENCES, "tags": tags, "document_id": document_ids,
-        "line": list(range(len(SENTENCES))),
-    })})  # fmt: skip
+    return DatasetDict(
+        {
+            "validation": Dataset.from_dict(
+                {
+                    "tokens": SENTENCES,
+                    "tags": tags,
+                    "document_id": document_ids,
+                    "line": list(range(len(SENTENCES))),
+                }
+            )
+        }
+    )
 
 
 def tokenized(tokenizer, context_subwords, document_ids=DOCUMENTS, max_length=64):
     splits = split_with_documents(document_ids)
-    return tokenize_splits(splits, tokenizer, "first", begin_to_inside_map(NER_LABELS),
-                           max_length, context_subwords)["validation"]  # fmt: skip
+    return tokenize_splits(
+        splits, tokenizer, "first", begin_to_inside_map(NER_LABELS), max_length, context_subwords
+    )["validation"]
 
 
 @pytest.mark.parametrize("budget", [12, 24, 40])
@@ -55,8 +64,11 @@ def test_context_words_carry_no_labels_and_every_word_is_scored_once(tokenizer, 
         offset = wide["word_starts"][0] - plain["word_starts"][0]
         inner = plain["input_ids"][1:-1]
         assert wide["input_ids"][1 + offset : 1 + offset + len(inner)] == inner
-        context = [p for p in range(1, len(wide["input_ids"]) - 1)
-                   if not 1 + offset <= p < 1 + offset + len(inner)]  # fmt: skip
+        context = [
+            p
+            for p in range(1, len(wide["input_ids"]) - 1)
+            if not 1 + offset <= p < 1 + offset + len(inner)
+        ]
         assert all(wide["labels"][p] == IGNORE_INDEX for p in context)
         assert all(wide["word_index"][p] == -1 for p in context)
     # every sentence with room got context (each has neighbours in its document)
@@ -88,10 +100,18 @@ def test_evaluation_in_context_scores_every_word_once(tokenizer, tiny_model):
     label_names = NER_LABELS
     for budget in (None, 24):
         examples = DatasetDict({"validation": tokenized(tokenizer, budget)})
-        loader = build_dataloaders(examples, 4, 4, True, tokenizer.pad_token_id, 8, 0, 0,
-                                   False)["validation"]  # fmt: skip
-        scores, predicted = evaluate(tiny_model, loader, label_names, True, "word",
-                                     torch.device("cpu"), torch.autocast("cpu", enabled=False))  # fmt: skip
+        loader = build_dataloaders(examples, 4, 4, True, tokenizer.pad_token_id, 8, 0, 0, False)[
+            "validation"
+        ]
+        scores, predicted = evaluate(
+            tiny_model,
+            loader,
+            label_names,
+            True,
+            "word",
+            torch.device("cpu"),
+            torch.autocast("cpu", enabled=False),
+        )
         assert [len(words) for words in predicted] == [len(words) for words in SENTENCES]
         assert scores["loss"] > 0
 

@@ -57,16 +57,28 @@ def test_tokenize_splits_with_real_tokenizer(tokenizer):
 def test_tokenized_splits_are_cached_by_content(tokenizer, tmp_path):
     words, tags = ["Peter", "Blackburnian", "said"], [B_PER, I_PER, OUTSIDE]
     cache = tmp_path / "cache"
-    first = tokenize_splits_cached(str(cache), tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)  # fmt: skip
+    first = tokenize_splits_cached(
+        str(cache), tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64
+    )
     assert len(list(cache.iterdir())) == 1
-    again = tokenize_splits_cached(str(cache), tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)  # fmt: skip
+    again = tokenize_splits_cached(
+        str(cache), tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64
+    )
     assert len(list(cache.iterdir())) == 1  # read back, not stored twice
     assert again["train"].to_list() == first["train"].to_list()
-    assert first["train"].to_list() == tokenize_splits(
-        tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)["train"].to_list()  # fmt: skip
+    assert (
+        first["train"].to_list()
+        == tokenize_splits(tiny_splits(words, tags), tokenizer, "all", CONTINUATION, 64)[
+            "train"
+        ].to_list()
+    )
     # other sentences, or another label strategy, are other entries
-    tokenize_splits_cached(str(cache), tiny_splits(words, [OUTSIDE] * 3), tokenizer, "all", CONTINUATION, 64)  # fmt: skip
-    tokenize_splits_cached(str(cache), tiny_splits(words, tags), tokenizer, "first", CONTINUATION, 64)  # fmt: skip
+    tokenize_splits_cached(
+        str(cache), tiny_splits(words, [OUTSIDE] * 3), tokenizer, "all", CONTINUATION, 64
+    )
+    tokenize_splits_cached(
+        str(cache), tiny_splits(words, tags), tokenizer, "first", CONTINUATION, 64
+    )
     assert len(list(cache.iterdir())) == 3
 
 
@@ -176,13 +188,18 @@ def write_parquet_copy(directory, ner_names, rows=None):
     """A miniature of the hub's parquet CoNLL-2003 (same columns and ClassLabel features)."""
     from datasets import ClassLabel, Features, Sequence, Value
 
-    features = Features({
-        "id": Value("string"),
-        "tokens": Sequence(Value("string")),
-        "ner_tags": Sequence(ClassLabel(names=ner_names)),
-    })  # fmt: skip
-    rows = rows or {"id": ["0", "1"], "tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
-                    "ner_tags": [[3, 0], [1, 2]]}  # fmt: skip
+    features = Features(
+        {
+            "id": Value("string"),
+            "tokens": Sequence(Value("string")),
+            "ner_tags": Sequence(ClassLabel(names=ner_names)),
+        }
+    )
+    rows = rows or {
+        "id": ["0", "1"],
+        "tokens": [["EU", "rejects"], ["Peter", "Blackburn"]],
+        "ner_tags": [[3, 0], [1, 2]],
+    }
     for split in ("train", "validation"):
         directory.mkdir(parents=True, exist_ok=True)
         Dataset.from_dict(rows, features=features).to_parquet(str(directory / f"{split}.parquet"))
@@ -196,18 +213,25 @@ def test_hub_source_reads_a_parquet_copy_with_class_labels(tmp_path):
         write_parquet_copy(tmp_path / "hub", NER_LABELS), None, "ner", NER_LABELS
     )
     assert set(splits) == {"train", "validation"}
-    assert splits["train"][1] == {"tokens": ["Peter", "Blackburn"], "tags": [1, 2],
-                                  "document_id": -1, "line": -1}  # fmt: skip
+    assert splits["train"][1] == {
+        "tokens": ["Peter", "Blackburn"],
+        "tags": [1, 2],
+        "document_id": -1,
+        "line": -1,
+    }
 
 
 def test_hub_copy_with_docstart_rows_gives_documents(tmp_path):
     from bert_pos.data.sources import load_hub_splits
 
-    rows = {"id": ["0", "1", "2", "3", "4"],
-            "tokens": [["-DOCSTART-"], ["EU", "rejects"], ["-DOCSTART-"], ["Peter"], ["Bonn"]],
-            "ner_tags": [[0], [3, 0], [0], [1], [5]]}  # fmt: skip
-    splits = load_hub_splits(write_parquet_copy(tmp_path / "hub", NER_LABELS, rows), None, "ner",
-                             NER_LABELS)  # fmt: skip
+    rows = {
+        "id": ["0", "1", "2", "3", "4"],
+        "tokens": [["-DOCSTART-"], ["EU", "rejects"], ["-DOCSTART-"], ["Peter"], ["Bonn"]],
+        "ner_tags": [[0], [3, 0], [0], [1], [5]],
+    }
+    splits = load_hub_splits(
+        write_parquet_copy(tmp_path / "hub", NER_LABELS, rows), None, "ner", NER_LABELS
+    )
     assert splits["train"]["tokens"] == [["EU", "rejects"], ["Peter"], ["Bonn"]]
     assert splits["train"]["document_id"] == [0, 1, 1]
 

@@ -41,8 +41,13 @@ def free_port() -> int:
 
 def _worker(rank: int, world_size: int, port: int, overrides: list[str], run_dir: str) -> None:
     """One torchrun-like process: the environment torchrun would set, then `train`."""
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     from bert_pos import distributed
     from bert_pos.train import train
@@ -58,8 +63,12 @@ def _worker(rank: int, world_size: int, port: int, overrides: list[str], run_dir
 
 
 def run_processes(world_size: int, overrides: list[str], run_dir) -> None:
-    mp.start_processes(_worker, args=(world_size, free_port(), overrides, str(run_dir)),
-                       nprocs=world_size, start_method="spawn")  # fmt: skip
+    mp.start_processes(
+        _worker,
+        args=(world_size, free_port(), overrides, str(run_dir)),
+        nprocs=world_size,
+        start_method="spawn",
+    )
 
 
 def weights(run_dir, which="last"):
@@ -135,8 +144,9 @@ def test_two_process_run_resumes_from_a_mid_epoch_checkpoint(single_and_two_proc
     for later in ("step-0000020", "step-0000025", "step-0000026", "last", "best"):
         shutil.rmtree(resumed / "checkpoints" / later, ignore_errors=True)
     (resumed / "metrics.json").unlink()
-    state = torch.load(resumed / "checkpoints" / "step-0000015" / "training_state.pt",
-                       weights_only=True)  # fmt: skip
+    state = torch.load(
+        resumed / "checkpoints" / "step-0000015" / "training_state.pt", weights_only=True
+    )
     assert state["world_size"] == 2 and len(state["rng_ranks"]) == 2
     run_processes(2, RECIPE + [f"data.batch_size={PER_PROCESS_BATCH}", "resume=auto"], resumed)
     finished, uninterrupted = weights(resumed), weights(two)
@@ -152,8 +162,10 @@ def test_resuming_with_another_number_of_processes_is_refused(single_and_two_pro
     from bert_pos.train import train
 
     _, _, two = single_and_two_processes
-    cfg = compose_config(RECIPE + [f"data.batch_size={PER_PROCESS_BATCH}",
-                                   f"resume={two / 'checkpoints' / 'step-0000015'}"])  # fmt: skip
+    cfg = compose_config(
+        RECIPE
+        + [f"data.batch_size={PER_PROCESS_BATCH}", f"resume={two / 'checkpoints' / 'step-0000015'}"]
+    )
     with pytest.raises(CheckpointError, match="trained with 2 processes, resumed with 1"):
         train(cfg, two.parent / "refused")
 
@@ -164,8 +176,12 @@ def test_shards_together_hold_the_single_process_batches(group_by_length):
         int(x) for x in torch.randint(3, 60, (203,), generator=torch.Generator().manual_seed(0))
     ]
     single = ShuffledBatchSampler(lengths, 16, seed=3, group_by_length=group_by_length)
-    shards = [ShuffledBatchSampler(lengths, 8, seed=3, group_by_length=group_by_length,
-                                   num_shards=2, shard=r) for r in range(2)]  # fmt: skip
+    shards = [
+        ShuffledBatchSampler(
+            lengths, 8, seed=3, group_by_length=group_by_length, num_shards=2, shard=r
+        )
+        for r in range(2)
+    ]
     for epoch in (0, 1):
         for sampler in [single, *shards]:
             sampler.set_epoch(epoch)
@@ -203,13 +219,27 @@ def test_a_multi_task_slurm_job_from_the_submitit_launcher_gets_torchruns_variab
     pytest.importorskip("submitit")
     from bert_pos.distributed import environment_from_launcher
 
-    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR",
-                 "MASTER_PORT"):  # fmt: skip
+    for name in (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "LOCAL_WORLD_SIZE",
+        "MASTER_ADDR",
+        "MASTER_PORT",
+    ):
         monkeypatch.setenv(name, "")  # so that monkeypatch removes what the export sets
         monkeypatch.delenv(name)
-    slurm = {"SUBMITIT_EXECUTOR": "slurm", "SUBMITIT_FOLDER": "/tmp/submitit", "SLURM_NTASKS": "16",
-             "SLURM_PROCID": "9", "SLURM_LOCALID": "1", "SLURM_JOB_ID": "4242",
-             "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_JOB_NUM_NODES": "2", "SLURM_NODEID": "1"}  # fmt: skip
+    slurm = {
+        "SUBMITIT_EXECUTOR": "slurm",
+        "SUBMITIT_FOLDER": "/tmp/submitit",
+        "SLURM_NTASKS": "16",
+        "SLURM_PROCID": "9",
+        "SLURM_LOCALID": "1",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NODELIST": "gpu[07-08]",
+        "SLURM_JOB_NUM_NODES": "2",
+        "SLURM_NODEID": "1",
+    }
     for name, value in slurm.items():
         monkeypatch.setenv(name, value)
     environment_from_launcher()
@@ -231,8 +261,13 @@ def test_a_single_task_job_stays_one_process(monkeypatch):
 
 
 def _fail_on_rank_0(rank: int, world_size: int, port: int, block: str, out_dir: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))  # fmt: skip
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     from bert_pos import distributed
 
     distributed.setup("cpu")
@@ -254,8 +289,13 @@ def _fail_on_rank_0(rank: int, world_size: int, port: int, block: str, out_dir: 
 def test_a_failure_on_rank_0_releases_the_other_ranks(tmp_path, block):
     """Rank 0 raising inside main_first (data preparation) or a checkpoint save must stop the
     others with PeerFailed, not leave them at a barrier until the job's time limit."""
-    context = mp.start_processes(_fail_on_rank_0, args=(2, free_port(), block, str(tmp_path)),
-                                 nprocs=2, start_method="spawn", join=False)  # fmt: skip
+    context = mp.start_processes(
+        _fail_on_rank_0,
+        args=(2, free_port(), block, str(tmp_path)),
+        nprocs=2,
+        start_method="spawn",
+        join=False,
+    )
     deadline = time.monotonic() + 60
     while not context.join(timeout=1) and time.monotonic() < deadline:
         pass

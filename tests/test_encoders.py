@@ -43,9 +43,15 @@ def family_tokenizer(model_type, directory):
 
 def tiny_model(model_type, tokenizer, **options):
     torch.manual_seed(0)
-    return build_model(9, 0.0, random_init={"model_type": model_type, **TINY_BERT},
-                       vocab_size=len(tokenizer), special_ids=special_ids(tokenizer),
-                       label_names=NER_LABELS, **options).eval()  # fmt: skip
+    return build_model(
+        9,
+        0.0,
+        random_init={"model_type": model_type, **TINY_BERT},
+        vocab_size=len(tokenizer),
+        special_ids=special_ids(tokenizer),
+        label_names=NER_LABELS,
+        **options,
+    ).eval()
 
 
 @pytest.mark.parametrize("model_type", FAMILIES)
@@ -107,10 +113,18 @@ def test_document_context_keeps_the_familys_special_tokens_at_the_ends(model_typ
     from datasets import Dataset, DatasetDict
 
     tokenizer = family_tokenizer(model_type, tmp_path)
-    splits = DatasetDict({"train": Dataset.from_dict({
-        "tokens": SENTENCES[:4], "tags": [[0] * len(s) for s in SENTENCES[:4]],
-        "document_id": [0] * 4, "line": [1] * 4,
-    })})  # fmt: skip
+    splits = DatasetDict(
+        {
+            "train": Dataset.from_dict(
+                {
+                    "tokens": SENTENCES[:4],
+                    "tags": [[0] * len(s) for s in SENTENCES[:4]],
+                    "document_id": [0] * 4,
+                    "line": [1] * 4,
+                }
+            )
+        }
+    )
     alone = tokenize_splits(splits, tokenizer, "first", begin_to_inside_map(NER_LABELS), 128)
     context = tokenize_splits(splits, tokenizer, "first", begin_to_inside_map(NER_LABELS), 128, 100)
     for own, with_context in zip(alone["train"], context["train"]):
@@ -127,8 +141,11 @@ def test_layer_decay_finds_each_familys_layers(model_type, tmp_path):
     layers, prefix = model.config.num_hidden_layers, model.encoder_name
     depths = {name: layer_depth(name, layers, prefix) for name, _ in model.named_parameters()}
     assert set(depths.values()) == set(range(layers + 2))
-    assert all(depths[name] == 0 for name in depths if "word_embeddings" in name
-               or "tok_embeddings" in name)  # fmt: skip
+    assert all(
+        depths[name] == 0
+        for name in depths
+        if "word_embeddings" in name or "tok_embeddings" in name
+    )
     assert depths["classifier.weight"] == layers + 1
 
 
@@ -141,8 +158,11 @@ def test_each_family_learns_exports_and_predicts_as_the_pipeline(model_type, tmp
     from bert_pos.train import train
     from bert_pos.trained import load_trained
 
-    overrides = [f"model.random_init.model_type={model_type}", "data.context=document",
-                 "data.context_subwords=48"]  # fmt: skip
+    overrides = [
+        f"model.random_init.model_type={model_type}",
+        "data.context=document",
+        "data.context_subwords=48",
+    ]
     metrics = train(compose_config(TINY_DEMO_OVERRIDES + overrides), tmp_path)
     rows = metrics["epochs"]
     assert metrics["best"]["val/f1"] > 0.2 and rows[-1]["train/loss"] < rows[0]["train/loss"]
@@ -151,15 +171,23 @@ def test_each_family_learns_exports_and_predicts_as_the_pipeline(model_type, tmp
     ours, theirs = export_logits(trained, tmp_path / "model", SENTENCES[:4])
     torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
 
-    tagger = pipeline("token-classification", model=str(tmp_path / "model"),
-                      aggregation_strategy="first")  # fmt: skip
+    tagger = pipeline(
+        "token-classification", model=str(tmp_path / "model"), aggregation_strategy="first"
+    )
     texts = simple_sentences(tmp_path / "demo_corpus" / "validation.txt", 40)
     for text, spans in zip(texts, predicted_spans(trained, texts)):
         assert spans == pipeline_spans(tagger, text), text
 
     long_sentence = [w for sentence in SENTENCES for w in sentence] * 5  # 220 words, 2+ windows
-    (long_tags,) = tag_sentences(trained.model, trained.tokenizer, [long_sentence],
-                                 trained.label_names, 4, torch.device("cpu"), nullcontext())  # fmt: skip
+    (long_tags,) = tag_sentences(
+        trained.model,
+        trained.tokenizer,
+        [long_sentence],
+        trained.label_names,
+        4,
+        torch.device("cpu"),
+        nullcontext(),
+    )
     assert len(long_tags) == len(long_sentence) and all(p > 0 for _, p in long_tags)
 
 
@@ -176,8 +204,15 @@ def test_each_family_trains_a_crf_that_predicts_what_evaluation_scored(model_typ
     trained = load_trained(tmp_path / "model")
     assert trained.model.crf is not None
     sentences = read_conll(tmp_path / "demo_corpus" / "test.txt", 3, None)
-    tagged = tag_sentences(trained.model, trained.tokenizer, [s.words for s in sentences],
-                           trained.label_names, 16, torch.device("cpu"), nullcontext())  # fmt: skip
+    tagged = tag_sentences(
+        trained.model,
+        trained.tokenizer,
+        [s.words for s in sentences],
+        trained.label_names,
+        16,
+        torch.device("cpu"),
+        nullcontext(),
+    )
     _, scored = read_predictions(tmp_path / "eval" / "test" / "predictions.txt")  # best weights
     assert [[tag for tag, _ in sentence] for sentence in tagged] == scored
 
@@ -198,8 +233,9 @@ def test_a_pretrained_roberta_folder_saved_without_prefix_space_fine_tunes(tmp_p
     state = json.loads((folder / "tokenizer.json").read_text())
     state["pre_tokenizer"]["add_prefix_space"] = False
     (folder / "tokenizer.json").write_text(json.dumps(state))
-    cfg = compose_config(TINY_DEMO_OVERRIDES + ["model.random_init=null", "epochs=1",
-                                                f"model.name_or_path={folder}"])  # fmt: skip
+    cfg = compose_config(
+        TINY_DEMO_OVERRIDES + ["model.random_init=null", "epochs=1", f"model.name_or_path={folder}"]
+    )
     metrics = train(cfg, tmp_path / "run")
     assert metrics["steps"] > 0
     saved = json.loads((tmp_path / "run" / "tokenizer" / "tokenizer.json").read_text())

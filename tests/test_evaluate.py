@@ -33,8 +33,10 @@ def test_evaluate_reproduces_the_training_scores_and_writes_its_files(trained_ru
 def test_evaluate_a_file_in_strict_mode(trained_run, tmp_path):
     run_dir, _ = trained_run
     conll = tmp_path / "extra.txt"
-    conll.write_text("Police NNS O O\nin IN O O\nVifenport NNP O B-LOC\narrested VBD O O\n"
-                     "Renmi NNP O B-PER\nTordun NNP O I-PER\n. . O O\n")  # fmt: skip
+    conll.write_text(
+        "Police NNS O O\nin IN O O\nVifenport NNP O B-LOC\narrested VBD O O\n"
+        "Renmi NNP O B-PER\nTordun NNP O I-PER\n. . O O\n"
+    )
     run_evaluate(f"run_dir={run_dir}", f"file={conll}", "mode=strict", "checkpoint=last")
     folder = run_dir / "eval" / "file=extra,checkpoint=last,mode=strict"
     scores = json.loads((folder / "metrics.json").read_text())
@@ -43,8 +45,18 @@ def test_evaluate_a_file_in_strict_mode(trained_run, tmp_path):
 
 @pytest.mark.slow
 def test_evaluate_names_a_missing_checkpoint(trained_run):
-    result = subprocess.run([sys.executable, "-m", "bert_pos.evaluate", f"run_dir={trained_run[0]}",
-                             "checkpoint=epoch9"], cwd=ROOT, capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bert_pos.evaluate",
+            f"run_dir={trained_run[0]}",
+            "checkpoint=epoch9",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 1 and "checkpoint=epoch9" in result.stdout + result.stderr
 
 
@@ -95,26 +107,48 @@ def test_each_evaluation_has_its_own_folder_and_records_its_settings(trained_run
     run_dir, metrics = trained_run
     run = tmp_path / "run"
     # the run as training left it: other tests evaluate the shared run folder too
-    shutil.copytree(run_dir, run, ignore=lambda folder, names: [
-        name for name in names if Path(folder).name == "eval" and name not in ("validation", "test")
-    ])  # fmt: skip
+    shutil.copytree(
+        run_dir,
+        run,
+        ignore=lambda folder, names: [
+            name
+            for name in names
+            if Path(folder).name == "eval" and name not in ("validation", "test")
+        ],
+    )
     own_test = (run / "eval" / "test" / "metrics.json").read_text()
     evaluate_run(evaluate_config(f"run_dir={run}", "split=test"))
-    evaluate_run(evaluate_config(f"run_dir={run}", "split=test", "checkpoint=last", "mode=strict",
-                                 "level=subword"))  # fmt: skip
+    evaluate_run(
+        evaluate_config(
+            f"run_dir={run}", "split=test", "checkpoint=last", "mode=strict", "level=subword"
+        )
+    )
     validation_file = tmp_path / "validation.txt"
     shutil.copy(run / "demo_corpus" / "validation.txt", validation_file)
     evaluate_run(evaluate_config(f"run_dir={run}", f"file={validation_file}"))
     folders = {p.name for p in (run / "eval").iterdir()}
-    assert folders == {"validation", "test", "test,checkpoint=best",
-                       "test,checkpoint=last,mode=strict,level=subword",
-                       "file=validation,checkpoint=best"}  # fmt: skip
+    assert folders == {
+        "validation",
+        "test",
+        "test,checkpoint=best",
+        "test,checkpoint=last,mode=strict,level=subword",
+        "file=validation,checkpoint=best",
+    }
     assert (run / "eval" / "test" / "metrics.json").read_text() == own_test  # untouched
-    strict = json.loads((run / "eval" / "test,checkpoint=last,mode=strict,level=subword"
-                         / "metrics.json").read_text())  # fmt: skip
-    assert strict["settings"] == {"split": "test", "file": None, "checkpoint": "last",
-                                  "step": metrics["steps"], "mode": "strict", "level": "subword",
-                                  "decode": "argmax"}  # fmt: skip
+    strict = json.loads(
+        (
+            run / "eval" / "test,checkpoint=last,mode=strict,level=subword" / "metrics.json"
+        ).read_text()
+    )
+    assert strict["settings"] == {
+        "split": "test",
+        "file": None,
+        "checkpoint": "last",
+        "step": metrics["steps"],
+        "mode": "strict",
+        "level": "subword",
+        "decode": "argmax",
+    }
     best = json.loads(
         (run / "eval" / "file=validation,checkpoint=best" / "metrics.json").read_text()
     )

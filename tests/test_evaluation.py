@@ -11,19 +11,33 @@ from tests.helpers import ID, FixedTagger, example, loader_for
 
 
 def run(examples, level, label_names=NER_LABELS, span_task=True):
-    return evaluate(FixedTagger(), loader_for(examples), label_names, span_task, level,
-                    torch.device("cpu"), nullcontext())  # fmt: skip
+    return evaluate(
+        FixedTagger(),
+        loader_for(examples),
+        label_names,
+        span_task,
+        level,
+        torch.device("cpu"),
+        nullcontext(),
+    )
 
 
 def test_word_level_scores_first_subword_and_unaligned_words_as_O():
     # [CLS] Peter Black ##burn said [SEP]; gold: B-PER I-PER O; label strategy `all`.
     # The model gets Black right and ##burn wrong: word level counts the word as right.
-    ex1 = example(["O", "B-PER", "I-PER", "O", "O", "O"],
-                  [-100, ID["B-PER"], ID["I-PER"], ID["I-PER"], ID["O"], -100],
-                  word_starts=[1, 2, 4], word_tags=["B-PER", "I-PER", "O"])  # fmt: skip
+    ex1 = example(
+        ["O", "B-PER", "I-PER", "O", "O", "O"],
+        [-100, ID["B-PER"], ID["I-PER"], ID["I-PER"], ID["O"], -100],
+        word_starts=[1, 2, 4],
+        word_tags=["B-PER", "I-PER", "O"],
+    )
     # a word the tokenizer dropped (start -1) with gold B-LOC: predicted O, so a missed entity
-    ex2 = example(["O", "B-ORG", "O"], [-100, ID["B-ORG"], -100],
-                  word_starts=[1, -1], word_tags=["B-ORG", "B-LOC"])  # fmt: skip
+    ex2 = example(
+        ["O", "B-ORG", "O"],
+        [-100, ID["B-ORG"], -100],
+        word_starts=[1, -1],
+        word_tags=["B-ORG", "B-LOC"],
+    )
     scores, predictions = run([ex1, ex2], "word")
     assert predictions == [["B-PER", "I-PER", "O"], ["B-ORG", "O"]]
     assert scores["accuracy"] == pytest.approx(4 / 5)
@@ -32,9 +46,12 @@ def test_word_level_scores_first_subword_and_unaligned_words_as_O():
 
 
 def test_subword_level_scores_every_labelled_subword():
-    ex1 = example(["O", "B-PER", "I-PER", "O", "O", "O"],
-                  [-100, ID["B-PER"], ID["I-PER"], ID["I-PER"], ID["O"], -100],
-                  word_starts=[1, 2, 4], word_tags=["B-PER", "I-PER", "O"])  # fmt: skip
+    ex1 = example(
+        ["O", "B-PER", "I-PER", "O", "O", "O"],
+        [-100, ID["B-PER"], ID["I-PER"], ID["I-PER"], ID["O"], -100],
+        word_starts=[1, 2, 4],
+        word_tags=["B-PER", "I-PER", "O"],
+    )
     scores, predictions = run([ex1], "subword")
     assert predictions == [["B-PER", "I-PER", "O"]]  # predictions stay one per word
     assert scores["accuracy"] == pytest.approx(3 / 4)  # 4 labelled subwords, ##burn wrong
@@ -50,8 +67,9 @@ def test_predictions_come_back_in_dataset_order_and_loss_is_per_labelled_token()
     longest_first = torch.utils.data.DataLoader(
         [short, long], batch_sampler=[[1], [0]], collate_fn=collate
     )
-    scores, predictions = evaluate(FixedTagger(), longest_first, NER_LABELS, True, "word",
-                                   torch.device("cpu"), nullcontext())  # fmt: skip
+    scores, predictions = evaluate(
+        FixedTagger(), longest_first, NER_LABELS, True, "word", torch.device("cpu"), nullcontext()
+    )
     assert predictions == [["B-PER"], ["B-LOC", "O"]]
     # logits are 10 on the right label, 0 elsewhere: loss = log(e^10 + 8) - 10 per token
     assert scores["loss"] == pytest.approx(math.log(math.exp(10) + 8) - 10, rel=1e-3)
@@ -92,13 +110,26 @@ def test_bf16_evaluation_agrees_with_fp32(tiny_model, tokenizer):
         labels = [-100] * len(encoding["input_ids"])
         for start, tag in zip(starts, tags):
             labels[start] = tag
-        examples.append({"input_ids": encoding["input_ids"], "labels": labels,
-                         "word_starts": starts, "tags": tags})  # fmt: skip
+        examples.append(
+            {
+                "input_ids": encoding["input_ids"],
+                "labels": labels,
+                "word_starts": starts,
+                "tags": tags,
+            }
+        )
     loader = loader_for(examples, batch_size=4)
     cpu = torch.device("cpu")
     fp32, fp32_tags = evaluate(tiny_model, loader, NER_LABELS, True, "word", cpu, nullcontext())
-    bf16, bf16_tags = evaluate(tiny_model, loader, NER_LABELS, True, "word", cpu,
-                               torch.autocast("cpu", dtype=torch.bfloat16))  # fmt: skip
+    bf16, bf16_tags = evaluate(
+        tiny_model,
+        loader,
+        NER_LABELS,
+        True,
+        "word",
+        cpu,
+        torch.autocast("cpu", dtype=torch.bfloat16),
+    )
     batch = next(iter(loader))
     with torch.inference_mode():
         logits32 = tiny_model(batch["input_ids"], batch["attention_mask"])
@@ -126,9 +157,16 @@ UNSEEN_EXAMPLE = {
 
 @pytest.mark.parametrize("level, accuracy", [("word", 2 / 4), ("subword", 2 / 3)])
 def test_a_gold_label_the_model_cannot_predict_is_scored_as_a_missed_entity(level, accuracy):
-    scores, predictions = evaluate(FixedTagger(), loader_for([UNSEEN_EXAMPLE]), NER_LABELS, True,
-                                   level, torch.device("cpu"), nullcontext(),
-                                   gold=UNSEEN_GOLD)  # fmt: skip
+    scores, predictions = evaluate(
+        FixedTagger(),
+        loader_for([UNSEEN_EXAMPLE]),
+        NER_LABELS,
+        True,
+        level,
+        torch.device("cpu"),
+        nullcontext(),
+        gold=UNSEEN_GOLD,
+    )
     # the last word is unaligned and unpredictable, and still one of the sentence's words
     assert predictions == [["B-LOC", "O", "O", "O"]]
     assert scores["accuracy"] == pytest.approx(accuracy)  # subword level: no August subword
@@ -138,19 +176,40 @@ def test_a_gold_label_the_model_cannot_predict_is_scored_as_a_missed_entity(leve
     # no loss on the DATE words: cross-entropy over the two labelled subwords
     assert scores["loss"] == pytest.approx(math.log(math.exp(10) + 8) - 10, rel=1e-3)
     with pytest.raises(ValueError, match="gold label is IGNORE_INDEX, and no gold labels"):
-        evaluate(FixedTagger(), loader_for([UNSEEN_EXAMPLE]), NER_LABELS, True, level,
-                 torch.device("cpu"), nullcontext())  # fmt: skip
+        evaluate(
+            FixedTagger(),
+            loader_for([UNSEEN_EXAMPLE]),
+            NER_LABELS,
+            True,
+            level,
+            torch.device("cpu"),
+            nullcontext(),
+        )
 
 
 def test_windows_name_unpredictable_gold_by_their_place_in_the_sentence():
     """Two windows of one sentence: the second one's unpredictable word is word 3."""
     first = {key: UNSEEN_EXAMPLE[key][:3] for key in ("input_ids", "labels")}
     first.update(word_starts=[1, 2], tags=[ID["B-LOC"], ID["O"]], sentence=0, first_word=0)
-    second = {"input_ids": [ID["O"], ID["O"], ID["O"]], "labels": [-100, -100, -100],
-              "word_starts": [1, -1], "tags": [-100, -100], "sentence": 0, "first_word": 2}  # fmt: skip
+    second = {
+        "input_ids": [ID["O"], ID["O"], ID["O"]],
+        "labels": [-100, -100, -100],
+        "word_starts": [1, -1],
+        "tags": [-100, -100],
+        "sentence": 0,
+        "first_word": 2,
+    }
     gold = [["B-LOC", "O", "B-DATE", "I-DATE"]]
-    scores, predictions = evaluate(FixedTagger(), loader_for([second, first]), NER_LABELS, True,
-                                   "word", torch.device("cpu"), nullcontext(), gold=gold)  # fmt: skip
+    scores, predictions = evaluate(
+        FixedTagger(),
+        loader_for([second, first]),
+        NER_LABELS,
+        True,
+        "word",
+        torch.device("cpu"),
+        nullcontext(),
+        gold=gold,
+    )
     assert predictions == [["B-LOC", "O", "O", "O"]]
     assert scores["per_type"]["DATE"]["support"] == 1 and scores["recall"] == pytest.approx(0.5)
 
@@ -164,9 +223,19 @@ def test_evaluate_split_writes_unpredictable_gold_and_gives_it_confusion_rows(tm
     sentences = sentences_dataset([sentence], NER_LABELS, "validation (v.txt)")
     assert "validation (v.txt): 1 word(s) have the gold label 'I-DATE'" in caplog.text
     assert sentences["tags"] == [UNSEEN_EXAMPLE["tags"]]
-    scores, figure, _ = evaluate_split(FixedTagger(), loader_for([UNSEEN_EXAMPLE]), sentences,
-                                    NER_LABELS, True, "word", "conlleval", torch.device("cpu"),
-                                    nullcontext(), tmp_path, "validation")  # fmt: skip
+    scores, figure, _ = evaluate_split(
+        FixedTagger(),
+        loader_for([UNSEEN_EXAMPLE]),
+        sentences,
+        NER_LABELS,
+        True,
+        "word",
+        "conlleval",
+        torch.device("cpu"),
+        nullcontext(),
+        tmp_path,
+        "validation",
+    )
     assert (tmp_path / "predictions.txt").read_text() == (
         "-DOCSTART- O O\n\nParis B-LOC B-LOC\non O O\n22 B-DATE O\nAugust I-DATE O\n\n"
     )

@@ -57,8 +57,15 @@ def test_pipeline_entities_match_bert_pos_predict(trained_run):
     model, label_names = trained.model, trained.label_names
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     words = [split_words(sentence) for sentence in SENTENCES]
-    tagged = tag_sentences(model, tokenizer, [[w for w, _, _ in ws] for ws in words], label_names,
-                           8, torch.device("cpu"), torch.autocast("cpu", enabled=False))  # fmt: skip
+    tagged = tag_sentences(
+        model,
+        tokenizer,
+        [[w for w, _, _ in ws] for ws in words],
+        label_names,
+        8,
+        torch.device("cpu"),
+        torch.autocast("cpu", enabled=False),
+    )
     compared = 0
     for sentence, sentence_words, sentence_tags in zip(SENTENCES, words, tagged):
         ours = entity_spans(sentence, sentence_words, sentence_tags)
@@ -76,11 +83,19 @@ def test_pipeline_entities_match_bert_pos_predict(trained_run):
 def test_model_card_reports_recipe_and_results(trained_run):
     run_dir, metrics = trained_run
     card = (run_dir / "model" / "README.md").read_text()
-    for expected in ["learning_rate: 0.003", "train_batch_size: 16", "seed: 42",
-                     "optimizer: AdamW with betas=(0.9,0.999) and epsilon=1e-08",
-                     "lr_scheduler_type: linear", "num_epochs: 4", "precision: fp32",
-                     "| Training Loss | Epoch | Step | Validation Loss | Precision | Recall | F1 | Accuracy |",
-                     "### Test results", "### Framework versions", "- Pytorch "]:  # fmt: skip
+    for expected in [
+        "learning_rate: 0.003",
+        "train_batch_size: 16",
+        "seed: 42",
+        "optimizer: AdamW with betas=(0.9,0.999) and epsilon=1e-08",
+        "lr_scheduler_type: linear",
+        "num_epochs: 4",
+        "precision: fp32",
+        "| Training Loss | Epoch | Step | Validation Loss | Precision | Recall | F1 | Accuracy |",
+        "### Test results",
+        "### Framework versions",
+        "- Pytorch ",
+    ]:
         assert expected in card
     assert f"- F1: {metrics['test']['f1']:.4f}" in card
     assert card.count("\n| ") == len(metrics["epochs"]) + 1
@@ -134,8 +149,9 @@ def test_the_readme_demo_sentence_speaks_the_demo_corpus(tmp_path):
 
 
 @pytest.mark.parametrize("pooling", ["mean", "first_last"])
-def test_a_pooled_export_is_refused_by_hugging_face_and_loaded_by_bert_pos(tiny_model, tokenizer,
-                                                                           tmp_path, pooling):  # fmt: skip
+def test_a_pooled_export_is_refused_by_hugging_face_and_loaded_by_bert_pos(
+    tiny_model, tokenizer, tmp_path, pooling
+):
     from bert_pos.export import export_model
     from bert_pos.labels import NER_LABELS
     from bert_pos.model import build_model

@@ -17,15 +17,21 @@ def load_script():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("accelerate") is None,
-                    reason="the Trainer needs the bench extra (accelerate)")  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("accelerate") is None,
+    reason="the Trainer needs the bench extra (accelerate)",
+)
 def test_the_gpu_bench_dry_run_measures_every_row(tmp_path):
     gpu_bench = load_script()
     out_dir = gpu_bench.main(["--dry-run", "--out", str(tmp_path)])
     rows = json.loads((out_dir / "gpu_bench.json").read_text())
     runs = [row["run"] for row in rows]
-    assert runs == ["bert_pos, padded, compiled", "Hugging Face Trainer", "the model's floor",
-                    "bert_pos, padding-free"]  # fmt: skip
+    assert runs == [
+        "bert_pos, padded, compiled",
+        "Hugging Face Trainer",
+        "the model's floor",
+        "bert_pos, padding-free",
+    ]
     for row in rows:
         assert "error" not in row, row
         assert row["train_tokens_per_s"] > 0 and row["ms_per_step"] > 0

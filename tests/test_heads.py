@@ -64,9 +64,9 @@ def test_crf_likelihood_sums_to_one_and_forbids_invalid_iob2():
     emissions = torch.randn(1, 3, 3)
     mask = torch.ones(1, 3, dtype=torch.bool)
     paths = torch.tensor(list(itertools.product(range(3), repeat=3)))
-    log_likelihoods = torch.stack([
-        crf.log_likelihood(emissions, path[None], mask)[0] for path in paths
-    ])  # fmt: skip
+    log_likelihoods = torch.stack(
+        [crf.log_likelihood(emissions, path[None], mask)[0] for path in paths]
+    )
     assert log_likelihoods.exp().sum().item() == pytest.approx(1.0, abs=1e-5)
     for path, value in zip(paths.tolist(), log_likelihoods.exp().tolist(), strict=True):
         tags = [labels[t] for t in path]
@@ -92,8 +92,9 @@ def test_iob2_transitions():
 
 def test_constrained_decoding_outputs_valid_iob2_where_argmax_does_not():
     torch.manual_seed(0)
-    model = build_model(len(NER), 0.0, random_init=TINY_BERT, vocab_size=50,
-                        decode="constrained", label_names=NER)  # fmt: skip
+    model = build_model(
+        len(NER), 0.0, random_init=TINY_BERT, vocab_size=50, decode="constrained", label_names=NER
+    )
     logits = torch.randn(64, 12, len(NER)) * 3
     starts = torch.arange(1, 11).expand(64, 10).clone()
     starts[5, 7:] = -1  # a shorter sentence
@@ -193,9 +194,11 @@ def test_crf_with_first_last_pooling_trains_exports_and_predicts_as_evaluated(tm
     assert model.crf is not None and model.pooling == "first_last"
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "model")
     predictions = (tmp_path / "eval" / "test" / "predictions.txt").read_text()
-    sentences = [[line.split()[0] for line in block.splitlines()]
-                 for block in predictions.split("\n\n") if block.strip()
-                 and not block.startswith("-DOCSTART-")]  # fmt: skip
+    sentences = [
+        [line.split()[0] for line in block.splitlines()]
+        for block in predictions.split("\n\n")
+        if block.strip() and not block.startswith("-DOCSTART-")
+    ]
     _, evaluated = read_predictions(tmp_path / "eval" / "test" / "predictions.txt")
     cpu, no_autocast = torch.device("cpu"), torch.autocast("cpu", enabled=False)
     tagged = tag_sentences(model, tokenizer, sentences, label_names, 16, cpu, no_autocast)
@@ -215,13 +218,24 @@ def test_validation_loss_of_a_crf_is_its_training_objective(tokenizer):
     from tests.helpers import TINY_BERT
 
     torch.manual_seed(0)
-    model = build_model(9, 0.0, random_init=TINY_BERT, vocab_size=len(tokenizer), head="crf",
-                        label_names=NER_LABELS).eval()  # fmt: skip
-    examples = [{"input_ids": [2, 10 + i, 20 + i, 3], "labels": [-100, 1, 2, -100],
-                 "word_starts": [1, 2], "tags": [1, 2], "word_index": [-1, 0, 1, -1],
-                 "sentence": i, "first_word": 0} for i in range(4)]  # fmt: skip
-    loader = torch.utils.data.DataLoader(examples, batch_sampler=[[0, 1], [2, 3]],
-                                         collate_fn=PaddingCollator(0, 1))  # fmt: skip
+    model = build_model(
+        9, 0.0, random_init=TINY_BERT, vocab_size=len(tokenizer), head="crf", label_names=NER_LABELS
+    ).eval()
+    examples = [
+        {
+            "input_ids": [2, 10 + i, 20 + i, 3],
+            "labels": [-100, 1, 2, -100],
+            "word_starts": [1, 2],
+            "tags": [1, 2],
+            "word_index": [-1, 0, 1, -1],
+            "sentence": i,
+            "first_word": 0,
+        }
+        for i in range(4)
+    ]
+    loader = torch.utils.data.DataLoader(
+        examples, batch_sampler=[[0, 1], [2, 3]], collate_fn=PaddingCollator(0, 1)
+    )
     scores, _ = evaluate(
         model, loader, NER_LABELS, True, "word", torch.device("cpu"), nullcontext()
     )
@@ -229,7 +243,8 @@ def test_validation_loss_of_a_crf_is_its_training_objective(tokenizer):
         batch = PaddingCollator(0, 1)(examples)
         logits = model(batch["input_ids"], batch["attention_mask"])
         nll = model.loss_sum(logits, batch).item() / 8  # 8 labelled subwords
-        cross_entropy = torch.nn.functional.cross_entropy(logits.flatten(0, 1),
-                                                          batch["labels"].flatten()).item()  # fmt: skip
+        cross_entropy = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), batch["labels"].flatten()
+        ).item()
     assert scores["loss"] == pytest.approx(nll, rel=1e-5)
     assert abs(scores["loss"] - cross_entropy) > 1e-3  # the two quantities differ

@@ -69,9 +69,18 @@ def test_bioes_to_iob2_on_hand_made_cases():
 
     # S- is a one-word entity, B- ... E- a longer one: IOB2 opens both with B-
     assert bioes_to_iob2(["S-PER", "O", "B-LOC", "I-LOC", "E-LOC"]) == [
-        "B-PER", "O", "B-LOC", "I-LOC", "I-LOC"]  # fmt: skip
+        "B-PER",
+        "O",
+        "B-LOC",
+        "I-LOC",
+        "I-LOC",
+    ]
     assert bioes_to_iob2(["S-PER", "S-PER", "B-ORG", "E-ORG"]) == [
-        "B-PER", "B-PER", "B-ORG", "I-ORG"]  # fmt: skip
+        "B-PER",
+        "B-PER",
+        "B-ORG",
+        "I-ORG",
+    ]
     # BILOU: U- is S-, L- is E-
     assert bioes_to_iob2(["U-PER", "B-LOC", "L-LOC"]) == ["B-PER", "B-LOC", "I-LOC"]
     assert bioes_to_iob2(["O", "O"]) == ["O", "O"] and bioes_to_iob2([]) == []
@@ -83,15 +92,19 @@ def test_bioes_problem_names_the_tag_and_what_was_expected():
     for valid in (["S-PER", "B-LOC", "I-LOC", "E-LOC", "O"], ["U-PER", "B-X", "L-X"], [], ["O"]):
         assert bioes_problem(valid) is None
     assert bioes_problem(["O", "E-PER"]) == BioesProblem(
-        1, "after 'O'", "expected B-PER to open an entity (S-PER for a one-word entity)")  # fmt: skip
+        1, "after 'O'", "expected B-PER to open an entity (S-PER for a one-word entity)"
+    )
     assert bioes_problem(["I-PER"]).context == "at the start of a sentence"
     assert bioes_problem(["B-PER", "O"]) == BioesProblem(
-        1, "after 'B-PER'", "expected I-PER or E-PER to continue the PER entity")  # fmt: skip
+        1, "after 'B-PER'", "expected I-PER or E-PER to continue the PER entity"
+    )
     assert bioes_problem(["B-PER", "E-LOC"]).position == 1  # the type changes inside an entity
     assert bioes_problem(["B-PER", "S-PER"]).position == 1  # a new entity before E-PER
     assert bioes_problem(["O", "B-PER", "I-PER"]) == BioesProblem(
-        2, "at the end of a sentence",
-        "expected E-PER to close the PER entity (S-PER for a one-word entity)")  # fmt: skip
+        2,
+        "at the end of a sentence",
+        "expected E-PER to close the PER entity (S-PER for a one-word entity)",
+    )
     assert bioes_problem(["NN"]).expected.startswith("expected O or a B-, I-, E-, S- tag")
     assert bioes_problem(["S-"]).position == 0  # a prefix without a type
 
@@ -110,7 +123,12 @@ def test_iob2_label_names_of_other_schemes_keep_the_order_of_first_appearance():
     bioes = ["O", "S-PER", "B-PER", "I-PER", "E-PER", "U-LOC", "L-LOC"]
     assert iob2_label_names(bioes, "bioes") == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     assert iob2_label_names(["O", "I-PER", "I-LOC", "B-LOC"], "iob1") == [
-        "O", "B-PER", "I-PER", "B-LOC", "I-LOC"]  # fmt: skip
+        "O",
+        "B-PER",
+        "I-PER",
+        "B-LOC",
+        "I-LOC",
+    ]
     # the CoNLL-2003 lists already hold B- and I- of each type: unchanged, ids too
     for labels in (NER_LABELS, CHUNK_LABELS):
         assert iob2_label_names(labels, "iob1") == labels == iob2_label_names(labels, "bioes")
@@ -119,7 +137,14 @@ def test_iob2_label_names_of_other_schemes_keep_the_order_of_first_appearance():
 
 def test_a_span_label_set_from_training_tags_has_both_forms_of_each_type():
     tags = ["O", "B-ORG", "B-PER", "I-PER", "I-MISC", "O"]
-    assert training_label_names(tags) == ["B-MISC", "B-ORG", "B-PER", "I-MISC", "I-ORG",
-                                          "I-PER", "O"]  # fmt: skip
+    assert training_label_names(tags) == [
+        "B-MISC",
+        "B-ORG",
+        "B-PER",
+        "I-MISC",
+        "I-ORG",
+        "I-PER",
+        "O",
+    ]
     # other label sets are their tags' sorted set
     assert training_label_names(["NN", "DT", "NN", "VB"]) == ["DT", "NN", "VB"]

@@ -53,11 +53,20 @@ def test_loop_state_round_trips_as_a_plain_dict():
 def test_a_checkpoint_from_before_the_loop_state_dataclass_resumes():
     """Checkpoints written before LoopState held the same keys as a dict, without stop_reason."""
     old_layout = {
-        "step": 12, "epoch": 1, "step_in_epoch": 2, "epoch_loss_sum": 3.5, "epoch_labelled": 40,
-        "best": {"value": 0.25, "epoch": 1.0, "step": 10}, "evaluations_without_gain": 0,
-        "skipped_steps": 0, "epoch_rows": [], "train_seconds": 1.0, "train_tokens": 100,
-        "eval_seconds": 0.5, "eval_tokens": 50,
-    }  # fmt: skip
+        "step": 12,
+        "epoch": 1,
+        "step_in_epoch": 2,
+        "epoch_loss_sum": 3.5,
+        "epoch_labelled": 40,
+        "best": {"value": 0.25, "epoch": 1.0, "step": 10},
+        "evaluations_without_gain": 0,
+        "skipped_steps": 0,
+        "epoch_rows": [],
+        "train_seconds": 1.0,
+        "train_tokens": 100,
+        "eval_seconds": 0.5,
+        "eval_tokens": 50,
+    }
     state = LoopState.from_dict(old_layout, Path("ckpt"))
     assert state.step == 12 and state.best == Best(0.25, 1.0, 10) and state.stop_reason is None
 

@@ -65,8 +65,12 @@ NER_SET = f"expected one of the 9 labels {' '.join(NER_LABELS)}"
 def load(directory: Path, *overrides: str, train_file: str | None = None):
     """The splits of `directory` as training loads them; with `train_file`, that file alone."""
     if train_file is not None:
-        overrides = (f"train_file={train_file}", "validation_file=null", "test_file=null",
-                     *overrides)  # fmt: skip
+        overrides = (
+            f"train_file={train_file}",
+            "validation_file=null",
+            "test_file=null",
+            *overrides,
+        )
     data = data_config(f"dir={directory}", *overrides)
     label_names = resolve_label_names(data)
     splits = load_splits(data, label_names)
@@ -85,9 +89,16 @@ def load_error(name: str, *overrides: str, error: type[Exception] = ConllFormatE
 
 @pytest.mark.parametrize(
     "name",
-    ["good.txt", "crlf.txt", "tabs_and_spaces.txt", "bom.txt", "trailing_whitespace.txt",
-     "whitespace_line.txt", "no_final_newline.txt"],
-)  # fmt: skip
+    [
+        "good.txt",
+        "crlf.txt",
+        "tabs_and_spaces.txt",
+        "bom.txt",
+        "trailing_whitespace.txt",
+        "whitespace_line.txt",
+        "no_final_newline.txt",
+    ],
+)
 def test_layout_variations_read_as_the_clean_file(name):
     splits, tags = load(MALFORMED, train_file=name)
     assert splits["train"]["tokens"] == GOOD_WORDS
@@ -101,11 +112,13 @@ def test_layout_variations_read_as_the_clean_file(name):
     "name, words",
     [
         ("nbsp_in_word.txt", {(2, 0): "New\u00a0York"}),
-        ("unicode_spaces_in_words.txt",
-         {(0, 3): "call\u3000centre", (2, 1): "1\u202f996\u2009000"}),
+        (
+            "unicode_spaces_in_words.txt",
+            {(0, 3): "call\u3000centre", (2, 1): "1\u202f996\u2009000"},
+        ),
         ("zero_width_in_word.txt", {(0, 4): "\u200b", (1, 1): "Black\u200bburn"}),
     ],
-)  # fmt: skip
+)
 def test_whitespace_other_than_spaces_and_tabs_stays_in_its_word(name, words):
     """str.split() would cut these words in two, and the field count error would then blame
     the wrong thing; conlleval splits on spaces and tabs only, and so does the reader."""
@@ -134,11 +147,21 @@ def test_label_sets_from_train_have_both_forms_of_each_type_and_score_unseen_typ
 ):
     folder = MALFORMED / "unseen_labels"
     splits, tags = load(folder, "task=entities", "label_column=3")
-    label_names = resolve_label_names(data_config(f"dir={folder}", "task=entities",
-                                                  "label_column=3"))  # fmt: skip
+    label_names = resolve_label_names(
+        data_config(f"dir={folder}", "task=entities", "label_column=3")
+    )
     # train has ORG, MISC and LOC only as B-: their I- forms have ids, as test's I-ORG needs
-    assert label_names == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG",
-                           "I-PER", "O"]  # fmt: skip
+    assert label_names == [
+        "B-LOC",
+        "B-MISC",
+        "B-ORG",
+        "B-PER",
+        "I-LOC",
+        "I-MISC",
+        "I-ORG",
+        "I-PER",
+        "O",
+    ]
     assert tags["test"][-1] == ["B-ORG", "I-ORG"]
     assert splits["test"]["tags"][-1] == [label_names.index("B-ORG"), label_names.index("I-ORG")]
     # DATE never occurs in train: the model cannot predict it, and validation keeps it as gold
@@ -146,8 +169,10 @@ def test_label_sets_from_train_have_both_forms_of_each_type_and_score_unseen_typ
     assert splits["validation"]["tags"][-1][3:] == [IGNORE_INDEX, IGNORE_INDEX]
     validation = folder / "validation.txt"
     for label in ("B-DATE", "I-DATE"):
-        assert (f"validation ({validation}): 1 word(s) have the gold label {label!r}, which is "
-                "not among the 9 labels the model predicts") in caplog.text  # fmt: skip
+        assert (
+            f"validation ({validation}): 1 word(s) have the gold label {label!r}, which is "
+            "not among the 9 labels the model predicts"
+        ) in caplog.text
     assert "test (" not in caplog.text
 
 
@@ -156,8 +181,10 @@ def test_unseen_labels_stop_where_the_label_list_is_fixed():
     # the CoNLL-2003 task's list is fixed, as the hub dataset's: DATE is an error in any split
     with pytest.raises(ConllFormatError) as err:
         load(folder)
-    assert str(err.value) == (f"{folder / 'validation.txt'}:18: label 'B-DATE' (column 3, "
-                              f"0-based) is not in the label set; {NER_SET}")  # fmt: skip
+    assert str(err.value) == (
+        f"{folder / 'validation.txt'}:18: label 'B-DATE' (column 3, "
+        f"0-based) is not in the label set; {NER_SET}"
+    )
     # a data.labels list: train must fit it, file:line where it does not
     with pytest.raises(ConllFormatError) as err:
         load(folder, "task=entities", "label_column=3", "labels=[O,B-PER,I-PER,B-LOC,I-LOC]")
@@ -188,8 +215,9 @@ def test_iob1_file_with_scheme_iob1_is_converted_to_iob2(task, expected):
 
 
 def test_iob1_file_with_a_label_set_read_from_the_file():
-    _, tags = load(MALFORMED, "task=entities", "label_column=3", "scheme=iob1",
-                   train_file="iob1.txt")  # fmt: skip
+    _, tags = load(
+        MALFORMED, "task=entities", "label_column=3", "scheme=iob1", train_file="iob1.txt"
+    )
     assert tags["train"] == GOOD_NER
 
 
@@ -210,12 +238,16 @@ def test_iob2_check_applies_to_span_columns_only():
 def test_folder_with_other_file_names_loads_once_they_are_set():
     splits, _ = load(MALFORMED / "wrong_names", "validation_file=dev.txt")
     assert {split: len(dataset) for split, dataset in splits.items()} == {
-        "train": 3, "validation": 3, "test": 3}  # fmt: skip
+        "train": 3,
+        "validation": 3,
+        "test": 3,
+    }
 
 
 @pytest.mark.parametrize("name", ["bioes.txt", "bilou.txt"])
-@pytest.mark.parametrize("overrides", [["task=ner"], ["task=chunk"],
-                                       ["task=entities", "label_column=3"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides", [["task=ner"], ["task=chunk"], ["task=entities", "label_column=3"]]
+)
 def test_bioes_file_loads_as_its_iob2_conversion(name, overrides):
     """The same sentences, label ids, documents and lines as the IOB2 file, whether the label
     list is the task's or read from the file."""
@@ -238,54 +270,97 @@ def test_json_lines_with_tag_names_or_with_ids_and_their_names():
 @pytest.mark.parametrize(
     "name, overrides, message",
     [
-        ("wrong_columns.txt", [],
-         ":10: 3 fields in 'Blackburn NNP I-PER'; expected 4 fields like the first token line "
-         "(line 3)"),
-        ("two_columns.txt", [],
-         ":1: 2 fields in 'EU B-ORG'; expected at least 4, since the word column is 0 and the "
-         "label column is 3 (0-based; set data.word_column/data.label_column)"),
-        ("unknown_label.txt", [],
-         f":9: label 'B-PERSON' (column 3, 0-based) is not in the label set; {NER_SET}"),
+        (
+            "wrong_columns.txt",
+            [],
+            ":10: 3 fields in 'Blackburn NNP I-PER'; expected 4 fields like the first token line "
+            "(line 3)",
+        ),
+        (
+            "two_columns.txt",
+            [],
+            ":1: 2 fields in 'EU B-ORG'; expected at least 4, since the word column is 0 and the "
+            "label column is 3 (0-based; set data.word_column/data.label_column)",
+        ),
+        (
+            "unknown_label.txt",
+            [],
+            f":9: label 'B-PERSON' (column 3, 0-based) is not in the label set; {NER_SET}",
+        ),
         ("i_after_o.txt", [], ":5: tag 'I-MISC' after 'O' " + IOB2_HINT.format("MISC")),
-        ("i_at_sentence_start.txt", [],
-         ":9: tag 'I-PER' at the start of a sentence " + IOB2_HINT.format("PER")),
-        ("i_after_other_type.txt", [],
-         ":10: tag 'I-LOC' after 'B-PER' " + IOB2_HINT.format("LOC")),
-        ("chunk_i_at_sentence_start.txt", ["task=chunk"],
-         ":3: tag 'I-NP' at the start of a sentence " + IOB2_HINT.format("NP")),
-        ("latin1.txt", [],
-         r":12: bytes b'\xfc' are not UTF-8; expected a UTF-8 file (re-encode it, e.g. "
-         "`iconv -f latin1 -t utf-8`)"),
-        ("cp1252_quotes.txt", [],
-         r":7: bytes b'\x93' are not UTF-8; expected a UTF-8 file (re-encode it, e.g. "
-         "`iconv -f cp1252 -t utf-8`)"),
-        ("nbsp_line.txt", [],
-         r":11: 1 fields in '\xa0'; expected 4 fields like the first token line (line 3); "
-         "fields are split on spaces and tabs only, and the line also holds U+00A0 NO-BREAK "
-         "SPACE"),
-        ("nbsp_separated.txt", [],
-         r":3: 1 fields in 'EU\xa0NNP\xa0B-NP\xa0B-ORG'; expected at least 4, since the word "
-         "column is 0 and the label column is 3 (0-based; set data.word_column/"
-         "data.label_column); fields are split on spaces and tabs only, and the line also "
-         "holds U+00A0 NO-BREAK SPACE"),
-        ("empty.txt", [],
-         ": no sentences found (the file is empty); expected one `word ... label` line per "
-         "token, with a blank line between sentences"),
-        ("docstart_only.txt", [],
-         ": no sentences found (only -DOCSTART- and blank lines); expected one `word ... "
-         "label` line per token, with a blank line between sentences"),
-        ("iob1.txt", [],
-         ":3: tag 'I-ORG' at the start of a sentence " + IOB2_HINT.format("ORG")),
-        ("iob1.txt", ["task=chunk"],
-         ":3: tag 'I-NP' at the start of a sentence " + IOB2_HINT.format("NP")),
-        ("iob1.txt", ["task=entities", "label_column=3"],
-         ":3: tag 'I-ORG' at the start of a sentence " + IOB2_HINT.format("ORG")),
-        ("extra_type.txt", [],
-         f":13: label 'B-DATE' (column 3, 0-based) is not in the label set; {NER_SET}"),
-        ("pos_in_ner_column.txt", [],
-         f":1: label 'NNP' (column 3, 0-based) is not in the label set; {NER_SET}"),
+        (
+            "i_at_sentence_start.txt",
+            [],
+            ":9: tag 'I-PER' at the start of a sentence " + IOB2_HINT.format("PER"),
+        ),
+        ("i_after_other_type.txt", [], ":10: tag 'I-LOC' after 'B-PER' " + IOB2_HINT.format("LOC")),
+        (
+            "chunk_i_at_sentence_start.txt",
+            ["task=chunk"],
+            ":3: tag 'I-NP' at the start of a sentence " + IOB2_HINT.format("NP"),
+        ),
+        (
+            "latin1.txt",
+            [],
+            r":12: bytes b'\xfc' are not UTF-8; expected a UTF-8 file (re-encode it, e.g. "
+            "`iconv -f latin1 -t utf-8`)",
+        ),
+        (
+            "cp1252_quotes.txt",
+            [],
+            r":7: bytes b'\x93' are not UTF-8; expected a UTF-8 file (re-encode it, e.g. "
+            "`iconv -f cp1252 -t utf-8`)",
+        ),
+        (
+            "nbsp_line.txt",
+            [],
+            r":11: 1 fields in '\xa0'; expected 4 fields like the first token line (line 3); "
+            "fields are split on spaces and tabs only, and the line also holds U+00A0 NO-BREAK "
+            "SPACE",
+        ),
+        (
+            "nbsp_separated.txt",
+            [],
+            r":3: 1 fields in 'EU\xa0NNP\xa0B-NP\xa0B-ORG'; expected at least 4, since the word "
+            "column is 0 and the label column is 3 (0-based; set data.word_column/"
+            "data.label_column); fields are split on spaces and tabs only, and the line also "
+            "holds U+00A0 NO-BREAK SPACE",
+        ),
+        (
+            "empty.txt",
+            [],
+            ": no sentences found (the file is empty); expected one `word ... label` line per "
+            "token, with a blank line between sentences",
+        ),
+        (
+            "docstart_only.txt",
+            [],
+            ": no sentences found (only -DOCSTART- and blank lines); expected one `word ... "
+            "label` line per token, with a blank line between sentences",
+        ),
+        ("iob1.txt", [], ":3: tag 'I-ORG' at the start of a sentence " + IOB2_HINT.format("ORG")),
+        (
+            "iob1.txt",
+            ["task=chunk"],
+            ":3: tag 'I-NP' at the start of a sentence " + IOB2_HINT.format("NP"),
+        ),
+        (
+            "iob1.txt",
+            ["task=entities", "label_column=3"],
+            ":3: tag 'I-ORG' at the start of a sentence " + IOB2_HINT.format("ORG"),
+        ),
+        (
+            "extra_type.txt",
+            [],
+            f":13: label 'B-DATE' (column 3, 0-based) is not in the label set; {NER_SET}",
+        ),
+        (
+            "pos_in_ner_column.txt",
+            [],
+            f":1: label 'NNP' (column 3, 0-based) is not in the label set; {NER_SET}",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_file_stops_with_file_line_and_expectation(name, overrides, message):
     assert load_error(name, *overrides) == f"{MALFORMED / name}{message}"
 
@@ -296,35 +371,59 @@ JSONL_EXAMPLE = '{"tokens": ["Peter", "Blackburn"], "ner_tags": ["B-PER", "I-PER
 @pytest.mark.parametrize(
     "name, overrides, message",
     [
-        ("bioes_unclosed.txt", ["scheme=bioes"],
-         ":10: tag 'I-PER' at the end of a sentence is not valid BIOES; expected E-PER to close "
-         "the PER entity (S-PER for a one-word entity)"),
-        ("bioes_e_after_o.txt", ["scheme=bioes"],
-         ":5: tag 'E-MISC' after 'O' is not valid BIOES; expected B-MISC to open an entity "
-         "(S-MISC for a one-word entity)"),
-        ("bioes.txt", [],
-         f":3: label 'S-ORG' (column 3, 0-based) is not in the label set; {NER_SET}. If the "
-         "tags are BIOES (or BILOU), set data.scheme=bioes"),
-        ("bad_json.jsonl", [],
-         f":2: not valid JSON (Expecting ',' delimiter at column 21); expected one JSON object "
-         f"per line, e.g. {JSONL_EXAMPLE}"),
-        ("array.json", [],
-         ":1: not valid JSON (Expecting value at column 2) (a JSON array is not JSON lines: "
-         f"write one object per line); expected one JSON object per line, e.g. {JSONL_EXAMPLE}"),
-        ("missing_field.jsonl", [],
-         ":3: no 'ner_tags' field (data.tags_column); the object has tokens, tags. Set "
-         "data.tags_column to the field that holds the tags"),
-        ("length_mismatch.jsonl", [],
-         ":2: 2 words but 1 tags (ner_tags); expected one tag per word"),
-        ("i_after_o.jsonl", [],
-         ":1, word 2: tag 'I-MISC' after 'O' " + IOB2_HINT.format("MISC")),
-        ("ids.jsonl", [],
-         ":1, word 0: tag 3 (ner_tags); expected tag names throughout, or integer ids "
-         "throughout with data.labels naming them"),
+        (
+            "bioes_unclosed.txt",
+            ["scheme=bioes"],
+            ":10: tag 'I-PER' at the end of a sentence is not valid BIOES; expected E-PER to close "
+            "the PER entity (S-PER for a one-word entity)",
+        ),
+        (
+            "bioes_e_after_o.txt",
+            ["scheme=bioes"],
+            ":5: tag 'E-MISC' after 'O' is not valid BIOES; expected B-MISC to open an entity "
+            "(S-MISC for a one-word entity)",
+        ),
+        (
+            "bioes.txt",
+            [],
+            f":3: label 'S-ORG' (column 3, 0-based) is not in the label set; {NER_SET}. If the "
+            "tags are BIOES (or BILOU), set data.scheme=bioes",
+        ),
+        (
+            "bad_json.jsonl",
+            [],
+            f":2: not valid JSON (Expecting ',' delimiter at column 21); expected one JSON object "
+            f"per line, e.g. {JSONL_EXAMPLE}",
+        ),
+        (
+            "array.json",
+            [],
+            ":1: not valid JSON (Expecting value at column 2) (a JSON array is not JSON lines: "
+            f"write one object per line); expected one JSON object per line, e.g. {JSONL_EXAMPLE}",
+        ),
+        (
+            "missing_field.jsonl",
+            [],
+            ":3: no 'ner_tags' field (data.tags_column); the object has tokens, tags. Set "
+            "data.tags_column to the field that holds the tags",
+        ),
+        (
+            "length_mismatch.jsonl",
+            [],
+            ":2: 2 words but 1 tags (ner_tags); expected one tag per word",
+        ),
+        ("i_after_o.jsonl", [], ":1, word 2: tag 'I-MISC' after 'O' " + IOB2_HINT.format("MISC")),
+        (
+            "ids.jsonl",
+            [],
+            ":1, word 0: tag 3 (ner_tags); expected tag names throughout, or integer ids "
+            "throughout with data.labels naming them",
+        ),
     ],
-)  # fmt: skip
-def test_bioes_and_json_lines_problems_stop_with_file_line_and_expectation(name, overrides,
-                                                                           message):  # fmt: skip
+)
+def test_bioes_and_json_lines_problems_stop_with_file_line_and_expectation(
+    name, overrides, message
+):
     assert load_error(name, *overrides, error=DataFormatError) == f"{MALFORMED / name}{message}"
 
 
@@ -372,11 +471,23 @@ def test_missing_test_file_can_be_left_out():
 
 @pytest.mark.slow
 def test_training_cli_prints_the_message_without_a_traceback(tmp_path):
-    overrides = ["+experiment=demo", "data.demo_corpus=false", f"data.dir={MALFORMED}",
-                 "data.train_file=iob1.txt", "data.validation_file=good.txt", "data.test_file=null",
-                 "data.cache_dir=null", f"hydra.run.dir={tmp_path}"]  # fmt: skip
-    result = subprocess.run([sys.executable, "-m", "bert_pos.train", *overrides], cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)  # fmt: skip
+    overrides = [
+        "+experiment=demo",
+        "data.demo_corpus=false",
+        f"data.dir={MALFORMED}",
+        "data.train_file=iob1.txt",
+        "data.validation_file=good.txt",
+        "data.test_file=null",
+        "data.cache_dir=null",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    result = subprocess.run(
+        [sys.executable, "-m", "bert_pos.train", *overrides],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "Traceback" not in output

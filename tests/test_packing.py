@@ -20,10 +20,17 @@ def padded_and_packed(model_type="bert", shape=None, **options):
     models = []
     for padding_free in (False, True):
         torch.manual_seed(0)
-        models.append(build_model(len(NER_LABELS), 0.0,
-                                  random_init={"model_type": model_type, **(shape or TINY_BERT)},
-                                  vocab_size=VOCAB, label_names=NER_LABELS,
-                                  padding_free=padding_free, **options).eval())  # fmt: skip
+        models.append(
+            build_model(
+                len(NER_LABELS),
+                0.0,
+                random_init={"model_type": model_type, **(shape or TINY_BERT)},
+                vocab_size=VOCAB,
+                label_names=NER_LABELS,
+                padding_free=padding_free,
+                **options,
+            ).eval()
+        )
     padded, packed = models
     packed.load_state_dict(padded.state_dict())
     return padded, packed
@@ -42,8 +49,13 @@ def example(length: int, generator: torch.Generator) -> dict:
         tags.append(tag)
         word_index[position : position + pieces] = [len(tags) - 1] * pieces
         position += pieces
-    return {"input_ids": input_ids, "labels": labels, "word_starts": word_starts, "tags": tags,
-            "word_index": word_index}  # fmt: skip
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "word_starts": word_starts,
+        "tags": tags,
+        "word_index": word_index,
+    }
 
 
 def batch_of(lengths, pad_token_id, pad_to_multiple_of=8, seed=0) -> dict:
@@ -69,8 +81,13 @@ def assert_same_gradients(padded, packed):
         if parameter.grad is None:
             assert packed_grad is None, name
             continue
-        torch.testing.assert_close(packed_grad, parameter.grad, rtol=1e-4, atol=1e-5,
-                                   msg=lambda message, name=name: f"{name}: {message}")  # fmt: skip
+        torch.testing.assert_close(
+            packed_grad,
+            parameter.grad,
+            rtol=1e-4,
+            atol=1e-5,
+            msg=lambda message, name=name: f"{name}: {message}",
+        )
         compared += parameter.grad.abs().sum() > 0
     assert compared > 10  # the encoder's gradients, not only the head's
 
@@ -83,8 +100,10 @@ def assert_packed_equals_padded(padded, packed, batch):
     torch.testing.assert_close(packed_loss, padded_loss, rtol=1e-5, atol=1e-5)
     assert packed_logits.shape == padded_logits.shape
     assert torch.equal(packed_logits[real].argmax(-1), padded_logits[real].argmax(-1))
-    assert torch.equal(packed.decode_words(packed_logits, batch["word_starts"]),
-                       padded.decode_words(padded_logits, batch["word_starts"]))  # fmt: skip
+    assert torch.equal(
+        packed.decode_words(packed_logits, batch["word_starts"]),
+        padded.decode_words(padded_logits, batch["word_starts"]),
+    )
     assert_same_gradients(padded, packed)
 
 
@@ -125,8 +144,9 @@ def test_packed_batch_gives_the_padded_logits_loss_gradients_and_predictions(mod
     assert_packed_equals_padded(padded, packed, batch)
 
 
-@pytest.mark.parametrize("options", [{"head": "crf"}, {"pooling": "mean"}],
-                         ids=["crf", "mean_pooling"])  # fmt: skip
+@pytest.mark.parametrize(
+    "options", [{"head": "crf"}, {"pooling": "mean"}], ids=["crf", "mean_pooling"]
+)
 def test_packed_loss_equals_padded_with_crf_and_mean_pooling(options):
     padded, packed = padded_and_packed(**options)
     batch = batch_of(LENGTHS, padded.config.pad_token_id)
@@ -148,8 +168,7 @@ def test_packed_attention_gets_each_sentence_boundary_and_no_mask(monkeypatch):
 
     def spy(module, query, key, value, attention_mask, **kwargs):
         calls.append((attention_mask, kwargs.get("cu_seq_lens_q"), query.shape))
-        return packing.varlen_attention_forward(module, query, key, value, attention_mask,
-                                                **kwargs)  # fmt: skip
+        return packing.varlen_attention_forward(module, query, key, value, attention_mask, **kwargs)
 
     monkeypatch.setitem(AttentionInterface._global_mapping, packing.VARLEN_ATTENTION, spy)
     _, packed = padded_and_packed()
@@ -170,12 +189,14 @@ def test_the_varlen_kernel_branch_lays_out_tensors_as_varlen_attn_expects(monkey
         assert query.shape[0] == cu_seq_q[-1] and query.is_contiguous()
         assert max_q == max_k == int(cu_seq_q.diff().max()) and torch.equal(cu_seq_q, cu_seq_k)
         bounds = cu_seq_q.tolist()
-        return torch.cat([
-            torch.nn.functional.scaled_dot_product_attention(
-                *(t[start:end].transpose(0, 1) for t in (query, key, value)), scale=scale
-            ).transpose(0, 1)
-            for start, end in zip(bounds[:-1], bounds[1:])
-        ])  # fmt: skip
+        return torch.cat(
+            [
+                torch.nn.functional.scaled_dot_product_attention(
+                    *(t[start:end].transpose(0, 1) for t in (query, key, value)), scale=scale
+                ).transpose(0, 1)
+                for start, end in zip(bounds[:-1], bounds[1:])
+            ]
+        )
 
     monkeypatch.setattr(packing, "varlen_kernel_runs", lambda query, dropout: True)
     monkeypatch.setattr(packing, "varlen_attn", reference_varlen_attn)
@@ -223,27 +244,44 @@ def test_the_saved_config_does_not_record_padding_free_and_reloads_padded():
 
 @pytest.mark.parametrize("model_type", ["deberta-v2", "modernbert"])
 def test_a_family_that_cannot_pack_is_refused_at_build(model_type):
-    special_ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1,
-                   "sep_token_id": 2}  # within the tiny vocabulary  # fmt: skip
+    special_ids = {
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "cls_token_id": 1,
+        "sep_token_id": 2,
+    }  # within the tiny vocabulary
     with pytest.raises(ValueError, match=f"model.padding_free.*{model_type}") as error:
         padded_and_packed(model_type, special_ids=special_ids)
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("model_type, packs", [("bert", True), ("roberta", True),
-                                               ("deberta-v2", False), ("modernbert", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    "model_type, packs",
+    [("bert", True), ("roberta", True), ("deberta-v2", False), ("modernbert", False)],
+)
 def test_the_default_packs_where_the_family_packs_exactly(model_type, packs):
-    special_ids = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1,
-                   "sep_token_id": 2}  # fmt: skip
-    model = build_model(len(NER_LABELS), 0.0, random_init={"model_type": model_type, **TINY_BERT},
-                        vocab_size=VOCAB, label_names=NER_LABELS, padding_free=None,
-                        special_ids=special_ids)  # fmt: skip
+    special_ids = {
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "cls_token_id": 1,
+        "sep_token_id": 2,
+    }
+    model = build_model(
+        len(NER_LABELS),
+        0.0,
+        random_init={"model_type": model_type, **TINY_BERT},
+        vocab_size=VOCAB,
+        label_names=NER_LABELS,
+        padding_free=None,
+        special_ids=special_ids,
+    )
     assert model.padding_free is packs
 
 
 @pytest.mark.parametrize("compiled", [False, True])
-def test_the_default_recipe_trains_random_padding_free_batches_unless_compiled(tokenizer,
-                                                                               compiled):  # fmt: skip
+def test_the_default_recipe_trains_random_padding_free_batches_unless_compiled(tokenizer, compiled):
     from bert_pos.distributed import Distributed
     from bert_pos.loop import build_tagger
     from tests.helpers import compose_config
@@ -263,11 +301,19 @@ def test_a_padding_free_run_trains_as_the_padded_run(tmp_path):
 
     runs = {}
     for padding_free in ("null", "false"):
-        cfg = compose_config(TINY_DEMO_OVERRIDES + [
-            "data.group_by_length=false", f"model.padding_free={padding_free}", "max_steps=6",
-            "eval.every_n_steps=3", "eval.test_at_end=false", "model.dropout=0.0",
-            "+model.random_init.hidden_dropout_prob=0.0",
-            "+model.random_init.attention_probs_dropout_prob=0.0"])  # fmt: skip
+        cfg = compose_config(
+            TINY_DEMO_OVERRIDES
+            + [
+                "data.group_by_length=false",
+                f"model.padding_free={padding_free}",
+                "max_steps=6",
+                "eval.every_n_steps=3",
+                "eval.test_at_end=false",
+                "model.dropout=0.0",
+                "+model.random_init.hidden_dropout_prob=0.0",
+                "+model.random_init.attention_probs_dropout_prob=0.0",
+            ]
+        )
         runs[padding_free] = train(cfg, tmp_path / padding_free)
     packed, padded = runs["null"], runs["false"]
     assert [row["step"] for row in packed["epochs"]] == [3, 6]

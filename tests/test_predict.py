@@ -16,8 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_split_words_separates_punctuation_and_keeps_offsets():
     line = "Mr. O'Neill  visited the U.S on 1996-08-22, said Reuters."
     words = split_words(line)
-    assert [w for w, _, _ in words] == ["Mr", ".", "O'Neill", "visited", "the", "U.S", "on",
-                                        "1996-08-22", ",", "said", "Reuters", "."]  # fmt: skip
+    assert [w for w, _, _ in words] == [
+        "Mr",
+        ".",
+        "O'Neill",
+        "visited",
+        "the",
+        "U.S",
+        "on",
+        "1996-08-22",
+        ",",
+        "said",
+        "Reuters",
+        ".",
+    ]
     assert all(line[start:end] == word for word, start, end in words)
 
 
@@ -70,8 +82,14 @@ def test_600_word_sentence_is_tagged_whole(trained_run):
 
 
 def run_predict(*overrides, stdin=None):
-    result = subprocess.run([sys.executable, "-m", "bert_pos.predict", *overrides], cwd=ROOT,
-                            input=stdin, capture_output=True, text=True, timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bert_pos.predict", *overrides],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result.stdout, result.stderr
 
@@ -107,8 +125,9 @@ def test_a_missing_model_or_input_is_one_line_naming_the_key(trained_run, tmp_pa
     output = missing_model.stdout + missing_model.stderr
     assert missing_model.returncode == 1 and "Traceback" not in output
     assert output.strip().splitlines()[-1].startswith(f"model_dir={tmp_path / 'nonexistent'}: ")
-    missing_input = run_command("predict", f"model_dir={trained_run[0]}",
-                                f"input={tmp_path / 'no.txt'}")  # fmt: skip
+    missing_input = run_command(
+        "predict", f"model_dir={trained_run[0]}", f"input={tmp_path / 'no.txt'}"
+    )
     output = missing_input.stdout + missing_input.stderr
     assert missing_input.returncode == 1 and "Traceback" not in output
     assert f"input={tmp_path / 'no.txt'}: no such file" in output
@@ -122,6 +141,13 @@ def test_a_word_without_subwords_gets_evaluations_tag(tiny_model, tokenizer):
     from bert_pos.evaluation import UNALIGNED
 
     pos_like = [f"T{i}" for i in range(9)]
-    (tags,) = tag_sentences(tiny_model, tokenizer, [["Peter", "\u200b", "said"]], pos_like, 4,
-                            torch.device("cpu"), nullcontext())  # fmt: skip
+    (tags,) = tag_sentences(
+        tiny_model,
+        tokenizer,
+        [["Peter", "\u200b", "said"]],
+        pos_like,
+        4,
+        torch.device("cpu"),
+        nullcontext(),
+    )
     assert tags[1] == (UNALIGNED, 0.0) and tags[0][0] in pos_like

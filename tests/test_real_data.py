@@ -22,7 +22,10 @@ def test_conll2003_counts_match_the_published_statistics():
         split: read_conll(SHARED_CONLL / name, 3, NER_LABELS) for split, name in FILES.items()
     }
     assert {split: len(s) for split, s in sentences.items()} == {
-        "train": 14041, "validation": 3250, "test": 3453}  # fmt: skip
+        "train": 14041,
+        "validation": 3250,
+        "test": 3453,
+    }
     assert [len({x.document_id for x in s}) for s in sentences.values()] == [946, 216, 231]
     entities = sum(label.startswith("B-") for s in sentences["validation"] for label in s.labels)
     assert entities == 5942  # the reference card's validation support

@@ -50,8 +50,10 @@ RECIPE = [
 
 PIN = ROOT / "tests" / "regression_pin.json"
 LOCK = ROOT / "requirements-lock.txt"
-REPIN_HINT = ("install the lock (make install) or, after checking the numbers, re-pin "
-              "(python -m tests.test_regression --repin)")  # fmt: skip
+REPIN_HINT = (
+    "install the lock (make install) or, after checking the numbers, re-pin "
+    "(python -m tests.test_regression --repin)"
+)
 
 REPRODUCIBLE_CPU = {
     "ATEN_CPU_CAPABILITY": "default",
@@ -103,16 +105,22 @@ def measure_in_child(run_dir: Path) -> dict:
     environment = {**os.environ, **REPRODUCIBLE_CPU}
     completed = subprocess.run(
         [sys.executable, "-m", "tests.test_regression", str(run_dir)],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert completed.returncode == 0, completed.stderr[-3000:]
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def locked_versions(lock: Path = LOCK) -> dict[str, str]:
     """{package: version} of every `name==version` line of a uv/pip-compile lock file."""
-    pins = (re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line) for line in
-            lock.read_text().splitlines())  # fmt: skip
+    pins = (
+        re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line)
+        for line in lock.read_text().splitlines()
+    )
     return {normalized(pin[1]): pin[2] for pin in pins if pin}
 
 
@@ -133,33 +141,49 @@ def installed_version(name: str) -> str | None:
 def version_mismatches(versions: dict[str, str]) -> dict[str, tuple[str, str | None]]:
     """{package: (pinned, installed)} for each pinned package installed at another version."""
     installed = {name: installed_version(name) for name in versions}
-    return {name: (versions[name], installed[name]) for name in versions
-            if installed[name] != versions[name]}  # fmt: skip
+    return {
+        name: (versions[name], installed[name])
+        for name in versions
+        if installed[name] != versions[name]
+    }
 
 
 def describe(mismatches: dict) -> str:
-    return ", ".join(f"{name} pinned {pinned}, installed {installed or 'none'}"
-                     for name, (pinned, installed) in sorted(mismatches.items()))  # fmt: skip
+    return ", ".join(
+        f"{name} pinned {pinned}, installed {installed or 'none'}"
+        for name, (pinned, installed) in sorted(mismatches.items())
+    )
 
 
 def test_pin_is_for_the_lock():
     """A lock moved by `make lock` without a re-pin fails here, before anything trains."""
     pinned = json.loads(PIN.read_text())["versions"]
     locked = locked_versions()
-    moved = {name: (pinned.get(name), locked.get(name)) for name in pinned.keys() | locked.keys()
-             if pinned.get(name) != locked.get(name)}  # fmt: skip
-    assert not moved, ("the pin was measured with other versions than requirements-lock.txt "
-                       "holds: " + ", ".join(f"{name} pinned {a}, locked {b}"
-                                             for name, (a, b) in sorted(moved.items()))
-                       + "; " + REPIN_HINT)  # fmt: skip
+    moved = {
+        name: (pinned.get(name), locked.get(name))
+        for name in pinned.keys() | locked.keys()
+        if pinned.get(name) != locked.get(name)
+    }
+    assert not moved, (
+        "the pin was measured with other versions than requirements-lock.txt "
+        "holds: "
+        + ", ".join(f"{name} pinned {a}, locked {b}" for name, (a, b) in sorted(moved.items()))
+        + "; "
+        + REPIN_HINT
+    )
 
 
 def test_locked_versions_reads_uv_and_pip_compile_lines(tmp_path):
     lock = tmp_path / "lock.txt"
-    lock.write_text("# via make lock\nPyYAML==6.0.4\n    # via hydra\ntyping_extensions==4.16.0 ; "
-                    "python_version < '3.13'\ntorch==2.13.0\n-e .\n")  # fmt: skip
-    assert locked_versions(lock) == {"pyyaml": "6.0.4", "typing-extensions": "4.16.0",
-                                     "torch": "2.13.0"}  # fmt: skip
+    lock.write_text(
+        "# via make lock\nPyYAML==6.0.4\n    # via hydra\ntyping_extensions==4.16.0 ; "
+        "python_version < '3.13'\ntorch==2.13.0\n-e .\n"
+    )
+    assert locked_versions(lock) == {
+        "pyyaml": "6.0.4",
+        "typing-extensions": "4.16.0",
+        "torch": "2.13.0",
+    }
     assert installed_version("no-such-package-anywhere") is None
 
 
@@ -205,7 +229,9 @@ if __name__ == "__main__":
     if sys.argv[1] == "--repin":
         repin()
     elif sys.argv[1] == "--versions":
-        print(describe(version_mismatches(json.loads(PIN.read_text())["versions"]))
-              or "the pinned versions are installed")  # fmt: skip
+        print(
+            describe(version_mismatches(json.loads(PIN.read_text())["versions"]))
+            or "the pinned versions are installed"
+        )
     else:
         print(json.dumps(run_pinned_recipe(Path(sys.argv[1]))))

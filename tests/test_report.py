@@ -21,8 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 register_configs()
 
 
-def fake_run(folder: Path, overrides: list[str], best: float | None, test: float | None = None,
-             error: str | None = None, curve=(0.5, 0.7)):  # fmt: skip
+def fake_run(
+    folder: Path,
+    overrides: list[str],
+    best: float | None,
+    test: float | None = None,
+    error: str | None = None,
+    curve=(0.5, 0.7),
+):
     (folder / ".hydra").mkdir(parents=True)
     OmegaConf.save(OmegaConf.create(overrides), folder / ".hydra" / "overrides.yaml")
     if error is not None:
@@ -30,8 +36,11 @@ def fake_run(folder: Path, overrides: list[str], best: float | None, test: float
     if best is None:
         return
     epochs = [{"epoch": i + 1, "step": 10 * (i + 1), "val/f1": v} for i, v in enumerate(curve)]
-    metrics = {"selection_metric": "val/f1", "epochs": epochs,
-               "best": {"epoch": 2, "step": 20, "val/f1": best}}  # fmt: skip
+    metrics = {
+        "selection_metric": "val/f1",
+        "epochs": epochs,
+        "best": {"epoch": 2, "step": 20, "val/f1": best},
+    }
     if test is not None:
         metrics["test"] = {"f1": test, "accuracy": 0.9}
     (folder / "metrics.json").write_text(json.dumps(metrics))
@@ -82,8 +91,11 @@ def hparams_of(run_dir: Path) -> dict:
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     content = events.PluginTagToContent("hparams")
-    assert set(content) == {"_hparams_/experiment", "_hparams_/session_start_info",
-                            "_hparams_/session_end_info"}  # fmt: skip
+    assert set(content) == {
+        "_hparams_/experiment",
+        "_hparams_/session_start_info",
+        "_hparams_/session_end_info",
+    }
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
     metric_tags = {info.name.tag for info in experiment.experiment.metric_infos}
@@ -99,19 +111,36 @@ def hparams_of(run_dir: Path) -> dict:
 def test_multirun_grid_through_the_cli_goes_past_a_failed_run_and_reports(tmp_path):
     sweep = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "-m", "bert_pos.train", "-m", *TINY_DEMO_OVERRIDES, "epochs=1",
-         "data.demo_sentences={train: 200, validation: 40, test: 40}",
-         "optim.lr=1e-3,3e-3,-1", "seed=1,2", f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bert_pos.train",
+            "-m",
+            *TINY_DEMO_OVERRIDES,
+            "epochs=1",
+            "data.demo_sentences={train: 200, validation: 40, test: 40}",
+            "optim.lr=1e-3,3e-3,-1",
+            "seed=1,2",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (result.stdout + result.stderr).count("failed, the sweep goes on") == 2
     # Each job's folder: its command-line overrides (the constant ones too), then the seed.
-    constant = ("data.batch_size=16,data.demo_sentences={train:200,validation:40,test:40},"
-                "epochs=1,model.random_init.hidden_size=64,model.random_init.intermediate_size=128")  # fmt: skip
+    constant = (
+        "data.batch_size=16,data.demo_sentences={train:200,validation:40,test:40},"
+        "epochs=1,model.random_init.hidden_size=64,model.random_init.intermediate_size=128"
+    )
     folders = sorted(str(p.parent.parent.relative_to(sweep)) for p in sweep.rglob("overrides.yaml"))
-    assert folders == [f"{constant},optim.lr={lr}/seed={seed}" for lr in ("-1", "0.001", "0.003")
-                       for seed in (1, 2)]  # fmt: skip
+    assert folders == [
+        f"{constant},optim.lr={lr}/seed={seed}"
+        for lr in ("-1", "0.001", "0.003")
+        for seed in (1, 2)
+    ]
     failed = sweep / f"{constant},optim.lr=-1" / "seed=1" / "error.txt"
     assert "optim.lr=-1.0: must be > 0" in failed.read_text()
 
@@ -120,8 +149,10 @@ def test_multirun_grid_through_the_cli_goes_past_a_failed_run_and_reports(tmp_pa
     assert keys == ["optim.lr"] and len(rows) == 2 and all(row["seeds"] == 2 for row in rows)
     for row in rows:
         folder = sweep / f"{constant},optim.lr={row['optim.lr']}"
-        bests = [json.loads((folder / f"seed={seed}" / "metrics.json").read_text())["best"]["val/f1"]
-                 for seed in (1, 2)]  # fmt: skip
+        bests = [
+            json.loads((folder / f"seed={seed}" / "metrics.json").read_text())["best"]["val/f1"]
+            for seed in (1, 2)
+        ]
         assert row["val_mean"] == pytest.approx(statistics.fmean(bests))
     assert rows[-1]["val_mean"] >= rows[0]["val_mean"]  # best last
     assert table.count("failed: ConfigError: invalid config: optim.lr=-1.0: must be > 0") == 2
@@ -147,31 +178,53 @@ def test_slurm_launcher_config_composes():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
-                    reason="the sweep extra (hydra-optuna-sweeper) is not installed")  # fmt: skip
+@pytest.mark.skipif(
+    importlib.util.find_spec("hydra_plugins.hydra_optuna_sweeper") is None,
+    reason="the sweep extra (hydra-optuna-sweeper) is not installed",
+)
 def test_optuna_search_maximises_the_returned_metric(tmp_path):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", ["+experiment=baseline", "+sweep=optuna"], return_hydra_config=True)
     assert cfg.hydra.sweeper.direction == "maximize"
-    assert set(cfg.hydra.sweeper.params) == {"optim.lr", "optim.warmup_ratio",
-                                             "optim.weight_decay", "data.batch_size"}  # fmt: skip
+    assert set(cfg.hydra.sweeper.params) == {
+        "optim.lr",
+        "optim.warmup_ratio",
+        "optim.weight_decay",
+        "data.batch_size",
+    }
 
     sweep = tmp_path / "optuna"
     fixed = [o for o in TINY_DEMO_OVERRIDES if not o.startswith(("optim.lr", "data.batch_size"))]
     result = subprocess.run(
-        [sys.executable, "-m", "bert_pos.train", "-m", *fixed, "+sweep=optuna", "epochs=2",
-         "data.demo_sentences={train: 400, validation: 40, test: 40}",
-         "hydra.sweeper.n_trials=2", "optim.lr=tag(log, interval(3e-3, 1e-2))",
-         f"hydra.sweep.dir={sweep}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bert_pos.train",
+            "-m",
+            *fixed,
+            "+sweep=optuna",
+            "epochs=2",
+            "data.demo_sentences={train: 400, validation: 40, test: 40}",
+            "hydra.sweeper.n_trials=2",
+            "optim.lr=tag(log, interval(3e-3, 1e-2))",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     best = OmegaConf.load(sweep / "optimization_results.yaml")
     trials = [json.loads(p.read_text())["best"]["val/f1"] for p in sweep.glob("*/*/metrics.json")]
     assert len(trials) == 2 and max(trials) > 0
     assert best.best_value == pytest.approx(max(trials))  # Optuna saw what main() returned
-    assert set(best.best_params) == {"optim.lr", "optim.warmup_ratio", "optim.weight_decay",
-                                     "data.batch_size"}  # fmt: skip
+    assert set(best.best_params) == {
+        "optim.lr",
+        "optim.warmup_ratio",
+        "optim.weight_decay",
+        "data.batch_size",
+    }
 
 
 def test_sweep_config_lists_a_learning_rate_seed_grid():
@@ -190,8 +243,9 @@ def predictions(path: Path, sentences: int, correct: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-@pytest.mark.parametrize("best_correct, verdict", [(190, "distinguishable"),
-                                                    (101, "not distinguishable")])  # fmt: skip
+@pytest.mark.parametrize(
+    "best_correct, verdict", [(190, "distinguishable"), (101, "not distinguishable")]
+)
 def test_the_best_is_tested_against_the_runner_up_over_pooled_seeds(
     tmp_path, best_correct, verdict
 ):

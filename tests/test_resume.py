@@ -34,9 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # epoch, the 7th of a single micro-batch; a resumable checkpoint every 2 steps.
 OVERRIDES = TINY_DEMO_OVERRIDES + [
     "data.demo_sentences={train: 200, validation: 40, test: 40}",
-    "epochs=2", "grad_accum_steps=2", "checkpoint.every_n_steps=2", "checkpoint.keep_last=20",
+    "epochs=2",
+    "grad_accum_steps=2",
+    "checkpoint.every_n_steps=2",
+    "checkpoint.keep_last=20",
     "eval.test_at_end=false",
-]  # fmt: skip
+]
 
 
 def _train_until_killed(overrides: list[str], run_dir: str, kill_after_micro_batches: int):
@@ -139,10 +142,18 @@ def test_resume_names_a_missing_folder(tmp_path):
 @pytest.mark.slow
 def test_sigterm_finishes_the_step_saves_and_exits_with_a_message(tmp_path):
     run_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "bert_pos.train", *TINY_DEMO_OVERRIDES, "epochs=30",
-               "checkpoint.every_n_steps=5", f"hydra.run.dir={run_dir}"]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bert_pos.train",
+        *TINY_DEMO_OVERRIDES,
+        "epochs=30",
+        "checkpoint.every_n_steps=5",
+        f"hydra.run.dir={run_dir}",
+    ]
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 120
     while not step_checkpoints(run_dir) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -150,9 +161,18 @@ def test_sigterm_finishes_the_step_saves_and_exits_with_a_message(tmp_path):
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, output[-2000:]
     assert "SIGTERM received: stopped after step" in output and "resume=auto" in output
-    continuing = shlex.join(["python", "-m", "bert_pos.train", *TINY_DEMO_OVERRIDES, "epochs=30",
-                             "checkpoint.every_n_steps=5", "resume=auto",
-                             f"hydra.run.dir={run_dir}"])  # fmt: skip
+    continuing = shlex.join(
+        [
+            "python",
+            "-m",
+            "bert_pos.train",
+            *TINY_DEMO_OVERRIDES,
+            "epochs=30",
+            "checkpoint.every_n_steps=5",
+            "resume=auto",
+            f"hydra.run.dir={run_dir}",
+        ]
+    )
     assert continuing in output  # the whole command line that continues the run
     saved = latest_good_checkpoint(run_dir)  # verified against its manifest
     state = torch.load(saved / "training_state.pt", weights_only=True)
@@ -163,8 +183,10 @@ def test_sigterm_finishes_the_step_saves_and_exits_with_a_message(tmp_path):
 
 @pytest.mark.slow
 def test_early_stopping_after_patience_evaluations_without_gain(tmp_path):
-    cfg = compose_config(TINY_DEMO_OVERRIDES + [
-        "optim.lr=1e-12", "eval.every_n_steps=5", "early_stopping.patience=2", "epochs=3"])  # fmt: skip
+    cfg = compose_config(
+        TINY_DEMO_OVERRIDES
+        + ["optim.lr=1e-12", "eval.every_n_steps=5", "early_stopping.patience=2", "epochs=3"]
+    )
     metrics = train(cfg, tmp_path)
     assert len(metrics["epochs"]) == 3  # the first sets the best; two more without gain stop it
     assert metrics["steps"] == 15 < 3 * math.ceil(600 / 16)
@@ -196,8 +218,10 @@ def test_non_finite_loss_stops_naming_the_step_or_is_skipped(tmp_path, monkeypat
     else:
         metrics = train(cfg, tmp_path)
         assert metrics["steps"] == math.ceil(600 / 16)
-        state = torch.load(tmp_path / "checkpoints" / f"step-{metrics['steps']:07d}" /
-                           "training_state.pt", weights_only=True)  # fmt: skip
+        state = torch.load(
+            tmp_path / "checkpoints" / f"step-{metrics['steps']:07d}" / "training_state.pt",
+            weights_only=True,
+        )
         assert state["scheduler"]["last_epoch"] == metrics["steps"]  # the skip moved it too
         assert all(math.isfinite(row["train/loss"]) for row in metrics["epochs"])
         last = load_file(tmp_path / "checkpoints" / "last" / "model.safetensors")
@@ -217,8 +241,11 @@ def test_checkpoints_keep_the_last_k(reference):
 def test_resuming_with_another_recipe_is_refused(reference, tmp_path):
     run_dir, _ = reference
     changed = compose_config(OVERRIDES + ["resume=auto", "optim.lr=1e-2", "data.batch_size=8"])
-    with pytest.raises(CheckpointError, match=r"another recipe \(data.batch_size: 16 -> 8, "
-                                              r"optim.lr: 0.003 -> 0.01\)"):  # fmt: skip
+    with pytest.raises(
+        CheckpointError,
+        match=r"another recipe \(data.batch_size: 16 -> 8, "
+        r"optim.lr: 0.003 -> 0.01\)",
+    ):
         train(changed, run_dir)
 
 
@@ -228,12 +255,27 @@ def test_auto_resume_without_a_run_folder_stops_with_the_command_that_continues(
     start from scratch: it stops and names the experiment's latest run."""
     earlier = tmp_path / "experiments" / "runs" / "demo" / "2026-01-01_00-00-00"
     (earlier / "checkpoints").mkdir(parents=True)
-    result = subprocess.run([sys.executable, "-m", "bert_pos.train", "+experiment=demo",
-                             "resume=auto"], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "bert_pos.train", "+experiment=demo", "resume=auto"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 1 and "Traceback" not in output
     assert "resume=auto continues the run in hydra.run.dir" in output
-    assert shlex.join(["python", "-m", "bert_pos.train", "+experiment=demo", "resume=auto",
-                       f"hydra.run.dir={earlier}"]) in output  # fmt: skip
+    assert (
+        shlex.join(
+            [
+                "python",
+                "-m",
+                "bert_pos.train",
+                "+experiment=demo",
+                "resume=auto",
+                f"hydra.run.dir={earlier}",
+            ]
+        )
+        in output
+    )
     assert sorted(p.name for p in earlier.parent.iterdir()) == [earlier.name]  # no new folder

@@ -23,8 +23,12 @@ from bert_pos.data.tags import DataFormatError
 from bert_pos.labels import CHUNK_LABELS, IGNORE_INDEX, NER_LABELS, POS_LABELS
 from tests.helpers import CONF_DIR, ROOT, SHARED_CONLL, compose_config, data_config
 
-WORDS = [["EU", "rejects", "German", "call"], ["Peter", "Blackburn"], ["BRUSSELS", "1996"],
-         ["The", "Commission", "said"]]  # fmt: skip
+WORDS = [
+    ["EU", "rejects", "German", "call"],
+    ["Peter", "Blackburn"],
+    ["BRUSSELS", "1996"],
+    ["The", "Commission", "said"],
+]
 NER = [["B-ORG", "O", "B-MISC", "O"], ["B-PER", "I-PER"], ["B-LOC", "O"], ["O", "B-ORG", "O"]]
 
 
@@ -81,8 +85,11 @@ def names_of(split: Dataset, label_names: list[str]) -> list[list[str]]:
 def test_class_label_names_and_ids_are_the_datasets_own(tmp_path):
     # not the CoNLL-2003 order, not sorted: ids must still be the dataset's
     names = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-MISC", "I-MISC"]
-    hub = write_pushed(tmp_path / "hub", {s: rows(names=names) for s in ("train", "validation")},
-                       tag_features(names))  # fmt: skip
+    hub = write_pushed(
+        tmp_path / "hub",
+        {s: rows(names=names) for s in ("train", "validation")},
+        tag_features(names),
+    )
     label_names, splits = load(f"hub_name={hub}", "task=entities")
     assert label_names == names and set(splits) == {"train", "validation"}
     assert splits["train"]["tags"][0] == [names.index(t) for t in NER[0]]
@@ -94,46 +101,65 @@ def test_string_tags_give_the_sorted_label_set_of_train_with_both_forms_of_each_
     hub = write_pushed(tmp_path / "hub", {"train": rows(), "validation": rows()}, tag_features())
     label_names, splits = load(f"hub_name={hub}")
     # train has B-LOC, B-MISC, B-ORG only as B-: their I- forms get ids too
-    assert label_names == ["B-LOC", "B-MISC", "B-ORG", "B-PER", "I-LOC", "I-MISC", "I-ORG",
-                           "I-PER", "O"]  # fmt: skip
+    assert label_names == [
+        "B-LOC",
+        "B-MISC",
+        "B-ORG",
+        "B-PER",
+        "I-LOC",
+        "I-MISC",
+        "I-ORG",
+        "I-PER",
+        "O",
+    ]
     assert names_of(splits["validation"], label_names) == NER
 
 
 def test_string_tag_of_a_type_absent_from_train_is_scored_gold_in_validation(tmp_path, caplog):
-    unseen = rows(tags=[["B-ORG", "O", "B-MISC", "O"], ["B-DATE", "O"], ["B-LOC", "O"],
-                        ["O", "O", "O"]])  # fmt: skip
-    hub = write_pushed(tmp_path / "unseen", {"train": rows(), "validation": unseen},
-                       tag_features())  # fmt: skip
+    unseen = rows(
+        tags=[["B-ORG", "O", "B-MISC", "O"], ["B-DATE", "O"], ["B-LOC", "O"], ["O", "O", "O"]]
+    )
+    hub = write_pushed(tmp_path / "unseen", {"train": rows(), "validation": unseen}, tag_features())
     label_names, splits = load(f"hub_name={hub}")
     assert "B-DATE" not in label_names
     assert splits["validation"]["tags"][1] == [IGNORE_INDEX, label_names.index("O")]
     assert gold_labels(splits["validation"], label_names) == unseen["ner_tags"]
     assert f"{hub} validation: 1 word(s) have the gold label 'B-DATE'" in caplog.text
     # train itself must fit the label list a config gives
-    with pytest.raises(DataFormatError, match=re.escape(
+    with pytest.raises(
+        DataFormatError,
+        match=re.escape(
             f"{hub} train row 0, word 0: label 'B-ORG' (column 'ner_tags') is not in the "
-            "label set; expected one of the 3 labels O B-PER I-PER")):  # fmt: skip
+            "label set; expected one of the 3 labels O B-PER I-PER"
+        ),
+    ):
         load(f"hub_name={hub}", "labels=[O,B-PER,I-PER]")
 
 
 def test_other_split_names_are_mapped_by_config(tmp_path):
     dev = rows(words=[["Bonn"]], tags=[["B-LOC"]])
-    hub = write_pushed(tmp_path / "hub", {"train": rows(), "dev": dev, "test": rows()},
-                       tag_features(NER_LABELS))  # fmt: skip
+    hub = write_pushed(
+        tmp_path / "hub", {"train": rows(), "dev": dev, "test": rows()}, tag_features(NER_LABELS)
+    )
     _, splits = load(f"hub_name={hub}", "split_names.validation=dev")
     assert splits["validation"]["tokens"] == [["Bonn"]] and len(splits["train"]) == 4
     _, splits = load(f"hub_name={hub}", "split_names.validation=dev", "split_names.test=null")
     assert set(splits) == {"train", "validation"}
-    with pytest.raises(DataFormatError, match=re.escape(
+    with pytest.raises(
+        DataFormatError,
+        match=re.escape(
             f"{hub}: no split 'training' (data.split_names.train); its splits are train, test, "
-            "dev. Set data.split_names.train=NAME")):  # fmt: skip
+            "dev. Set data.split_names.train=NAME"
+        ),
+    ):
         load(f"hub_name={hub}", "split_names.train=training")
 
 
 def test_a_dataset_without_validation_split_holds_out_a_seeded_share_of_train(tmp_path, caplog):
     many = rows(words=[[f"w{i}"] for i in range(40)], tags=[["O"]] * 40)
-    hub = write_pushed(tmp_path / "hub", {"train": many, "test": rows(WORDS[1:2], [["O", "O"]])},
-                       tag_features())  # fmt: skip
+    hub = write_pushed(
+        tmp_path / "hub", {"train": many, "test": rows(WORDS[1:2], [["O", "O"]])}, tag_features()
+    )
     with caplog.at_level(logging.INFO, logger="bert_pos.data.sources"):
         _, splits = load(f"hub_name={hub}", "validation_fraction=0.25")
     assert list(splits) == ["train", "validation", "test"]
@@ -142,8 +168,10 @@ def test_a_dataset_without_validation_split_holds_out_a_seeded_share_of_train(tm
     assert len(held) == 10 and sorted(held + kept) == list(range(40))
     assert held == sorted(held) and kept == sorted(kept)  # both keep the dataset's order
     assert "no validation split (its splits: train, test)" in caplog.text
-    assert "10 of the 40 train sentences held out (data.validation_fraction=0.25, " \
-           "data.validation_seed=0)" in caplog.text  # fmt: skip
+    assert (
+        "10 of the 40 train sentences held out (data.validation_fraction=0.25, "
+        "data.validation_seed=0)" in caplog.text
+    )
     _, again = load(f"hub_name={hub}", "validation_fraction=0.25")
     _, other = load(f"hub_name={hub}", "validation_fraction=0.25", "validation_seed=1")
     assert list(again["validation"]["tokens"]) == list(splits["validation"]["tokens"])
@@ -169,19 +197,24 @@ def test_documents_from_a_document_column_or_from_docstart_rows(tmp_path):
     hub = write_pushed(tmp_path / "ids", {"train": with_ids, "validation": with_ids}, features)
     _, splits = load(f"hub_name={hub}", "document_column=doc")
     assert splits["train"]["document_id"] == [0, 0, 1, 2]
-    docstart = rows(words=[["-DOCSTART-"], *WORDS[:2], ["-DOCSTART-"], *WORDS[2:]],
-                    tags=[["O"], *NER[:2], ["O"], *NER[2:]])  # fmt: skip
-    hub = write_pushed(tmp_path / "docstart", {"train": docstart, "validation": docstart},
-                       tag_features())  # fmt: skip
+    docstart = rows(
+        words=[["-DOCSTART-"], *WORDS[:2], ["-DOCSTART-"], *WORDS[2:]],
+        tags=[["O"], *NER[:2], ["O"], *NER[2:]],
+    )
+    hub = write_pushed(
+        tmp_path / "docstart", {"train": docstart, "validation": docstart}, tag_features()
+    )
     _, splits = load(f"hub_name={hub}")
     assert splits["train"]["tokens"] == WORDS and splits["train"]["document_id"] == [0, 0, 1, 1]
 
 
 def test_a_missing_column_names_the_column_the_dataset_and_the_key(tmp_path):
     hub = write_pushed(tmp_path / "hub", {"train": rows(), "validation": rows()}, tag_features())
-    for key, value, column in [("tags_column", "labels", "labels"),
-                               ("tokens_column", "words", "words"),
-                               ("document_column", "doc", "doc")]:  # fmt: skip
+    for key, value, column in [
+        ("tags_column", "labels", "labels"),
+        ("tokens_column", "words", "words"),
+        ("document_column", "doc", "doc"),
+    ]:
         with pytest.raises(DataFormatError) as err:
             load(f"hub_name={hub}", f"{key}={value}")
         assert str(err.value).startswith(
@@ -190,42 +223,58 @@ def test_a_missing_column_names_the_column_the_dataset_and_the_key(tmp_path):
         )
     with pytest.raises(DataFormatError, match=re.escape("no column 'pos_tags' (data.tags_column)")):
         load(f"hub_name={hub}", "task=pos")  # {task}_tags
-    ids = write_pushed(tmp_path / "ids", {"train": rows(names=NER_LABELS)},
-                       tag_features(NER_LABELS))  # fmt: skip
+    ids = write_pushed(
+        tmp_path / "ids", {"train": rows(names=NER_LABELS)}, tag_features(NER_LABELS)
+    )
     with pytest.raises(
         DataFormatError,
         match=re.escape(
             f"{ids} train: column 'ner_tags' (data.tokens_column) holds List(ClassLabel("
         ),
     ):
-        load(f"hub_name={ids}", "tokens_column=ner_tags")  # fmt: skip
+        load(f"hub_name={ids}", "tokens_column=ner_tags")
 
 
 def test_an_id_outside_the_class_label_names_split_and_row(tmp_path):
     bad = rows(names=NER_LABELS)
     bad["ner_tags"][2] = [5, -1]  # -1: the ClassLabel's "no label"
-    hub = write_pushed(tmp_path / "hub", {"train": rows(names=NER_LABELS), "validation": bad},
-                       tag_features(NER_LABELS))  # fmt: skip
-    with pytest.raises(DataFormatError, match=re.escape(
+    hub = write_pushed(
+        tmp_path / "hub",
+        {"train": rows(names=NER_LABELS), "validation": bad},
+        tag_features(NER_LABELS),
+    )
+    with pytest.raises(
+        DataFormatError,
+        match=re.escape(
             f"{hub} validation row 2, word 1: ner_tags id -1 is outside the ner_tags ClassLabel "
-            "range 0..8")):  # fmt: skip
+            "range 0..8"
+        ),
+    ):
         load(f"hub_name={hub}")
 
 
 def test_integer_tags_without_a_class_label_need_data_labels(tmp_path):
-    hub = write_pushed(tmp_path / "hub", {s: rows(names=NER_LABELS) for s in ("train", "test")},
-                       tag_features(dtype="int64"))  # fmt: skip
-    with pytest.raises(DataFormatError, match=re.escape(
+    hub = write_pushed(
+        tmp_path / "hub",
+        {s: rows(names=NER_LABELS) for s in ("train", "test")},
+        tag_features(dtype="int64"),
+    )
+    with pytest.raises(
+        DataFormatError,
+        match=re.escape(
             f"{hub} train: column 'ner_tags' holds integer ids without label names (it is no "
-            "ClassLabel); set data.labels to the label names in id order")):  # fmt: skip
+            "ClassLabel); set data.labels to the label names in id order"
+        ),
+    ):
         load(f"hub_name={hub}")
     label_names, splits = load(f"hub_name={hub}", f"labels=[{','.join(NER_LABELS)}]")
     assert label_names == NER_LABELS and names_of(splits["test"], NER_LABELS) == NER
 
 
 def test_data_labels_must_agree_with_a_class_label(tmp_path):
-    hub = write_pushed(tmp_path / "hub", {"train": rows(names=NER_LABELS)},
-                       tag_features(NER_LABELS))  # fmt: skip
+    hub = write_pushed(
+        tmp_path / "hub", {"train": rows(names=NER_LABELS)}, tag_features(NER_LABELS)
+    )
     with pytest.raises(DataFormatError, match="differ from the expected list"):
         load(f"hub_name={hub}", f"labels=[{','.join(sorted(NER_LABELS))}]")
 
@@ -233,17 +282,23 @@ def test_data_labels_must_agree_with_a_class_label(tmp_path):
 def test_data_labels_set_the_ids_of_conll_files_too(tmp_path):
     (tmp_path / "train.txt").write_text(CONLL)
     order = ["O", "B-MISC", "I-MISC", "B-ORG", "I-ORG", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-    label_names, splits = load(f"dir={tmp_path}", "validation_file=train.txt", "test_file=null",
-                               f"labels=[{','.join(order)}]")  # fmt: skip
+    label_names, splits = load(
+        f"dir={tmp_path}",
+        "validation_file=train.txt",
+        "test_file=null",
+        f"labels=[{','.join(order)}]",
+    )
     assert label_names == order and splits["train"]["tags"][0] == [3, 0, 1]
 
 
 def test_a_bioes_class_label_trains_as_iob2(tmp_path):
     names = ["O", "B-PER", "I-PER", "E-PER", "S-PER", "S-LOC"]
-    bioes = rows(words=[["Peter", "Blackburn", "in", "Bonn"]], tags=[["B-PER", "E-PER", "O",
-                                                                    "S-LOC"]], names=names)  # fmt: skip
-    hub = write_pushed(tmp_path / "hub", {"train": bioes, "validation": bioes},
-                       tag_features(names))  # fmt: skip
+    bioes = rows(
+        words=[["Peter", "Blackburn", "in", "Bonn"]],
+        tags=[["B-PER", "E-PER", "O", "S-LOC"]],
+        names=names,
+    )
+    hub = write_pushed(tmp_path / "hub", {"train": bioes, "validation": bioes}, tag_features(names))
     label_names, splits = load(f"hub_name={hub}", "scheme=bioes")
     assert label_names == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
     assert names_of(splits["train"], label_names) == [["B-PER", "I-PER", "O", "B-LOC"]]
@@ -252,9 +307,12 @@ def test_a_bioes_class_label_trains_as_iob2(tmp_path):
 def test_hub_config_is_a_folder_in_the_parquet_export_and_a_config_name_elsewhere(tmp_path):
     export = tmp_path / "export"
     for language, words in [("es", [["Madrid"]]), ("nl", [["Amsterdam"]])]:
-        write_parquet_export(export, language, {s: rows(words, [["B-LOC"]], NER_LABELS)
-                                                for s in ("train", "validation")},
-                             tag_features(NER_LABELS))  # fmt: skip
+        write_parquet_export(
+            export,
+            language,
+            {s: rows(words, [["B-LOC"]], NER_LABELS) for s in ("train", "validation")},
+            tag_features(NER_LABELS),
+        )
     _, splits = load(f"hub_name={export}", "hub_config=nl")  # default revision: the export
     assert splits["train"]["tokens"] == [["Amsterdam"]]
     # a repository whose card names its configs, as push_to_hub(config_name=...) writes it
@@ -265,8 +323,9 @@ def test_hub_config_is_a_folder_in_the_parquet_export_and_a_config_name_elsewher
         for split in ("train", "validation"):
             path = pushed / language / f"{split}-00000-of-00001.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            Dataset.from_dict(rows(words, [["B-LOC"]], NER_LABELS),
-                              features=tag_features(NER_LABELS)).to_parquet(str(path))  # fmt: skip
+            Dataset.from_dict(
+                rows(words, [["B-LOC"]], NER_LABELS), features=tag_features(NER_LABELS)
+            ).to_parquet(str(path))
             card += [f"  - split: {split}", f"    path: {language}/{split}-*.parquet"]
     (pushed / "README.md").write_text("\n".join(card + ["---", ""]))
     _, splits = load(f"hub_name={pushed}", "hub_config=es", "hub_revision=null")
@@ -275,33 +334,103 @@ def test_hub_config_is_a_folder_in_the_parquet_export_and_a_config_name_elsewher
 
 # ---------------------------------------------------------------- the presets of conf/data/
 
-WNUT_LABELS = ["O", "B-corporation", "I-corporation", "B-creative-work", "I-creative-work",
-               "B-group", "I-group", "B-location", "I-location", "B-person", "I-person",
-               "B-product", "I-product"]  # fmt: skip
+WNUT_LABELS = [
+    "O",
+    "B-corporation",
+    "I-corporation",
+    "B-creative-work",
+    "I-creative-work",
+    "B-group",
+    "I-group",
+    "B-location",
+    "I-location",
+    "B-person",
+    "I-person",
+    "B-product",
+    "I-product",
+]
 WIKIANN_LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
-UPOS_LABELS = ["NOUN", "PUNCT", "ADP", "NUM", "SYM", "SCONJ", "ADJ", "PART", "DET", "CCONJ",
-               "PROPN", "PRON", "X", "_", "ADV", "INTJ", "VERB", "AUX"]  # fmt: skip
+UPOS_LABELS = [
+    "NOUN",
+    "PUNCT",
+    "ADP",
+    "NUM",
+    "SYM",
+    "SCONJ",
+    "ADJ",
+    "PART",
+    "DET",
+    "CCONJ",
+    "PROPN",
+    "PRON",
+    "X",
+    "_",
+    "ADV",
+    "INTJ",
+    "VERB",
+    "AUX",
+]
 STRINGS = Sequence(Value("string"))
 
 # Each preset's layout as its header describes it (from the dataset card): the export folder,
 # the columns with their features, the tag column and its labels, and the split names.
 PRESET_LAYOUTS = {
-    "wnut17": ("wnut_17", {"id": Value("string"), "tokens": STRINGS,
-                           "ner_tags": Sequence(ClassLabel(names=WNUT_LABELS))}, "ner_tags"),
-    "wikiann": ("en", {"tokens": STRINGS, "ner_tags": Sequence(ClassLabel(names=WIKIANN_LABELS)),
-                       "langs": STRINGS, "spans": STRINGS}, "ner_tags"),
-    "ud_en_ewt": ("en_ewt", {"idx": Value("string"), "text": Value("string"), "tokens": STRINGS,
-                             "lemmas": STRINGS, "upos": Sequence(ClassLabel(names=UPOS_LABELS)),
-                             **{c: STRINGS for c in ("xpos", "feats", "head", "deprel", "deps",
-                                                     "misc")}}, "upos"),
-    "ncbi_disease": ("ncbi_disease", {"id": Value("string"), "tokens": STRINGS, "ner_tags":
-                     Sequence(ClassLabel(names=["O", "B-Disease", "I-Disease"]))}, "ner_tags"),
-    "conll2002": ("es", {"id": Value("string"), "tokens": STRINGS,
-                         "pos_tags": Sequence(ClassLabel(names=["AQ", "DA", "Fp", "NC", "NP"])),
-                         "ner_tags": Sequence(ClassLabel(names=NER_LABELS))}, "ner_tags"),
-}  # fmt: skip
-PRESETS = sorted(path.stem for path in Path(CONF_DIR, "data").glob("*.yaml")
-                 if path.stem not in ("conll2003", "demo"))  # fmt: skip
+    "wnut17": (
+        "wnut_17",
+        {
+            "id": Value("string"),
+            "tokens": STRINGS,
+            "ner_tags": Sequence(ClassLabel(names=WNUT_LABELS)),
+        },
+        "ner_tags",
+    ),
+    "wikiann": (
+        "en",
+        {
+            "tokens": STRINGS,
+            "ner_tags": Sequence(ClassLabel(names=WIKIANN_LABELS)),
+            "langs": STRINGS,
+            "spans": STRINGS,
+        },
+        "ner_tags",
+    ),
+    "ud_en_ewt": (
+        "en_ewt",
+        {
+            "idx": Value("string"),
+            "text": Value("string"),
+            "tokens": STRINGS,
+            "lemmas": STRINGS,
+            "upos": Sequence(ClassLabel(names=UPOS_LABELS)),
+            **{c: STRINGS for c in ("xpos", "feats", "head", "deprel", "deps", "misc")},
+        },
+        "upos",
+    ),
+    "ncbi_disease": (
+        "ncbi_disease",
+        {
+            "id": Value("string"),
+            "tokens": STRINGS,
+            "ner_tags": Sequence(ClassLabel(names=["O", "B-Disease", "I-Disease"])),
+        },
+        "ner_tags",
+    ),
+    "conll2002": (
+        "es",
+        {
+            "id": Value("string"),
+            "tokens": STRINGS,
+            "pos_tags": Sequence(ClassLabel(names=["AQ", "DA", "Fp", "NC", "NP"])),
+            "ner_tags": Sequence(ClassLabel(names=NER_LABELS)),
+        },
+        "ner_tags",
+    ),
+}
+PRESETS = sorted(
+    path.stem
+    for path in Path(CONF_DIR, "data").glob("*.yaml")
+    if path.stem not in ("conll2003", "demo")
+)
 
 
 def test_every_preset_has_a_layout_here():
@@ -345,8 +474,9 @@ def test_preset_composes_passes_checks_and_states_only_what_differs(preset):
 def test_preset_loads_a_local_copy_of_its_layout(tmp_path, preset):
     folder, columns, tags_column = PRESET_LAYOUTS[preset]
     features = Features(columns)
-    splits_rows = {split: preset_rows(features, tags_column, 4)
-                   for split in ("train", "validation", "test")}  # fmt: skip
+    splits_rows = {
+        split: preset_rows(features, tags_column, 4) for split in ("train", "validation", "test")
+    }
     hub = write_parquet_export(tmp_path / preset, folder, splits_rows, features)
     data = compose_config([f"data={preset}", f"data.hub_name={hub}"]).data
     label_names = resolve_label_names(data)
@@ -361,10 +491,12 @@ def test_preset_loads_a_local_copy_of_its_layout(tmp_path, preset):
 
 
 def test_a_saved_dataset_dict_reads_its_splits_by_name(tmp_path):
-    saved = DatasetDict({
-        "train": Dataset.from_dict(rows(names=NER_LABELS), features=tag_features(NER_LABELS)),
-        "dev": Dataset.from_dict(rows(names=NER_LABELS), features=tag_features(NER_LABELS)),
-    })  # fmt: skip
+    saved = DatasetDict(
+        {
+            "train": Dataset.from_dict(rows(names=NER_LABELS), features=tag_features(NER_LABELS)),
+            "dev": Dataset.from_dict(rows(names=NER_LABELS), features=tag_features(NER_LABELS)),
+        }
+    )
     saved.save_to_disk(str(tmp_path / "saved"))
     assert source_kind(data_config(f"dir={tmp_path / 'saved'}")) == "saved"
     label_names, splits = load(f"dir={tmp_path / 'saved'}", "split_names.validation=dev")
@@ -376,12 +508,19 @@ def test_split_folders_saved_by_datasets_and_json_lines_mix_in_one_folder(tmp_pa
     for split in ("train", "validation"):
         Dataset.from_dict(rows(), features=tag_features()).save_to_disk(str(tmp_path / split))
     (tmp_path / "test.jsonl").write_text(
-        "".join(f'{{"tokens": {w!r}, "ner_tags": {t!r}}}\n'.replace("'", '"')
-                for w, t in zip(WORDS, NER)))  # fmt: skip
-    label_names, splits = load(f"dir={tmp_path}", "train_file=train", "validation_file=validation",
-                               "test_file=test.jsonl")  # fmt: skip
+        "".join(
+            f'{{"tokens": {w!r}, "ner_tags": {t!r}}}\n'.replace("'", '"')
+            for w, t in zip(WORDS, NER)
+        )
+    )
+    label_names, splits = load(
+        f"dir={tmp_path}", "train_file=train", "validation_file=validation", "test_file=test.jsonl"
+    )
     assert {split: names_of(dataset, label_names) for split, dataset in splits.items()} == {
-        "train": NER, "validation": NER, "test": NER}  # fmt: skip
+        "train": NER,
+        "validation": NER,
+        "test": NER,
+    }
     assert splits["test"]["line"] == [1, 2, 3, 4] and splits["train"]["line"] == [-1] * 4
 
 
@@ -401,15 +540,20 @@ def test_the_format_follows_the_name_unless_data_format_says(tmp_path):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["data.task=srl", "data.dir=/data"],
-         "data.task='srl' is not a CoNLL-2003 task (ner, pos, chunk): set data.label_column"),
+        (
+            ["data.task=srl", "data.dir=/data"],
+            "data.task='srl' is not a CoNLL-2003 task (ner, pos, chunk): set data.label_column",
+        ),
         (["data.format=xml"], "data.format='xml': expected null or one of conll, jsonl, saved"),
-        (["data.split_names.train=null"], "data.split_names={'train': None, 'validation': "
-                                          "'validation', 'test': 'test'}: expected"),
+        (
+            ["data.split_names.train=null"],
+            "data.split_names={'train': None, 'validation': "
+            "'validation', 'test': 'test'}: expected",
+        ),
         (["data.validation_fraction=0"], "data.validation_fraction=0.0: must be within (0, 1)"),
         (["data.labels=[O,O]"], "data.labels=['O', 'O']: expected distinct label names"),
     ],
-)  # fmt: skip
+)
 def test_data_checks_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         check_config(compose_config(overrides))
@@ -417,11 +561,18 @@ def test_data_checks_name_the_key(overrides, message):
 
 @pytest.mark.parametrize(
     "overrides",
-    [["data.task=upos", "data.tags_column=upos"],  # labels from the hub dataset
-     ["data.task=disease", "data.dir={dir}", "data.train_file=train.jsonl",
-      "data.validation_file=dev.jsonl", "data.test_file=null"],  # JSON lines
-     ["data.task=srl", "data.dir={dir}", "data.label_column=5"]],  # CoNLL files with the column
-)  # fmt: skip
+    [
+        ["data.task=upos", "data.tags_column=upos"],  # labels from the hub dataset
+        [
+            "data.task=disease",
+            "data.dir={dir}",
+            "data.train_file=train.jsonl",
+            "data.validation_file=dev.jsonl",
+            "data.test_file=null",
+        ],  # JSON lines
+        ["data.task=srl", "data.dir={dir}", "data.label_column=5"],
+    ],  # CoNLL files with the column
+)
 def test_other_tasks_need_a_label_column_only_for_conll_files(overrides, tmp_path):
     check_config(compose_config([override.format(dir=tmp_path) for override in overrides]))
 
@@ -522,8 +673,12 @@ def test_a_bioes_corpus_trains_exactly_like_its_iob2_original(tmp_path):
     assert converted > 100  # the files really differ
     runs = {}
     for scheme, folder in (("iob2", iob2), ("bioes", bioes)):
-        overrides = TINY_DEMO_OVERRIDES + ["epochs=1", "data.demo_corpus=false",
-                                           f"data.dir={folder}", f"data.scheme={scheme}"]  # fmt: skip
+        overrides = TINY_DEMO_OVERRIDES + [
+            "epochs=1",
+            "data.demo_corpus=false",
+            f"data.dir={folder}",
+            f"data.scheme={scheme}",
+        ]
         runs[scheme] = train(compose_config(overrides), tmp_path / f"run_{scheme}")
     for key in ("epochs", "best", "test"):
         assert runs["bioes"][key] == runs["iob2"][key]

@@ -37,8 +37,14 @@ def random_examples(count, seed=0):
 def gradients_after(model, windows, divisor=None):
     model.zero_grad()
     for window in windows:
-        accumulate_gradients(model, window, nullcontext(), torch.amp.GradScaler("cpu", enabled=False),
-                             torch.device("cpu"), divisor)  # fmt: skip
+        accumulate_gradients(
+            model,
+            window,
+            nullcontext(),
+            torch.amp.GradScaler("cpu", enabled=False),
+            torch.device("cpu"),
+            divisor,
+        )
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
@@ -110,8 +116,19 @@ def test_short_training_run_learns_and_writes_its_outputs(tmp_path):
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     tags = set(events.Tags()["scalars"])
-    expected = {"train/loss", "train/lr", "train/grad_norm", "train/tokens_per_s", "val/loss",
-                "val/precision", "val/recall", "val/f1", "val/accuracy", "val/PER/f1", "val/LOC/f1"}  # fmt: skip
+    expected = {
+        "train/loss",
+        "train/lr",
+        "train/grad_norm",
+        "train/tokens_per_s",
+        "val/loss",
+        "val/precision",
+        "val/recall",
+        "val/f1",
+        "val/accuracy",
+        "val/PER/f1",
+        "val/LOC/f1",
+    }
     assert expected <= tags
     assert [e.step for e in events.Scalars("val/f1")] == [row["step"] for row in rows]
 
@@ -130,13 +147,15 @@ def test_evaluations_during_training_score_and_the_last_writes_its_details(tmp_p
         return write_details(out_dir, *args, **kwargs)
 
     monkeypatch.setattr(bert_pos.loop, "write_details", counting_write_details)
-    cfg = compose_config(TINY_DEMO_OVERRIDES + ["epochs=1", "eval.every_n_steps=10",
-                                                "eval.test_at_end=false"])  # fmt: skip
+    cfg = compose_config(
+        TINY_DEMO_OVERRIDES + ["epochs=1", "eval.every_n_steps=10", "eval.test_at_end=false"]
+    )
     metrics = train(cfg, tmp_path)
     assert [row["step"] for row in metrics["epochs"]] == [10, 20, 30, 38]
     assert [point["step"] for point in metrics["curve"]] == [10, 20, 30, 38]
     assert [point["score"] for point in metrics["curve"]] == [
-        row["val/f1"] for row in metrics["epochs"]]  # fmt: skip
+        row["val/f1"] for row in metrics["epochs"]
+    ]
     assert written == [tmp_path / "eval" / "validation"]
     details = json.loads((tmp_path / "eval" / "validation" / "metrics.json").read_text())
     assert details["f1"] == metrics["epochs"][-1]["val/f1"]  # the last evaluation's
@@ -148,8 +167,10 @@ def test_evaluations_during_training_score_and_the_last_writes_its_details(tmp_p
 
 @pytest.mark.slow
 def test_subword_level_evaluation_and_pos_task(tmp_path):
-    cfg = compose_config(TINY_DEMO_OVERRIDES + ["eval.level=subword", "data.task=pos",
-                                                "data.label_strategy=all", "epochs=1"])  # fmt: skip
+    cfg = compose_config(
+        TINY_DEMO_OVERRIDES
+        + ["eval.level=subword", "data.task=pos", "data.label_strategy=all", "epochs=1"]
+    )
     metrics = train(cfg, tmp_path)
     assert metrics["selection_metric"] == "val/accuracy"
     assert "val/f1" not in metrics["final"] and 0 < metrics["final"]["val/accuracy"] <= 1
@@ -167,10 +188,19 @@ def test_gradient_accumulation_keeps_the_step_count_right(tmp_path):
 @pytest.mark.slow
 def test_cli_demo_run(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "bert_pos.train", *TINY_DEMO_OVERRIDES, "epochs=1",
-         f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bert_pos.train",
+            *TINY_DEMO_OVERRIDES,
+            "epochs=1",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "| Training Loss | Epoch | Step | Validation Loss |" in result.stdout + result.stderr
     assert (tmp_path / "metrics.json").is_file() and (tmp_path / ".hydra" / "config.yaml").is_file()
@@ -180,9 +210,19 @@ def test_cli_demo_run(tmp_path):
 def test_cli_without_network_stops_fast_and_names_the_override(tmp_path):
     env = {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9", "HF_HOME": str(tmp_path / "hf")}
     result = subprocess.run(
-        [sys.executable, "-m", "bert_pos.train", "+experiment=baseline", f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bert_pos.train",
+            "+experiment=baseline",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 1
     assert "cannot be reached" in output
@@ -194,10 +234,19 @@ def test_cli_without_network_stops_fast_and_names_the_override(tmp_path):
 @pytest.mark.slow
 def test_cli_rejects_a_misspelt_key(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "bert_pos.train", "+experiment=demo", "optim.learning_rate=1",
-         f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bert_pos.train",
+            "+experiment=demo",
+            "optim.learning_rate=1",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "learning_rate" in result.stderr and "OptimConfig" in result.stderr
 
@@ -229,5 +278,8 @@ def test_a_log_file_gets_a_progress_line_with_the_eta(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
     progress = [line for line in lines if "ETA" in line]
     assert len(progress) == metrics["steps"]
-    assert re.fullmatch(r"step 1/38, epoch 0\.03, loss \d+\.\d{4}, \d+ tokens/s, "
-                        r"elapsed \d:\d\d:\d\d, ETA \d:\d\d:\d\d", progress[0])  # fmt: skip
+    assert re.fullmatch(
+        r"step 1/38, epoch 0\.03, loss \d+\.\d{4}, \d+ tokens/s, "
+        r"elapsed \d:\d\d:\d\d, ETA \d:\d\d:\d\d",
+        progress[0],
+    )

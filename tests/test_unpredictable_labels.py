@@ -25,10 +25,17 @@ def corpus_with_a_type_absent_from_train(directory):
 
 def run_config(corpus, overrides: list[str]):
     """The tiny demo recipe, one epoch, on `corpus` with a label set read from its train file."""
-    return compose_config(TINY_DEMO_OVERRIDES + [
-        "data.demo_corpus=false", f"data.dir={corpus}", "data.task=entities",
-        "data.label_column=3", "epochs=1", *overrides,
-    ])  # fmt: skip
+    return compose_config(
+        TINY_DEMO_OVERRIDES
+        + [
+            "data.demo_corpus=false",
+            f"data.dir={corpus}",
+            "data.task=entities",
+            "data.label_column=3",
+            "epochs=1",
+            *overrides,
+        ]
+    )
 
 
 def gold_and_predicted(predictions: str) -> list[tuple[str, str]]:

@@ -48,9 +48,12 @@ def tag_across_cut(words, tokenizer, entity_length=6):
 
 
 def splits_of(sentences: list[tuple[list[str], list[str]]]) -> DatasetDict:
-    data = {"tokens": [words for words, _ in sentences],
-            "tags": [[ID[tag] for tag in tags] for _, tags in sentences],
-            "document_id": [0] * len(sentences), "line": list(range(1, len(sentences) + 1))}  # fmt: skip
+    data = {
+        "tokens": [words for words, _ in sentences],
+        "tags": [[ID[tag] for tag in tags] for _, tags in sentences],
+        "document_id": [0] * len(sentences),
+        "line": list(range(1, len(sentences) + 1)),
+    }
     return DatasetDict({"validation": Dataset.from_dict(data)})
 
 
@@ -69,8 +72,15 @@ def test_600_word_sentence_is_scored_whole(tiny_model, tokenizer, caplog):
         "overlapping windows"
     ) in caplog.text
     loader = build_dataloaders(tokenized, 4, 4, False, tokenizer.pad_token_id, 8, 0, 0, False)
-    scores, predicted = evaluate(tiny_model, loader["validation"], NER_LABELS, True, "word",
-                                 torch.device("cpu"), nullcontext())  # fmt: skip
+    scores, predicted = evaluate(
+        tiny_model,
+        loader["validation"],
+        NER_LABELS,
+        True,
+        "word",
+        torch.device("cpu"),
+        nullcontext(),
+    )
 
     assert [len(p) for p in predicted] == [len(words) for words, _ in sentences]
     assert len(predicted[1]) == 600
@@ -82,8 +92,9 @@ def test_600_word_sentence_is_scored_whole(tiny_model, tokenizer, caplog):
     assert scores["per_type"]["ORG"]["support"] == 1
     assert scores["support"] == 2  # with the PER of a short sentence
     # the same windows as predict: each word gets the tag its keeping window gives it
-    tagged = tag_sentences(tiny_model, tokenizer, [words], NER_LABELS, 8, torch.device("cpu"),
-                           nullcontext())[0]  # fmt: skip
+    tagged = tag_sentences(
+        tiny_model, tokenizer, [words], NER_LABELS, 8, torch.device("cpu"), nullcontext()
+    )[0]
     assert predicted[1] == [tag for tag, _ in tagged]
 
 
@@ -91,13 +102,21 @@ def test_subword_level_scores_each_labelled_subword_once(tiny_model, tokenizer):
     words = long_sentence()
     tags = tag_across_cut(words, tokenizer)
     for strategy in ("first", "all"):
-        tokenized = tokenize_splits(splits_of([(words, tags)]), tokenizer, strategy, CONTINUATION,
-                                    WINDOW)  # fmt: skip
+        tokenized = tokenize_splits(
+            splits_of([(words, tags)]), tokenizer, strategy, CONTINUATION, WINDOW
+        )
         whole = tokenize_splits(splits_of([(words, tags)]), tokenizer, strategy, CONTINUATION, 4096)
         labelled = sum(label != -100 for label in whole["validation"][0]["labels"])
         loader = build_dataloaders(tokenized, 4, 4, False, tokenizer.pad_token_id, 8, 0, 0, False)
-        scores, predicted = evaluate(tiny_model, loader["validation"], NER_LABELS, True,
-                                     "subword", torch.device("cpu"), nullcontext())  # fmt: skip
+        scores, predicted = evaluate(
+            tiny_model,
+            loader["validation"],
+            NER_LABELS,
+            True,
+            "subword",
+            torch.device("cpu"),
+            nullcontext(),
+        )
         assert len(predicted[0]) == 600
         assert scores["per_type"]["ORG"]["support"] == 1
         assert labelled >= 600 and math.isfinite(scores["loss"])
@@ -122,22 +141,32 @@ def test_training_and_evaluation_on_a_600_word_sentence(tmp_path):
     # every word of the long sentence is frequent, so one subword each: windows of 62 words
     tags = ["O"] * 600
     tags[40:52] = ["B-ORG"] + ["I-ORG"] * 11  # across the first boundary, word 46
-    short = [(["Peter", "Blackburn", "said", "."], ["B-PER", "I-PER", "O", "O"]),
-             (["Germany", "'s", "representative", "said", "."], ["B-LOC", "O", "O", "O", "O"]),
-             (["The", "European", "Union", "said", "."], ["O", "B-ORG", "I-ORG", "O", "O"])]  # fmt: skip
+    short = [
+        (["Peter", "Blackburn", "said", "."], ["B-PER", "I-PER", "O", "O"]),
+        (["Germany", "'s", "representative", "said", "."], ["B-LOC", "O", "O", "O", "O"]),
+        (["The", "European", "Union", "said", "."], ["O", "B-ORG", "I-ORG", "O", "O"]),
+    ]
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     conll_file(data_dir / "train.txt", short * 10 + [(words, tags)])
     conll_file(data_dir / "validation.txt", [short[0], (words, tags), *short[1:]])
-    cfg = compose_config(TINY_DEMO_OVERRIDES + [
-        f"data.dir={data_dir}", "data.test_file=null", "data.batch_size=4", "epochs=1",
-        f"model.random_init.max_position_embeddings={WINDOW}",
-    ])  # fmt: skip
+    cfg = compose_config(
+        TINY_DEMO_OVERRIDES
+        + [
+            f"data.dir={data_dir}",
+            "data.test_file=null",
+            "data.batch_size=4",
+            "epochs=1",
+            f"model.random_init.max_position_embeddings={WINDOW}",
+        ]
+    )
     run_dir = tmp_path / "run"
     metrics = train(cfg, run_dir)
 
-    assert all(math.isfinite(row["train/loss"]) and math.isfinite(row["val/loss"])
-               for row in metrics["epochs"])  # fmt: skip
+    assert all(
+        math.isfinite(row["train/loss"]) and math.isfinite(row["val/loss"])
+        for row in metrics["epochs"]
+    )
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "tokenizer")
     counts = [len(tokenizer.tokenize(word)) for word in words]
     assert sum(counts) + 2 > WINDOW
@@ -161,8 +190,15 @@ def test_training_and_evaluation_on_a_600_word_sentence(tmp_path):
 
     for decode in ("argmax", "constrained"):
         trained = load_trained(run_dir / "model", decode=decode)
-        (tagged,) = tag_sentences(trained.model, trained.tokenizer, [words], trained.label_names,
-                                  4, torch.device("cpu"), nullcontext())  # fmt: skip
+        (tagged,) = tag_sentences(
+            trained.model,
+            trained.tokenizer,
+            [words],
+            trained.label_names,
+            4,
+            torch.device("cpu"),
+            nullcontext(),
+        )
         scored = evaluate_long_sentence(trained, run_dir, words, tags)
         assert [tag for tag, _ in tagged] == scored, decode
     predicted = [[row[2] for row in r] for r in rows]
@@ -174,18 +210,33 @@ def test_training_and_evaluation_on_a_600_word_sentence(tmp_path):
 def test_windows_are_stitched_back_in_order():
     # sentence 0 in two windows: words 0-2 kept from the first, 3-4 from the second, whose
     # input also holds word 2 as context (unlabelled). The B-LOC I-LOC entity crosses the cut.
-    first = example(["O", "O", "B-PER", "B-LOC", "O"], [-100, ID["O"], ID["B-PER"],
-                    ID["B-LOC"], -100], [1, 2, 3], ["O", "B-PER", "B-LOC"])  # fmt: skip
-    second = example(["O", "B-LOC", "I-LOC", "O", "O"], [-100, -100, ID["I-LOC"], ID["O"], -100],
-                     [2, 3], ["I-LOC", "O"])  # fmt: skip
+    first = example(
+        ["O", "O", "B-PER", "B-LOC", "O"],
+        [-100, ID["O"], ID["B-PER"], ID["B-LOC"], -100],
+        [1, 2, 3],
+        ["O", "B-PER", "B-LOC"],
+    )
+    second = example(
+        ["O", "B-LOC", "I-LOC", "O", "O"],
+        [-100, -100, ID["I-LOC"], ID["O"], -100],
+        [2, 3],
+        ["I-LOC", "O"],
+    )
     other = example(["O", "B-ORG", "O"], [-100, ID["B-ORG"], -100], [1], ["B-ORG"])
     first.update(sentence=0, first_word=0)
     second.update(sentence=0, first_word=3)
     other.update(sentence=1, first_word=0)
     for order in ([second, other, first], [first, second, other], [other, first, second]):
         for level in ("word", "subword"):
-            scores, predicted = evaluate(FixedTagger(), loader_for(order), NER_LABELS, True,
-                                         level, torch.device("cpu"), nullcontext())  # fmt: skip
+            scores, predicted = evaluate(
+                FixedTagger(),
+                loader_for(order),
+                NER_LABELS,
+                True,
+                level,
+                torch.device("cpu"),
+                nullcontext(),
+            )
             assert predicted == [["O", "B-PER", "B-LOC", "I-LOC", "O"], ["B-ORG"]]
             assert scores["support"] == 3 and scores["f1"] == pytest.approx(1.0)
             assert scores["accuracy"] == pytest.approx(1.0)
@@ -198,8 +249,15 @@ def test_a_gap_or_overlap_between_windows_is_an_error():
         second = example(["O", "O", "O"], [-100, ID["O"], -100], [1], ["O"])
         second.update(sentence=0, first_word=misplaced)
         with pytest.raises(ValueError, match="sentence 0 has a piece from word"):
-            evaluate(FixedTagger(), loader_for([first, second]), NER_LABELS, True, "word",
-                     torch.device("cpu"), nullcontext())  # fmt: skip
+            evaluate(
+                FixedTagger(),
+                loader_for([first, second]),
+                NER_LABELS,
+                True,
+                "word",
+                torch.device("cpu"),
+                nullcontext(),
+            )
 
 
 def evaluate_long_sentence(trained, run_dir, words, tags):
@@ -214,14 +272,29 @@ def evaluate_long_sentence(trained, run_dir, words, tags):
     from bert_pos.labels import begin_to_inside_map
 
     ids = {label: i for i, label in enumerate(trained.label_names)}
-    splits = DatasetDict({"validation": Dataset.from_dict({
-        "tokens": [words], "tags": [[ids[t] for t in tags]], "document_id": [0], "line": [1],
-    })})  # fmt: skip
-    encoded = tokenize_splits(splits, trained.tokenizer, "first",
-                              begin_to_inside_map(trained.label_names),
-                              max_length_of(trained.tokenizer, trained.model.config))  # fmt: skip
-    loader = build_dataloaders(encoded, 4, 4, False, trained.tokenizer.pad_token_id, 8, 0, 0,
-                               False)["validation"]  # fmt: skip
-    _, predicted = evaluate(trained.model, loader, trained.label_names, True, "word",
-                            torch.device("cpu"), nullcontext())  # fmt: skip
+    splits = DatasetDict(
+        {
+            "validation": Dataset.from_dict(
+                {
+                    "tokens": [words],
+                    "tags": [[ids[t] for t in tags]],
+                    "document_id": [0],
+                    "line": [1],
+                }
+            )
+        }
+    )
+    encoded = tokenize_splits(
+        splits,
+        trained.tokenizer,
+        "first",
+        begin_to_inside_map(trained.label_names),
+        max_length_of(trained.tokenizer, trained.model.config),
+    )
+    loader = build_dataloaders(
+        encoded, 4, 4, False, trained.tokenizer.pad_token_id, 8, 0, 0, False
+    )["validation"]
+    _, predicted = evaluate(
+        trained.model, loader, trained.label_names, True, "word", torch.device("cpu"), nullcontext()
+    )
     return predicted[0]

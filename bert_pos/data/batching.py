@@ -76,8 +76,16 @@ class ShuffledBatchSampler:
     runs the step every process must take, adding nothing to the gradient.
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, group_by_length: bool,
-                 group_batches: int = 50, num_shards: int = 1, shard: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        lengths: list[int],
+        batch_size: int,
+        seed: int,
+        group_by_length: bool,
+        group_batches: int = 50,
+        num_shards: int = 1,
+        shard: int = 0,
+    ):
         self.lengths = lengths
         self.batch_size = batch_size * num_shards  # the global batch
         self.seed = seed
@@ -174,12 +182,16 @@ def build_dataloaders(
         lengths = [len(e["input_ids"]) for e in examples]
         if split == "train":
             examples = TrainExamples(examples)
-            sampler = ShuffledBatchSampler(lengths, batch_size, seed, group_by_length,
-                                           group_batches, num_shards, shard)  # fmt: skip
+            sampler = ShuffledBatchSampler(
+                lengths, batch_size, seed, group_by_length, group_batches, num_shards, shard
+            )
         else:
             sampler = length_sorted_batches(lengths, eval_batch_size, num_shards, shard)
         loaders[split] = DataLoader(
-            examples, batch_sampler=sampler, collate_fn=collator,
-            num_workers=num_workers, pin_memory=pin_memory,
-        )  # fmt: skip
+            examples,
+            batch_sampler=sampler,
+            collate_fn=collator,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+        )
     return loaders

@@ -22,8 +22,15 @@ from bert_pos.labels import IGNORE_INDEX
 log = logging.getLogger(__name__)
 
 # A tokenized example: model inputs, subword labels, and where its scored words are
-EXAMPLE_COLUMNS = ("input_ids", "labels", "word_starts", "word_index", "tags", "sentence",
-                   "first_word")  # fmt: skip
+EXAMPLE_COLUMNS = (
+    "input_ids",
+    "labels",
+    "word_starts",
+    "word_index",
+    "tags",
+    "sentence",
+    "first_word",
+)
 
 
 def max_length_of(tokenizer: PreTrainedTokenizerFast, model_config) -> int:
@@ -116,8 +123,9 @@ def word_windows(subword_counts: list[int], budget: int) -> list[tuple[int, int,
             raise WordTooLongError(
                 f"word {start} alone has {subword_counts[start]} subwords, more than the "
                 f"model's window of {budget}",
-                sentence=-1, word=start,
-            )  # fmt: skip
+                sentence=-1,
+                word=start,
+            )
         spans.append((start, end))
         if end == n:
             break
@@ -186,21 +194,25 @@ def bare_marker_ids(tokenizer: PreTrainedTokenizerFast) -> set[int]:
     state = json.loads(tokenizer.backend_tokenizer.to_str()).get("pre_tokenizer") or {}
     kinds = json.dumps(state)
     marks = ({"Ġ"} if '"ByteLevel"' in kinds else set()) | (
-        {state.get("replacement", "▁")} if '"Metaspace"' in kinds else set())  # fmt: skip
+        {state.get("replacement", "▁")} if '"Metaspace"' in kinds else set()
+    )
     vocabulary = tokenizer.get_vocab()
     return {vocabulary[mark] for mark in marks if mark in vocabulary}
 
 
-def without_markers(input_ids: list[int], word_ids: list[int | None], markers: set[int]
-                    ) -> list[int | None]:  # fmt: skip
+def without_markers(
+    input_ids: list[int], word_ids: list[int | None], markers: set[int]
+) -> list[int | None]:
     """`word_ids` with a lone start marker counted as no word's, where its word has other
     pieces: the word's label and prediction then sit at its first real piece (the one the
     Hugging Face pipeline groups the word by), and the marker is context, like a special token."""
     if not markers:
         return word_ids
     counts = Counter(word_ids)
-    return [None if token in markers and word is not None and counts[word] > 1 else word
-            for token, word in zip(input_ids, word_ids)]  # fmt: skip
+    return [
+        None if token in markers and word is not None and counts[word] > 1 else word
+        for token, word in zip(input_ids, word_ids)
+    ]
 
 
 # ---------------------------------------------------------------- training and evaluation examples
@@ -229,9 +241,12 @@ def tokenize_splits(
     for split, dataset in splits.items():
         encode = sentence_encoder(split, tokenizer, label_strategy, continuation_label, max_length)
         tokenized[split] = dataset.map(
-            encode, batched=True, with_indices=True, remove_columns=dataset.column_names,
+            encode,
+            batched=True,
+            with_indices=True,
+            remove_columns=dataset.column_names,
             desc=f"tokenizing {split}",
-        )  # fmt: skip
+        )
         if context_subwords is not None:
             tokenized[split] = add_document_context(
                 tokenized[split],
@@ -250,8 +265,11 @@ def log_windows_and_unaligned(examples: Dataset, split: str, max_length: int) ->
     if windowed:
         log.info(
             "%s: %d sentences longer than %d subwords, tagged in %d overlapping windows",
-            split, len(windowed), max_length, sum(windowed),
-        )  # fmt: skip
+            split,
+            len(windowed),
+            max_length,
+            sum(windowed),
+        )
     unaligned = sum(start == -1 for example in examples["word_starts"] for start in example)
     if unaligned:
         log.warning("%s: %d words map to no subword; they count as predicted O", split, unaligned)
@@ -279,14 +297,16 @@ def sentence_encoder(
         for row, sentence in enumerate(indices):
             words, word_labels = batch["tokens"][row], batch["tags"][row]
             for piece in pieces_of[row]:
-                labels = align_labels(piece.word_ids, word_labels, label_strategy,
-                                      continuation_label)  # fmt: skip
+                labels = align_labels(
+                    piece.word_ids, word_labels, label_strategy, continuation_label
+                )
                 if piece.keep_end - piece.keep_start < len(words):  # context words: no loss
                     labels = [
-                        label if w is not None and piece.keep_start <= w < piece.keep_end
+                        label
+                        if w is not None and piece.keep_start <= w < piece.keep_end
                         else IGNORE_INDEX
                         for label, w in zip(labels, piece.word_ids)
-                    ]  # fmt: skip
+                    ]
                 out["input_ids"].append(piece.input_ids)
                 out["labels"].append(labels)
                 out["word_starts"].append(piece.word_starts(len(words)))
@@ -331,8 +351,11 @@ def add_document_context(
     sentences = columns["sentence"]
     leading, trailing = specials
     if any(document < 0 for document in document_ids):
-        log.warning("%s: document boundaries unknown; context comes from the neighbouring "
-                    "sentences in file order, across documents", split)  # fmt: skip
+        log.warning(
+            "%s: document boundaries unknown; context comes from the neighbouring "
+            "sentences in file order, across documents",
+            split,
+        )
     per_sentence = Counter(sentences)
     # the subwords of each whole sentence, without its special tokens
     inner = {

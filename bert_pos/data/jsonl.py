@@ -22,9 +22,16 @@ def read_jsonl(path: str | Path, columns, data_labels: list[str] | None) -> Tabl
     Blank lines are skipped."""
     path = Path(path)
     text = read_utf8(path, DataFormatError)
-    table = Table(source=str(path), tags_column=columns.tags, tokens=[], tags=[],
-                  documents=[] if columns.document else None, lines=[], class_label=None,
-                  data_labels=data_labels)  # fmt: skip
+    table = Table(
+        source=str(path),
+        tags_column=columns.tags,
+        tokens=[],
+        tags=[],
+        documents=[] if columns.document else None,
+        lines=[],
+        class_label=None,
+        data_labels=data_labels,
+    )
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -39,19 +46,25 @@ def read_jsonl(path: str | Path, columns, data_labels: list[str] | None) -> Tabl
                 )
         words, tags = row[columns.tokens], row[columns.tags]
         if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
-            raise DataFormatError(f"{path}:{number}: {columns.tokens!r} is {words!r}; expected "
-                                  "a list of strings, one per word")  # fmt: skip
+            raise DataFormatError(
+                f"{path}:{number}: {columns.tokens!r} is {words!r}; expected "
+                "a list of strings, one per word"
+            )
         if not isinstance(tags, list):
-            raise DataFormatError(f"{path}:{number}: {columns.tags!r} is {tags!r}; expected a "
-                                  "list of tags, one per word")  # fmt: skip
+            raise DataFormatError(
+                f"{path}:{number}: {columns.tags!r} is {tags!r}; expected a "
+                "list of tags, one per word"
+            )
         table.tokens.append(words)
         table.tags.append(tags)
         table.lines.append(number)
         if columns.document is not None:
             table.documents.append(row[columns.document])
     if not table.tokens:
-        raise DataFormatError(f"{path}: no sentences found (the file is empty); expected one "
-                              f"JSON object per line, e.g. {EXAMPLE}")  # fmt: skip
+        raise DataFormatError(
+            f"{path}: no sentences found (the file is empty); expected one "
+            f"JSON object per line, e.g. {EXAMPLE}"
+        )
     return table
 
 
@@ -60,13 +73,18 @@ def parse_object(path: Path, number: int, line: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as err:
-        hint = (" (a JSON array is not JSON lines: write one object per line)"
-                if number == 1 and line.lstrip().startswith("[") else "")  # fmt: skip
+        hint = (
+            " (a JSON array is not JSON lines: write one object per line)"
+            if number == 1 and line.lstrip().startswith("[")
+            else ""
+        )
         raise DataFormatError(
             f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno}){hint}; expected "
             f"one JSON object per line, e.g. {EXAMPLE}"
         ) from None
     if not isinstance(row, dict):
-        raise DataFormatError(f"{path}:{number}: a JSON {type(row).__name__}; expected one "
-                              f"object per line, e.g. {EXAMPLE}")  # fmt: skip
+        raise DataFormatError(
+            f"{path}:{number}: a JSON {type(row).__name__}; expected one "
+            f"object per line, e.g. {EXAMPLE}"
+        )
     return row

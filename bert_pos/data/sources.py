@@ -110,8 +110,9 @@ def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -
     if kind in ("hub", "saved"):
         source = source_name(data)
         train = chosen_splits(open_named_splits(data), data.split_names, source)["train"]
-        return table_label_names(dataset_table(train, f"{source} train", columns_of(data), None),
-                                 data.scheme)  # fmt: skip
+        return table_label_names(
+            dataset_table(train, f"{source} train", columns_of(data), None), data.scheme
+        )
     if uses_task_labels(data):
         return task_labels(data.task)
     path = split_file(files_directory(data, demo_corpus_dir), "train", data.train_file)
@@ -170,11 +171,13 @@ def load_splits(
         fmt = split_format(path, data.format)
         closed = fixed or split == "train"
         if fmt == "conll":
-            sentences = read_conll(path, label_column(data), label_names, data.word_column,
-                                   data.scheme, closed=closed)  # fmt: skip
+            sentences = read_conll(
+                path, label_column(data), label_names, data.word_column, data.scheme, closed=closed
+            )
         else:
-            sentences = checked_table_sentences(file_table(path, fmt, data), label_names,
-                                                 data.scheme, closed)  # fmt: skip
+            sentences = checked_table_sentences(
+                file_table(path, fmt, data), label_names, data.scheme, closed
+            )
         splits[split] = sentences_dataset(sentences, label_names, f"{split} ({path})")
     return DatasetDict(splits)
 
@@ -194,8 +197,10 @@ def file_table(path: Path, fmt: str, data: DictConfig) -> Table:
 
     saved = load_from_disk(str(path))
     if not isinstance(saved, Dataset):
-        raise DataFormatError(f"{path}: a saved DatasetDict, not one split; set data.dir={path} "
-                              "to read its splits (data.split_names)")  # fmt: skip
+        raise DataFormatError(
+            f"{path}: a saved DatasetDict, not one split; set data.dir={path} "
+            "to read its splits (data.split_names)"
+        )
     return dataset_table(saved, str(path), columns_of(data), data.labels)
 
 
@@ -205,12 +210,15 @@ def load_named_splits(data: DictConfig, label_names: list[str]) -> DatasetDict:
     source = source_name(data)
     raw = open_named_splits(data)
     chosen = chosen_splits(raw, data.split_names, source)
-    splits = dataset_splits(chosen, source, columns_of(data), label_names, data.scheme,
-                            data.labels)  # fmt: skip
+    splits = dataset_splits(chosen, source, columns_of(data), label_names, data.scheme, data.labels)
     if "validation" in splits:
         return splits
-    log.info("%s: no validation split (its splits: %s). To use one of them, set "
-             "data.split_names.validation=NAME", source, ", ".join(raw))  # fmt: skip
+    log.info(
+        "%s: no validation split (its splits: %s). To use one of them, set "
+        "data.split_names.validation=NAME",
+        source,
+        ", ".join(raw),
+    )
     return with_held_out_validation(splits, data.validation_fraction, data.validation_seed)
 
 
@@ -218,8 +226,14 @@ def with_held_out_validation(splits: DatasetDict, fraction: float, seed: int) ->
     """Train and a validation split held out of it (`held_out_rows`), then the others."""
     train = splits["train"]
     rows = held_out_rows(list(train["document_id"]), fraction, seed)
-    log.info("validation: %d of the %d train sentences held out (data.validation_fraction=%s, "
-             "data.validation_seed=%s)", len(rows), len(train), fraction, seed)  # fmt: skip
+    log.info(
+        "validation: %d of the %d train sentences held out (data.validation_fraction=%s, "
+        "data.validation_seed=%s)",
+        len(rows),
+        len(train),
+        fraction,
+        seed,
+    )
     held = set(rows)
     kept = [row for row in range(len(train)) if row not in held]
     others = {split: dataset for split, dataset in splits.items() if split != "train"}
@@ -267,14 +281,23 @@ def chosen_splits(raw: DatasetDict, split_names: dict, source: str) -> dict[str,
                 f"{', '.join(raw)}. Set data.split_names.train=NAME"
             )
         elif split == "test" and name is not None:
-            log.info("%s: no split %r (data.split_names.test); its splits are %s: no test split",
-                     source, name, ", ".join(raw))  # fmt: skip
+            log.info(
+                "%s: no split %r (data.split_names.test); its splits are %s: no test split",
+                source,
+                name,
+                ", ".join(raw),
+            )
     return chosen
 
 
-def dataset_splits(chosen: dict[str, Dataset], source: str, columns: Columns,
-                   label_names: list[str], scheme: str,
-                   data_labels: list[str] | None) -> DatasetDict:  # fmt: skip
+def dataset_splits(
+    chosen: dict[str, Dataset],
+    source: str,
+    columns: Columns,
+    label_names: list[str],
+    scheme: str,
+    data_labels: list[str] | None,
+) -> DatasetDict:
     """Our splits of a dataset's rows, their tags checked and as ids into `label_names`
     (validation and test may hold string tags outside them; a ClassLabel's ids cannot)."""
     splits = {}
@@ -285,8 +308,9 @@ def dataset_splits(chosen: dict[str, Dataset], source: str, columns: Columns,
     return DatasetDict(splits)
 
 
-def checked_table_sentences(table: Table, label_names: list[str], scheme: str,
-                            closed: bool = True) -> list[Sentence]:  # fmt: skip
+def checked_table_sentences(
+    table: Table, label_names: list[str], scheme: str, closed: bool = True
+) -> list[Sentence]:
     """A table's sentences, tags checked against `label_names` (`closed=False`: tags outside
     them pass, see `TagCheck`). A ClassLabel defines the ids: its names (as IOB2) must be
     `label_names` exactly, else ids would silently differ."""
@@ -322,8 +346,7 @@ def sentences_dataset(sentences: list[Sentence], label_names: list[str], source:
     return Dataset.from_dict(columns)
 
 
-def warn_unpredictable(unpredictable: list[list[str]], label_names: list[str],
-                       source: str) -> None:  # fmt: skip
+def warn_unpredictable(unpredictable: list[list[str]], label_names: list[str], source: str) -> None:
     """One warning per label the model cannot predict: where, and on how many words."""
     counts = Counter(label for labels in unpredictable for label in labels)
     for label, count in sorted(counts.items()):
@@ -332,8 +355,12 @@ def warn_unpredictable(unpredictable: list[list[str]], label_names: list[str],
             "%s: %d word(s) have the gold label %r, which is not among the %d labels the model "
             "predicts (from the training data or data.labels); they are scored as gold (each "
             "such entity a miss) and carry no loss%s",
-            source, count, label, len(label_names), bioes_hint(label, "iob2"),
-        )  # fmt: skip
+            source,
+            count,
+            label,
+            len(label_names),
+            bioes_hint(label, "iob2"),
+        )
 
 
 def gold_labels(sentences: Dataset, label_names: list[str]) -> list[list[str]]:

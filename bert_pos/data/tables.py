@@ -40,8 +40,11 @@ def dataset_table(dataset: Dataset, source: str, columns, data_labels: list[str]
     """The rows of one `datasets` split; `columns` (tokens, tags, document: names) must exist,
     the tags column must be a list per row, and integer tags need names (a ClassLabel, or
     `data_labels`)."""
-    keys = {"tokens": "data.tokens_column", "tags": "data.tags_column",
-            "document": "data.document_column"}  # fmt: skip
+    keys = {
+        "tokens": "data.tokens_column",
+        "tags": "data.tags_column",
+        "document": "data.document_column",
+    }
     for field, key in keys.items():
         name = getattr(columns, field)
         if name is not None and name not in dataset.column_names:
@@ -103,13 +106,16 @@ def table_sentences(table: Table, check: TagCheck) -> list[Sentence]:
             empty += 1
             continue
         if len(tags) != len(words):
-            raise DataFormatError(f"{table.where(row)}: {len(words)} words but {len(tags)} "
-                                  f"tags ({table.tags_column}); expected one tag per word")  # fmt: skip
+            raise DataFormatError(
+                f"{table.where(row)}: {len(words)} words but {len(tags)} "
+                f"tags ({table.tags_column}); expected one tag per word"
+            )
         names = row_tag_names(table, row, tags, id_names)
         labels = check(names, lambda i, row=row: f"{table.where(row)}, word {i}")
         line = table.lines[row] if table.lines else -1
-        sentences.append(Sentence(list(words), labels,
-                                  document if documents is None else documents[row], line))  # fmt: skip
+        sentences.append(
+            Sentence(list(words), labels, document if documents is None else documents[row], line)
+        )
     if empty:
         log.info("%s: %d empty rows skipped", table.source, empty)
     if not sentences:

@@ -29,15 +29,22 @@ class TagCheck:
     "column 3, 0-based"); `error` is the error class the reader raises.
     """
 
-    def __init__(self, label_names: list[str] | None, scheme: str, label_source: str,
-                 error: type[DataFormatError] = DataFormatError, closed: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        label_names: list[str] | None,
+        scheme: str,
+        label_source: str,
+        error: type[DataFormatError] = DataFormatError,
+        closed: bool = True,
+    ):
         if scheme not in SCHEMES:
             raise ValueError(f"scheme={scheme!r}; expected one of {', '.join(SCHEMES)}")
         self.label_names, self.scheme = label_names, scheme
         self.label_source, self.error = label_source, error
         self.known_labels = None if label_names is None or not closed else set(label_names)
-        self.check_spans = (scheme == "iob2" and label_names is not None
-                            and is_span_label_set(label_names))  # fmt: skip
+        self.check_spans = (
+            scheme == "iob2" and label_names is not None and is_span_label_set(label_names)
+        )
 
     def __call__(self, labels: list[str], where: Callable[[int], str]) -> list[str]:
         """The IOB2 tags of one sentence's `labels`; `where(i)` locates word i in messages."""

@@ -62,13 +62,24 @@ BILOU = BIOES.replace(" S-", " U-").replace(" E-", " L-")
 
 # GOOD's sentences as JSON lines, in the field names of Hugging Face's run_ner.py.
 GOOD_ROWS = [
-    {"tokens": ["EU", "rejects", "German", "call", "."],
-     "ner_tags": ["B-ORG", "O", "B-MISC", "O", "O"]},
+    {
+        "tokens": ["EU", "rejects", "German", "call", "."],
+        "ner_tags": ["B-ORG", "O", "B-MISC", "O", "O"],
+    },
     {"tokens": ["Peter", "Blackburn"], "ner_tags": ["B-PER", "I-PER"]},
     {"tokens": ["BRUSSELS", "1996-08-22"], "ner_tags": ["B-LOC", "O"]},
-]  # fmt: skip
-NER_IDS = {"O": 0, "B-PER": 1, "I-PER": 2, "B-ORG": 3, "I-ORG": 4, "B-LOC": 5, "I-LOC": 6,
-           "B-MISC": 7, "I-MISC": 8}  # fmt: skip
+]
+NER_IDS = {
+    "O": 0,
+    "B-PER": 1,
+    "I-PER": 2,
+    "B-ORG": 3,
+    "I-ORG": 4,
+    "B-LOC": 5,
+    "I-LOC": 6,
+    "B-MISC": 7,
+    "I-MISC": 8,
+}
 
 
 # For the label checks across splits: a type training has only as B- (ORG, MISC, LOC), seen
