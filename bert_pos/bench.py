@@ -44,6 +44,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from bert_pos.config import BenchConfig, check_config, register_configs
+from bert_pos.scoring.time_to_accuracy import format_time_to_accuracy, times_to_targets
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -74,9 +75,9 @@ def training_flops_per_token(config, sequence_length: float) -> float:
 
 
 def run_bert_pos(cfg: DictConfig, out_dir: Path) -> dict:
-    from bert_pos.train import train
+    from bert_pos.training.recipe import run_recipe
 
-    metrics = train(cfg, out_dir)
+    metrics = run_recipe(cfg, out_dir)
     metric = metrics["selection_metric"]
     # Measured as on the Trainer side: the training loop's wall time less its evaluations.
     train_seconds = metrics["loop_seconds"] - metrics["eval_seconds"]
@@ -96,111 +97,15 @@ def run_bert_pos(cfg: DictConfig, out_dir: Path) -> dict:
 
 
 def run_trainer(cfg: DictConfig, out_dir: Path) -> dict:
-    from bert_pos.reference_trainer import run_trainer as run_reference_trainer
+    from bert_pos.training.reference_trainer import run_trainer as run_reference_trainer
 
     return run_reference_trainer(cfg, out_dir)
 
 
-# The floor: steps of the run's batches, one untimed pass over them (each batch shape's kernels
-# are set up once), then timed passes; the fastest counts. Measured on a 2-core CPU, three
-# identical passes after 5 warm-up steps took 8.4, 7.9 and 6.8 s.
-FLOOR_STEPS, FLOOR_PASSES = 60, 3
-
-
 def run_floor(cfg: DictConfig, out_dir: Path) -> dict:
-    """What the model itself can do: forward + backward + the optimizer step of bert_pos's own
-    model and optimizer, on batches built before timing starts, with no padding, no data
-    loading, no clipping, no logging; the fastest of FLOOR_PASSES passes over the same steps.
-    Each floor batch holds the real tokens of one of the run's training batches (same batch
-    size, same tokens), laid out as `batch size` equal rows: the run's own length distribution
-    without a single padding position. Loss: cross-entropy over every token (the linear head's;
-    a CRF's likelihood is not part of the floor). The model runs eager: a compiled run
-    (compile=true) can pass 100% of it."""
-    import torch
+    from bert_pos.training.floor import run_floor as run_model_floor
 
-    from bert_pos.loop import setup
-
-    run, _ = setup(cfg, out_dir)
-    sampler = run.loaders["train"].batch_sampler
-    examples = run.loaders["train"].dataset
-    # Spread evenly over the batches the run trains on (its first epoch's, up to max_steps), so
-    # the floor sees the run's own mix of short and long batches.
-    run_batches = sampler.batches()[: run_steps(cfg, len(sampler))]
-    batches = []
-    for indices in (run_batches[i * len(run_batches) // FLOOR_STEPS] for i in range(FLOOR_STEPS)):
-        ids = [token for index in indices for token in examples[index]["input_ids"]]
-        labels = [label for index in indices for label in examples[index]["labels"]]
-        batches.append([tensor.to(run.device) for tensor in unpadded(ids, labels, len(indices))])
-    model, optimizer = run.model, run.optimizer  # the eager model: no DDP, no compile
-    model.train()
-
-    def step(input_ids, labels):
-        bare_step(model, optimizer, run.autocast, input_ids, torch.ones_like(input_ids), labels)
-
-    synchronize = torch.cuda.synchronize if run.device.type == "cuda" else lambda: None
-    passes = []  # the fastest pass: other work on the machine only ever slows a pass down
-    for _ in range(1 + FLOOR_PASSES):  # the first is the warm-up
-        synchronize()
-        started = time.perf_counter()
-        for input_ids, labels in batches:
-            step(input_ids, labels)
-        synchronize()
-        passes.append(time.perf_counter() - started)
-    passes = passes[1:]
-    seconds = min(passes)
-    tokens = sum(input_ids.numel() for input_ids, _ in batches)
-    return {
-        "train_tokens_per_s": tokens / seconds,
-        "train_seconds": seconds,
-        "steps": len(batches),
-        "pass_seconds": passes,
-        "mean_train_length": tokens / sum(len(input_ids) for input_ids, _ in batches),
-    }
-
-
-def unpadded(token_ids: list[int], labels: list[int], rows: int):
-    """A batch's real tokens and their labels, one sentence after another, as `rows` equal rows
-    without padding (the last fewer than `rows` tokens left out): (rows, length) tensors."""
-    import torch
-
-    length = len(token_ids) // rows
-    shape = (rows, length)
-    return (
-        torch.tensor(token_ids[: rows * length]).view(shape),
-        torch.tensor(labels[: rows * length]).view(shape),
-    )
-
-
-def bare_step(
-    model,
-    optimizer,
-    autocast,
-    input_ids,
-    attention_mask,
-    labels,
-    max_grad_norm: float | None = None,
-) -> None:
-    """The floor's optimizer step: forward, cross-entropy over the labelled tokens, backward,
-    (the recipe's gradient clipping,) the optimizer step. Nothing else of the training loop."""
-    import torch
-    import torch.nn.functional as F
-
-    with autocast:
-        logits = model(input_ids, attention_mask)
-    loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), reduction="sum")
-    (loss / max(int((labels >= 0).sum()), 1)).backward()
-    if max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
-def run_steps(cfg: DictConfig, batches_per_epoch: int) -> int:
-    """Micro-batches the run trains on in its first epoch (all of it, or up to max_steps)."""
-    steps = batches_per_epoch
-    if cfg.max_steps is not None:
-        steps = min(steps, cfg.max_steps * cfg.grad_accum_steps)
-    return steps
+    return run_model_floor(cfg, out_dir)
 
 
 SIDES = {"bert_pos": run_bert_pos, "trainer": run_trainer, "floor": run_floor}
@@ -290,7 +195,7 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
     check_config(cfg, BenchConfig)
     import torch  # once the config is known to be good
 
-    from bert_pos.devices import cpu_description
+    from bert_pos.runtime.devices import cpu_description
 
     if cfg.data.label_strategy != "all" or cfg.eval.level != "subword":
         log.info("both sides label every subword and score over subwords (the card's recipe)")
@@ -389,77 +294,6 @@ def average_over_seeds(per_seed: dict[int, dict[str, dict]]) -> dict[str, dict]:
     return results
 
 
-def time_to(curve: list[dict], target: float) -> float | None:
-    """Training seconds at the first evaluation scoring at least `target`; None if none did."""
-    return next((point["train_seconds"] for point in curve if point["score"] >= target), None)
-
-
-def times_to_targets(results: dict[str, dict], shares: list[float]) -> dict:
-    """For each target (a share of the Trainer's final validation score, mean over seeds;
-    bert_pos's where the Trainer did not run): each side's training seconds to reach it, per
-    seed (None: not reached)."""
-    reference_side = "trainer" if "final_score" in results.get("trainer", {}) else "bert_pos"
-    reference = results.get(reference_side, {}).get("final_score")
-    if reference is None:
-        return {}
-    sides = [side for side in ("bert_pos", "trainer") if "curves" in results.get(side, {})]
-    targets = []
-    for share in shares:
-        target = share * reference
-        seconds = {
-            side: {seed: time_to(curve, target) for seed, curve in results[side]["curves"].items()}
-            for side in sides
-        }
-        targets.append({"share": share, "score": target, "seconds": seconds})
-    return {
-        "reference_side": reference_side,
-        "reference_score": reference,
-        "score_name": results[reference_side]["score_name"],
-        "targets": targets,
-    }
-
-
-def format_time_to_accuracy(accuracy: dict, seeds: list[int]) -> str:
-    """The headline table: training seconds to each target, mean and range over the seeds;
-    `n/N` when only n of N seeds reached it."""
-    if not accuracy:
-        return "Time to accuracy: no final validation score to set targets from"
-    reference = "the Trainer's" if accuracy["reference_side"] == "trainer" else "bert_pos's"
-    lines = [
-        f"Time to accuracy: training seconds (evaluations excluded) to reach a share of "
-        f"{reference} final {accuracy['score_name']} {accuracy['reference_score']:.4f}; "
-        f"mean (range) over seed{'s' if len(seeds) > 1 else ''} "
-        f"{', '.join(map(str, seeds))}",
-        "",
-        "| target | score | bert_pos | Trainer | bert_pos / Trainer |",
-        "|---|---|---|---|---|",
-    ]
-    for target in accuracy["targets"]:
-        means, cells = {}, []
-        for side in ("bert_pos", "trainer"):
-            reached = [s for s in target["seconds"].get(side, {}).values() if s is not None]
-            runs = len(target["seconds"].get(side, {}))
-            if not runs:
-                cells.append("-")
-            elif not reached:
-                cells.append("not reached")
-            else:
-                means[side] = sum(reached) / len(reached)
-                spread = f" ({min(reached):.1f}-{max(reached):.1f})" if len(reached) > 1 else ""
-                partial = f", {len(reached)}/{runs} seeds" if len(reached) < runs else ""
-                cells.append(f"{means[side]:.1f}{spread}{partial}")
-        complete = all(s is not None for side in target["seconds"].values() for s in side.values())
-        ratio = (
-            f"{means['bert_pos'] / means['trainer']:.2f}x"
-            if complete and len(means) == 2 and means["trainer"]
-            else "-"
-        )
-        lines.append(
-            f"| {target['share']:.0%} | {target['score']:.4f} | {cells[0]} | {cells[1]} | {ratio} |"
-        )
-    return "\n".join(lines)
-
-
 def precisions_and_eval_batches(side_configs: dict[str, DictConfig]) -> str:
     """`bf16, eval batch 64` when both sides agree, else each side's."""
     described = {
@@ -475,8 +309,8 @@ def add_model_flops_utilisation(cfg: DictConfig, results: dict) -> None:
     import torch
     from transformers import AutoConfig
 
-    from bert_pos.encoders import random_config
-    from bert_pos.hub import resolve_model_source
+    from bert_pos.modeling.encoders import random_config
+    from bert_pos.runtime.hub import resolve_model_source
 
     source = resolve_model_source(cfg.model)
     if source:

@@ -4,7 +4,7 @@
         [json=PATH] [--sentences]
 
 A and B are conlleval-format prediction files (`word gold predicted` per line, a blank line
-after each sentence, `-DOCSTART-` lines between documents, as `evaluation.write_predictions`
+after each sentence, `-DOCSTART-` lines between documents, as `scoring.predictions`
 writes them), evaluation folders holding `predictions.txt`, or run folders (their
 `eval/test/predictions.txt`). Both must hold the same words and gold tags. The table gives
 entity F1 (token accuracy for tag sets without spans) of A and B, overall and per type, the
@@ -19,9 +19,18 @@ No torch: this starts in about a second.
 import json
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
-from bert_pos.significance import approximate_randomization, paired_bootstrap, sentence_counts
+from bert_pos.scoring.predictions import (
+    Predictions,
+    PredictionsFileError,
+    predictions_file,
+    read_predictions,
+)
+from bert_pos.scoring.significance import (
+    approximate_randomization,
+    paired_bootstrap,
+    sentence_counts,
+)
 
 OPTIONS = {"unit": "sentence", "samples": "1000", "seed": "0", "json": None, "show": None}
 PERMUTATIONS_PER_RESAMPLE = 10  # approximate randomization draws 10x the bootstrap's samples
@@ -30,59 +39,6 @@ SHOWN_SENTENCES = 20  # sentences listed per direction by --sentences
 
 class CompareError(Exception):
     """A problem with the inputs; reported in one line, exit status 1."""
-
-
-class Predictions(NamedTuple):
-    """One predictions file, per sentence: words, gold and predicted tags, document index
-    (-1 where the file has no -DOCSTART- lines), and the line number of each word."""
-
-    path: Path
-    words: list[list[str]]
-    gold: list[list[str]]
-    predicted: list[list[str]]
-    documents: list[int]
-    line_numbers: list[list[int]]
-    has_documents: bool
-
-
-def predictions_file(path: str) -> Path:
-    """The predictions file a command-line argument names: itself, `<dir>/predictions.txt`,
-    or a run folder's `eval/test/predictions.txt`."""
-    given = Path(path)
-    for candidate in (
-        given,
-        given / "predictions.txt",
-        given / "eval" / "test" / "predictions.txt",
-    ):
-        if candidate.is_file():
-            return candidate
-    raise CompareError(
-        f"{path}: no predictions file (neither a file, nor a folder with "
-        "predictions.txt or eval/test/predictions.txt)"
-    )
-
-
-def read_predictions_file(path: Path) -> Predictions:
-    """Read a conlleval-format predictions file (see the module docstring)."""
-    words, gold, predicted, documents, line_numbers = [], [], [], [], []
-    document, has_documents, sentence = -1, False, []
-    lines = path.read_text().splitlines() + [""]  # the last sentence may lack its blank line
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if fields and fields[0] == "-DOCSTART-":
-            document, has_documents = document + 1, True
-        elif fields and len(fields) < 3:
-            raise CompareError(f"{path}:{number}: expected `word gold predicted`, got {line!r}")
-        elif fields:
-            sentence.append((number, fields[0], fields[-2], fields[-1]))
-        if (not fields or fields[0] == "-DOCSTART-") and sentence:
-            line_numbers.append([row[0] for row in sentence])
-            words.append([row[1] for row in sentence])
-            gold.append([row[2] for row in sentence])
-            predicted.append([row[3] for row in sentence])
-            documents.append(document)
-            sentence = []
-    return Predictions(path, words, gold, predicted, documents, line_numbers, has_documents)
 
 
 def line_at(p: Predictions, sentence: int, word: int) -> str:
@@ -230,7 +186,7 @@ def parse_arguments(arguments: list[str]) -> tuple[list[str], dict]:
 def main(arguments: list[str]) -> dict:
     """Compare, print the table, and write the JSON if asked; returns the comparison."""
     paths, options = parse_arguments(arguments)
-    a, b = (read_predictions_file(predictions_file(path)) for path in paths)
+    a, b = (read_predictions(predictions_file(path)) for path in paths)
     difference = first_difference(a, b, options["unit"] == "document")
     if difference is not None:
         raise CompareError(difference)
@@ -248,6 +204,6 @@ def main(arguments: list[str]) -> dict:
 if __name__ == "__main__":
     try:
         main(sys.argv[1:])
-    except CompareError as err:
+    except (CompareError, PredictionsFileError) as err:
         print(f"compare: {err}", file=sys.stderr)
         sys.exit(1)

@@ -23,42 +23,12 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bert_pos.data.formats import FORMATS, reads_conll_files
-from bert_pos.errors import UserError
-from bert_pos.labels import CONLL2003_TASKS
-from bert_pos.paths import run_dir_of
+from bert_pos.data.labels import CONLL2003_TASKS
+from bert_pos.runtime.choices import CHOICES
+from bert_pos.runtime.errors import UserError
+from bert_pos.runtime.paths import run_dir_of
 
 # ---------------------------------------------------------------- allowed values, defined once
-
-# tag schemes of input data; iob1 and bioes (BILOU's L-/U- read as E-/S-) become IOB2 on reading
-SCHEMES = ("iob2", "iob1", "bioes")
-LABEL_STRATEGIES = ("first", "all")  # which subwords of a word carry the loss
-CONTEXTS = ("sentence", "document")
-POOLINGS = ("first", "mean", "first_last")  # a word's vector from its subwords
-HEADS = ("linear", "crf")
-DECODINGS = ("argmax", "constrained")
-EVAL_LEVELS = ("word", "subword")
-EVAL_MODES = ("conlleval", "strict")
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-DEVICES = ("auto", "cpu", "cuda")
-COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
-NONFINITE_ACTIONS = ("stop", "skip")
-LOSS_NORMALIZATIONS = ("average", "batch")
-
-CHOICES = {
-    "data.scheme": SCHEMES,
-    "data.label_strategy": LABEL_STRATEGIES,
-    "data.context": CONTEXTS,
-    "model.pooling": POOLINGS,
-    "model.head": HEADS,
-    "model.decode": DECODINGS,
-    "eval.level": EVAL_LEVELS,
-    "eval.mode": EVAL_MODES,
-    "precision": PRECISIONS,
-    "device": DEVICES,
-    "compile_mode": COMPILE_MODES,
-    "nonfinite.action": NONFINITE_ACTIONS,
-    "loss_normalization": LOSS_NORMALIZATIONS,
-}
 
 
 # Which keys exist and their types; a key with a fixed set of values names its list above
@@ -289,63 +259,6 @@ def data_problems(data: DictConfig) -> list[str]:
 
 
 # ---------------------------------------------------------------- the flat view
-
-# Keys that say where and how a run goes, not what it computes: a resumed run may change them,
-# and they are no hyperparameters.
-RUN_SETTINGS = (
-    "experiment_name",
-    "resume",
-    "device",
-    "log_every_n_steps",
-    "progress_every_s",
-    "checkpoint",
-    "early_stopping",
-    "nonfinite",
-    "data.cache_dir",
-    "data.num_workers",
-    "data.dir",
-    "trainer",
-    # how batches are laid out, not what they compute (float rounding aside)
-    "data.pad_to_multiple_of",
-    "model.padding_free",
-)
-
-
-def flat_view(cfg: DictConfig) -> dict[str, Any]:
-    """Every leaf of the config under its dotted key (`optim.lr`), resolved; lists stay lists."""
-    leaves = {}
-
-    def walk(node: dict, prefix: str) -> None:
-        for key, value in node.items():
-            if isinstance(value, dict) and value:
-                walk(value, f"{prefix}{key}.")
-            else:
-                leaves[f"{prefix}{key}"] = value
-
-    walk(OmegaConf.to_container(cfg, resolve=True), "")
-    return leaves
-
-
-def recipe_view(cfg: DictConfig) -> dict[str, Any]:
-    """The flat view less `RUN_SETTINGS`: the keys that decide what a run computes."""
-    return {
-        key: value
-        for key, value in flat_view(cfg).items()
-        if not any(key == k or key.startswith(f"{k}.") for k in RUN_SETTINGS)
-    }
-
-
-def hyperparameters(cfg: DictConfig) -> dict[str, float | int | str | bool]:
-    """The recipe as scalars, for TensorBoard's HParams tab (one row per run): null becomes
-    "null", a list its text."""
-    scalars = {}
-    for key, value in recipe_view(cfg).items():
-        if value is None:
-            value = "null"
-        elif isinstance(value, (list, dict)):
-            value = str(value)
-        scalars[key] = value
-    return scalars
 
 
 def unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> list[str]:

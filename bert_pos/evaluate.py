@@ -6,11 +6,11 @@
     python -m bert_pos.evaluate run_dir=... split=test decode=constrained  # Viterbi, IOB2-valid
 
 The model, tokenizer, labels and data settings come from the run folder (its `.hydra/`
-config; the model through `bert_pos.trained.load_trained`, so a run killed before its export
+config; the model through `bert_pos.inference.loading.load_trained`, so a run killed before its export
 evaluates too). Writes into `<run_dir>/eval/<split or file name>/`: `predictions.txt`
 (`word gold predicted`, conlleval's input format), `metrics.json` (overall and per type) and
 `confusion_matrix.png`; prints the per-type table. The work is done by
-`bert_pos.evaluation.evaluate_run`.
+`bert_pos.scoring.scorer.evaluate_run`.
 """
 
 import logging
@@ -21,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from bert_pos.config import check_known_keys
-from bert_pos.errors import UserError
+from bert_pos.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
 def main(cfg: DictConfig) -> float:
     try:
         check_known_keys(cfg, EvaluateConfig, "bert_pos.evaluate")
-        from bert_pos.evaluation import evaluate_run  # torch and co.: after the config is checked
+        from bert_pos.inference.evaluate_run import (
+            evaluate_run,  # torch and co.: after the config is checked
+        )
 
         scores = evaluate_run(cfg)
     except UserError as err:

@@ -24,7 +24,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from bert_pos.config import check_known_keys
-from bert_pos.errors import UserError
+from bert_pos.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def main(cfg: DictConfig) -> None:
         check_known_keys(cfg, PredictConfig, "bert_pos.predict")
         if not Path(cfg.model_dir).is_dir():  # said before torch is imported
             raise UserError(f"model_dir={cfg.model_dir}: no such folder (a run or its model/)")
-        from bert_pos.tagging import predict  # torch and co.: after the config is checked
+        from bert_pos.inference.tagging import predict  # torch and co.: after the config is checked
 
         predict(cfg)
     except UserError as err:

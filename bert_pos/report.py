@@ -22,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from bert_pos.paths import FAILED_MARKER
+from bert_pos.runtime.paths import FAILED_MARKER
 
 SEED_KEY = "seed"
 NOT_SWEPT = {SEED_KEY, "resume"}  # overrides that never make a configuration of their own
@@ -138,8 +138,16 @@ def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0)
     pooled over the configuration's seeds (both need test predictions and as many seeds)."""
     if len(rows) < 2:
         return ""
-    from bert_pos.compare import CompareError, predictions_file, read_predictions_file
-    from bert_pos.significance import approximate_randomization, paired_bootstrap, sentence_counts
+    from bert_pos.scoring.predictions import (
+        PredictionsFileError,
+        predictions_file,
+        read_predictions,
+    )
+    from bert_pos.scoring.significance import (
+        approximate_randomization,
+        paired_bootstrap,
+        sentence_counts,
+    )
 
     best, second = rows[-1], rows[-2]
     if best["seeds"] != second["seeds"]:
@@ -149,10 +157,10 @@ def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0)
         )
     try:
         pooled = [
-            pooled_predictions(row["folders"], predictions_file, read_predictions_file)
+            pooled_predictions(row["folders"], predictions_file, read_predictions)
             for row in (second, best)
         ]
-    except CompareError as err:
+    except PredictionsFileError as err:
         return f"\nBest vs runner-up: not compared ({err})."
     (gold_a, predicted_a, units), (gold_b, predicted_b, _) = pooled
     counts_a, counts_b = sentence_counts(gold_a, predicted_a), sentence_counts(gold_b, predicted_b)
@@ -169,12 +177,12 @@ def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0)
     )
 
 
-def pooled_predictions(folders, predictions_file, read_predictions_file):
+def pooled_predictions(folders, predictions_file, read_predictions):
     """Gold and predicted test tags of every seed's run, one after another, and each
     sentence's index as its unit (so a sentence's counts are pooled over the seeds)."""
     gold, predicted, units = [], [], []
     for folder in folders:
-        predictions = read_predictions_file(predictions_file(str(folder)))
+        predictions = read_predictions(predictions_file(str(folder)))
         gold += predictions.gold
         predicted += predictions.predicted
         units += list(range(len(predictions.gold)))

@@ -7,7 +7,7 @@
 
 Hydra composes the config and checks it against the schema (bert_pos/config.py) first; only
 then are torch and the other heavy libraries imported, so a misspelt key is reported at once.
-The recipe itself is in bert_pos/loop.py: `setup`, `train_loop`, `finish`.
+The recipe itself is bert_pos/training/recipe.py: `setup`, `train_loop`, `finish`.
 
 Hydra owns the run folder; everything a run writes goes there (bert_pos/paths.py lists it):
 `tensorboard/`, `checkpoints/{best,last}/model.safetensors`, resumable
@@ -17,7 +17,6 @@ Hydra owns the run folder; everything a run writes goes there (bert_pos/paths.py
 
 import logging
 import math
-import shlex
 import shutil
 import signal
 import traceback
@@ -29,8 +28,9 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bert_pos.config import ConfigError, check_config, register_configs
-from bert_pos.errors import TrainingInterrupted, UserError
-from bert_pos.paths import FAILED_MARKER
+from bert_pos.runtime.errors import TrainingInterrupted, UserError
+from bert_pos.runtime.paths import FAILED_MARKER
+from bert_pos.runtime.recipe import continue_command
 
 log = logging.getLogger(__name__)
 register_configs()
@@ -39,11 +39,9 @@ register_configs()
 def train(cfg: DictConfig, run_dir: str | Path) -> dict:
     """Train as `cfg` says, writing into `run_dir`; returns the contents of metrics.json."""
     check_config(cfg)
-    from bert_pos.loop import finish, setup, train_loop  # torch and co.: after the checks
+    from bert_pos.training.recipe import run_recipe  # torch and co.: after the checks
 
-    run, state = setup(cfg, Path(run_dir))
-    train_loop(run, state)
-    return finish(run, state)
+    return run_recipe(cfg, Path(run_dir))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -61,7 +59,7 @@ def main(cfg: DictConfig) -> float:
         except ConfigError as err:
             log.error("%s", err)
             raise SystemExit(1) from None
-    from bert_pos import distributed
+    from bert_pos.runtime import distributed
 
     ddp = distributed.setup(cfg.device)
     if ddp.enabled:
@@ -120,10 +118,7 @@ def check_auto_resume_has_a_folder(cfg: DictConfig, hydra_config, run_dir: Path)
     if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
         shutil.rmtree(run_dir)  # the empty folder Hydra made for this start
     target = str(earlier[-1]) if earlier else "<run folder>"
-    overrides = [o for o in hydra_config.overrides.task if not o.startswith("resume=")]
-    command = shlex.join(
-        ["python", "-m", "bert_pos.train", *overrides, "resume=auto", f"hydra.run.dir={target}"]
-    )
+    command = continue_command(target, list(hydra_config.overrides.task))
     latest = (
         f"the latest run of {cfg.experiment_name} is {target}"
         if earlier
@@ -142,7 +137,7 @@ def join_main_run_dir(own_run_dir: Path) -> Path:
     import torch.distributed as dist
     import transformers
 
-    from bert_pos import distributed
+    from bert_pos.runtime import distributed
 
     run_dir = Path(distributed.broadcast(str(own_run_dir)))
     if dist.get_rank() == 0:

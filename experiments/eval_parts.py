@@ -37,16 +37,16 @@ def main(overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir
 
     from bert_pos.data.sources import gold_labels
-    from bert_pos.devices import cpu_description
-    from bert_pos.evaluation import (
+    from bert_pos.runtime.devices import cpu_description
+    from bert_pos.scoring.error_analysis import write_error_report
+    from bert_pos.scoring.predictions import write_predictions
+    from bert_pos.scoring.scorer import (
         confusion_matrix,
         evaluate,
         plot_confusion_matrix,
         word_level_bootstrap,
-        write_predictions,
     )
-    from bert_pos.loop import setup
-    from bert_pos.span_errors import write_error_report
+    from bert_pos.training.setup import setup
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -23,11 +23,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bert_pos.conll import read_conll  # noqa: E402
-from bert_pos.evaluation import read_predictions  # noqa: E402
-from bert_pos.tagging import tag_sentences  # noqa: E402
+from bert_pos.data.conll import read_conll  # noqa: E402
+from bert_pos.inference.loading import load_trained  # noqa: E402
+from bert_pos.inference.tagging import tag_sentences  # noqa: E402
+from bert_pos.scoring.predictions import read_predictions  # noqa: E402
 from bert_pos.train import train  # noqa: E402
-from bert_pos.trained import load_trained  # noqa: E402
 from tests.helpers import (  # noqa: E402
     FAMILIES,
     SENTENCES,
@@ -97,7 +97,7 @@ def family_row(model_type: str, epochs: int, folder: Path) -> str:
         torch.device("cpu"),
         nullcontext(),
     )
-    _, scored = read_predictions(crf_dir / "eval" / "test" / "predictions.txt")
+    scored = read_predictions(crf_dir / "eval" / "test" / "predictions.txt").predicted
     crf_same = [[tag for tag, _ in sentence] for sentence in tagged] == scored
     seconds = time.perf_counter() - started
     return (

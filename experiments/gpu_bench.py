@@ -1,6 +1,6 @@
 """One-shot GPU measurement: the card's 3-epoch recipe on a model of bert-base-cased's shape,
 through bert_pos padded and compiled, bert_pos padding-free, and the Hugging Face Trainer, each
-set against the model's floor (`bert_pos.bench.run_floor`).
+set against the model's floor (`bert_pos.training.floor`).
 
     python experiments/gpu_bench.py                 # one CUDA GPU, offline (meant for < 10 min)
     python experiments/gpu_bench.py --data DIR optim.lr=3e-5 ...   # other data, more overrides

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from datasets import ClassLabel, Dataset, Features, Sequence, Value
 
-from bert_pos.conll import read_conll
-from bert_pos.labels import CONLL2003_TASKS
+from bert_pos.data.conll import read_conll
+from bert_pos.data.labels import CONLL2003_TASKS
 
 SPLIT_FILES = {"train": "train.txt", "validation": "validation.txt", "test": "test.txt"}
 FEATURES = Features(

@@ -27,10 +27,10 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bert_pos import packing  # noqa: E402
-from bert_pos.devices import cpu_description  # noqa: E402
-from bert_pos.encoders import build_encoder  # noqa: E402
-from bert_pos.hub import package_model_dir  # noqa: E402
+from bert_pos.modeling import packing  # noqa: E402
+from bert_pos.modeling.encoders import build_encoder  # noqa: E402
+from bert_pos.runtime.devices import cpu_description  # noqa: E402
+from bert_pos.runtime.hub import package_model_dir  # noqa: E402
 
 
 def batch_of(batch_size: int, vocab_size: int, generator: torch.Generator):

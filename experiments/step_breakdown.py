@@ -8,7 +8,7 @@ variant below runs one step in turn, batch after batch, so a slower or busier ma
 them alike. Printed: ms per step and real tokens/s of each, and its share of the floor.
 
   floor            the model's own forward, backward, fused AdamW step on unpadded batches of
-                   the same tokens (bert_pos.bench.run_floor's step)
+                   the same tokens (bert_pos.training.floor's step)
   padded to 8      the same on the collator's batches padded to a multiple of 8
   padded (device)  ... padded to the device's multiple (1 on CPU)
   + clipping       ... with the recipe's gradient clipping (optim.max_grad_norm)
@@ -33,11 +33,13 @@ def main(overrides: list[str]) -> None:
     from hydra import compose, initialize_config_dir
     from tqdm import tqdm
 
-    from bert_pos.bench import bare_step, unpadded
     from bert_pos.data.batching import PaddingCollator
-    from bert_pos.devices import cpu_description, padding_multiple
-    from bert_pos.loop import log_step, setup, train_step
-    from bert_pos.signals import StopRequests
+    from bert_pos.runtime.devices import cpu_description, padding_multiple
+    from bert_pos.runtime.signals import StopRequests
+    from bert_pos.training.floor import bare_step, unpadded
+    from bert_pos.training.loop import train_step
+    from bert_pos.training.progress import log_step
+    from bert_pos.training.setup import setup
 
     steps = next((int(o.split("=")[1]) for o in overrides if o.startswith("steps=")), 40)
     overrides = [o for o in overrides if not o.startswith("steps=")]

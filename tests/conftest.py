@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from bert_pos.data.vocabularies import build_wordpiece_tokenizer
-from bert_pos.model import build_model
+from bert_pos.modeling.tagger import build_model
 from tests.helpers import SENTENCES, TINY_BERT, TINY_DEMO_OVERRIDES, compose_config
 
 

@@ -10,8 +10,8 @@ from hydra import compose, initialize_config_dir
 
 from bert_pos.config import register_configs
 from bert_pos.data.batching import PaddingCollator
-from bert_pos.labels import NER_LABELS
-from bert_pos.model import Tagger
+from bert_pos.data.labels import NER_LABELS
+from bert_pos.modeling.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
@@ -121,7 +121,7 @@ def run_evaluate(*overrides):
 def simple_sentences(conll_file: Path, count: int | None = None) -> list[str]:
     """Sentences of a CoNLL file whose words are single tokens of the Hugging Face pipeline's
     own word rule (letters/digits, or one punctuation mark): there its words are bert_pos's."""
-    from bert_pos.conll import read_conll
+    from bert_pos.data.conll import read_conll
 
     sentences = read_conll(conll_file, 3, None)
     simple = [s.words for s in sentences if all(re.fullmatch(r"\w+|[^\w\s]", w) for w in s.words)]
@@ -132,7 +132,7 @@ def predicted_spans(trained, texts: list[str]) -> list[list[tuple[str, int, int]
     """(type, start, end) of the entities bert_pos.predict finds in each text."""
     from contextlib import nullcontext
 
-    from bert_pos.tagging import entity_spans, split_words, tag_sentences
+    from bert_pos.inference.tagging import entity_spans, split_words, tag_sentences
 
     words = [split_words(text) for text in texts]
     tags = tag_sentences(

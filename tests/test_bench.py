@@ -6,17 +6,15 @@ from hydra import compose, initialize_config_dir
 from transformers import BertConfig
 
 from bert_pos.bench import (
-    FLOOR_STEPS,
     average_over_seeds,
     bench,
     configs_of_sides,
     format_report,
-    format_time_to_accuracy,
-    time_to,
-    times_to_targets,
     training_flops_per_token,
 )
-from bert_pos.devices import cpu_description
+from bert_pos.runtime.devices import cpu_description
+from bert_pos.scoring.time_to_accuracy import format_time_to_accuracy, time_to, times_to_targets
+from bert_pos.training.floor import FLOOR_STEPS
 from tests.helpers import CONF_DIR, TINY_DEMO_OVERRIDES
 
 

@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from bert_pos.compare import CompareError, main, predictions_file, read_predictions_file
+from bert_pos.compare import CompareError, main
+from bert_pos.scoring.predictions import predictions_file, read_predictions
 
 SENTENCES = [
     (["EU", "rejects", "German", "call"], ["B-ORG", "O", "B-MISC", "O"]),
@@ -43,7 +44,7 @@ def with_errors():
 
 
 def test_reads_sentences_and_documents(tmp_path):
-    read = read_predictions_file(write_file(tmp_path / "a.txt", with_errors()))
+    read = read_predictions(write_file(tmp_path / "a.txt", with_errors()))
     assert read.words[1] == ["Peter", "Blackburn"] and read.predicted[1] == ["B-PER", "O"]
     assert read.documents == [0, 0, 1, 1] and read.has_documents
     assert read.line_numbers[0] == [3, 4, 5, 6]

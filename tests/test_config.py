@@ -6,14 +6,9 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from bert_pos.config import (
-    CHOICES,
-    ConfigError,
-    check_config,
-    hyperparameters,
-    recipe_view,
-    sweep_subdir,
-)
+from bert_pos.config import ConfigError, check_config, sweep_subdir
+from bert_pos.runtime.choices import CHOICES
+from bert_pos.runtime.recipe import hyperparameters, recipe_view
 from tests.helpers import CONF_DIR, compose_config
 
 EXPERIMENTS = sorted(path.stem for path in Path(CONF_DIR, "experiment").glob("*.yaml"))

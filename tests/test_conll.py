@@ -1,7 +1,7 @@
 import pytest
 
-from bert_pos.conll import ConllFormatError, read_conll, write_conll
-from bert_pos.labels import NER_LABELS, POS_LABELS
+from bert_pos.data.conll import ConllFormatError, read_conll, write_conll
+from bert_pos.data.labels import NER_LABELS, POS_LABELS
 
 GOOD = """-DOCSTART- -X- -X- O
 
@@ -121,7 +121,7 @@ def test_iob2_check_only_for_span_label_sets(tmp_path):
     ],
 )
 def test_fields_are_split_on_spaces_and_tabs_only(line, fields):
-    from bert_pos.conll import line_fields
+    from bert_pos.data.conll import line_fields
 
     assert line_fields(line) == fields
 

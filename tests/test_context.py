@@ -8,8 +8,14 @@ from datasets import Dataset, DatasetDict
 
 from bert_pos.data.batching import PaddingCollator, build_dataloaders
 from bert_pos.data.encoding import tokenize_splits
-from bert_pos.evaluation import evaluate, read_predictions
-from bert_pos.labels import IGNORE_INDEX, NER_LABELS, begin_to_inside_map, invalid_iob2_position
+from bert_pos.data.labels import (
+    IGNORE_INDEX,
+    NER_LABELS,
+    begin_to_inside_map,
+    invalid_iob2_position,
+)
+from bert_pos.scoring.predictions import read_predictions
+from bert_pos.scoring.scorer import evaluate
 from tests.helpers import SENTENCES
 
 # two documents: sentences 0-3 and 4-7; the third "document" (8-9) has unknown boundaries
@@ -147,5 +153,5 @@ def test_a_run_in_document_context_is_evaluated_in_context_again(tmp_path):
     constrained = (
         tmp_path / "eval" / "validation,checkpoint=best,decode=constrained" / "predictions.txt"
     )
-    _, predicted = read_predictions(constrained)
+    predicted = read_predictions(constrained).predicted
     assert all(invalid_iob2_position(tags) is None for tags in predicted)

@@ -10,8 +10,8 @@ from bert_pos.data.batching import (
 )
 from bert_pos.data.cache import tokenize_splits_cached
 from bert_pos.data.encoding import align_labels, tokenize_splits, word_start_positions
+from bert_pos.data.labels import IGNORE_INDEX, NER_LABELS, begin_to_inside_map
 from bert_pos.data.sources import load_splits, subset
-from bert_pos.labels import IGNORE_INDEX, NER_LABELS, begin_to_inside_map
 from tests.helpers import compose_config
 
 B_PER, I_PER, OUTSIDE = NER_LABELS.index("B-PER"), NER_LABELS.index("I-PER"), NER_LABELS.index("O")

@@ -4,7 +4,7 @@ import logging
 
 import torch
 
-from bert_pos.devices import (
+from bert_pos.runtime.devices import (
     cpu_description,
     cpu_runs_bf16_natively,
     padding_multiple,

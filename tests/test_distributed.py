@@ -49,7 +49,7 @@ def _worker(rank: int, world_size: int, port: int, overrides: list[str], run_dir
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
-    from bert_pos import distributed
+    from bert_pos.runtime import distributed
     from bert_pos.train import train
 
     try:
@@ -158,7 +158,7 @@ def test_two_process_run_resumes_from_a_mid_epoch_checkpoint(single_and_two_proc
 
 @pytest.mark.slow
 def test_resuming_with_another_number_of_processes_is_refused(single_and_two_processes):
-    from bert_pos.checkpoint import CheckpointError
+    from bert_pos.runtime.checkpoint import CheckpointError
     from bert_pos.train import train
 
     _, _, two = single_and_two_processes
@@ -217,7 +217,7 @@ def test_a_multi_task_slurm_job_from_the_submitit_launcher_gets_torchruns_variab
     monkeypatch,
 ):
     pytest.importorskip("submitit")
-    from bert_pos.distributed import environment_from_launcher
+    from bert_pos.runtime.distributed import environment_from_launcher
 
     for name in (
         "RANK",
@@ -253,7 +253,7 @@ def test_a_multi_task_slurm_job_from_the_submitit_launcher_gets_torchruns_variab
 
 
 def test_a_single_task_job_stays_one_process(monkeypatch):
-    from bert_pos.distributed import Distributed, setup
+    from bert_pos.runtime.distributed import Distributed, setup
 
     for name in ("RANK", "WORLD_SIZE", "SUBMITIT_EXECUTOR"):
         monkeypatch.delenv(name, raising=False)
@@ -268,7 +268,7 @@ def _fail_on_rank_0(rank: int, world_size: int, port: int, block: str, out_dir: 
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
-    from bert_pos import distributed
+    from bert_pos.runtime import distributed
 
     distributed.setup("cpu")
     outcome = "passed"
@@ -304,7 +304,7 @@ def test_a_failure_on_rank_0_releases_the_other_ranks(tmp_path, block):
 
 
 def test_each_rank_writes_its_own_error_file(tmp_path):
-    from bert_pos.distributed import Distributed
+    from bert_pos.runtime.distributed import Distributed
     from bert_pos.train import failed_marker_of
 
     markers = {failed_marker_of(tmp_path, Distributed(rank, 4, rank)) for rank in range(4)}

@@ -7,18 +7,18 @@ from contextlib import nullcontext
 import pytest
 import torch
 
-from bert_pos.conll import read_conll
+from bert_pos.data.conll import read_conll
 from bert_pos.data.encoding import (
     bare_marker_ids,
     encode_sentences,
     special_token_counts,
     tokenize_splits,
 )
+from bert_pos.data.labels import NER_LABELS, begin_to_inside_map
 from bert_pos.data.vocabularies import build_tokenizer
-from bert_pos.encoders import TOKENIZER_KINDS, layer_depth, load_tokenizer
-from bert_pos.labels import NER_LABELS, begin_to_inside_map
-from bert_pos.loop import special_ids
-from bert_pos.model import build_model
+from bert_pos.modeling.encoders import TOKENIZER_KINDS, layer_depth, load_tokenizer
+from bert_pos.modeling.tagger import build_model
+from bert_pos.training.setup import special_ids
 from tests.helpers import (
     FAMILIES,
     SENTENCES,
@@ -154,9 +154,9 @@ def test_layer_decay_finds_each_familys_layers(model_type, tmp_path):
 def test_each_family_learns_exports_and_predicts_as_the_pipeline(model_type, tmp_path):
     from transformers import pipeline
 
-    from bert_pos.tagging import tag_sentences
+    from bert_pos.inference.loading import load_trained
+    from bert_pos.inference.tagging import tag_sentences
     from bert_pos.train import train
-    from bert_pos.trained import load_trained
 
     overrides = [
         f"model.random_init.model_type={model_type}",
@@ -194,10 +194,10 @@ def test_each_family_learns_exports_and_predicts_as_the_pipeline(model_type, tmp
 @pytest.mark.slow
 @pytest.mark.parametrize("model_type", FAMILIES)
 def test_each_family_trains_a_crf_that_predicts_what_evaluation_scored(model_type, tmp_path):
-    from bert_pos.evaluation import read_predictions
-    from bert_pos.tagging import tag_sentences
+    from bert_pos.inference.loading import load_trained
+    from bert_pos.inference.tagging import tag_sentences
+    from bert_pos.scoring.predictions import read_predictions
     from bert_pos.train import train
-    from bert_pos.trained import load_trained
 
     overrides = [f"model.random_init.model_type={model_type}", "model.head=crf", "epochs=2"]
     train(compose_config(TINY_DEMO_OVERRIDES + overrides), tmp_path)
@@ -213,7 +213,9 @@ def test_each_family_trains_a_crf_that_predicts_what_evaluation_scored(model_typ
         torch.device("cpu"),
         nullcontext(),
     )
-    _, scored = read_predictions(tmp_path / "eval" / "test" / "predictions.txt")  # best weights
+    scored = read_predictions(
+        tmp_path / "eval" / "test" / "predictions.txt"
+    ).predicted  # best weights
     assert [[tag for tag, _ in sentence] for sentence in tagged] == scored
 
 

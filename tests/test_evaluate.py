@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bert_pos.evaluation import read_predictions
-from bert_pos.metrics import score_sequences
+from bert_pos.scoring.metrics import score_sequences
+from bert_pos.scoring.predictions import read_predictions
 from tests.helpers import run_evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,8 @@ def test_evaluate_reproduces_the_training_scores_and_writes_its_files(trained_ru
     assert "| overall |" in output and "| PER |" in output
     assert (folder / "confusion_matrix.png").stat().st_size > 1000
     # the predictions file re-scores to the same numbers (what conlleval would read)
-    gold, predicted = read_predictions(folder / "predictions.txt")
+    read = read_predictions(folder / "predictions.txt")
+    gold, predicted = read.gold, read.predicted
     assert score_sequences(gold, predicted, True)["f1"] == pytest.approx(scores["f1"])
     assert (folder / "predictions.txt").read_text().startswith("-DOCSTART- O O\n\n")
 
@@ -78,8 +79,8 @@ def test_a_run_killed_before_its_export_still_evaluates(trained_run, tmp_path, l
     scored."""
     import shutil
 
-    from bert_pos.evaluation import evaluate_run
-    from bert_pos.trained import load_trained
+    from bert_pos.inference.evaluate_run import evaluate_run
+    from bert_pos.inference.loading import load_trained
 
     run_dir, metrics = trained_run
     killed = tmp_path / "killed"
@@ -102,7 +103,7 @@ def test_a_run_killed_before_its_export_still_evaluates(trained_run, tmp_path, l
 def test_each_evaluation_has_its_own_folder_and_records_its_settings(trained_run, tmp_path):
     import shutil
 
-    from bert_pos.evaluation import evaluate_run
+    from bert_pos.inference.evaluate_run import evaluate_run
 
     run_dir, metrics = trained_run
     run = tmp_path / "run"
@@ -160,8 +161,8 @@ def test_each_evaluation_has_its_own_folder_and_records_its_settings(trained_run
 def test_evaluating_a_failed_run_names_its_error(tmp_path, trained_run):
     import shutil
 
-    from bert_pos.evaluation import evaluate_run
-    from bert_pos.trained import TrainedModelError
+    from bert_pos.inference.evaluate_run import evaluate_run
+    from bert_pos.inference.loading import TrainedModelError
 
     run = tmp_path / "failed"
     shutil.copytree(trained_run[0], run)

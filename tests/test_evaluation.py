@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from bert_pos.data.batching import PaddingCollator
-from bert_pos.evaluation import evaluate
-from bert_pos.labels import NER_LABELS
+from bert_pos.data.labels import NER_LABELS
+from bert_pos.scoring.scorer import evaluate
 from tests.helpers import ID, FixedTagger, example, loader_for
 
 
@@ -76,7 +76,7 @@ def test_predictions_come_back_in_dataset_order_and_loss_is_per_labelled_token()
 
 
 def test_predictions_file_round_trip_keeps_documents(tmp_path):
-    from bert_pos.evaluation import read_predictions, write_predictions
+    from bert_pos.scoring.predictions import read_predictions, write_predictions
 
     sentences = [["EU", "rejects"], ["Peter"], ["BRUSSELS"]]
     gold = [["B-ORG", "O"], ["B-PER"], ["B-LOC"]]
@@ -85,11 +85,12 @@ def test_predictions_file_round_trip_keeps_documents(tmp_path):
     text = (tmp_path / "p.txt").read_text()
     assert text.startswith("-DOCSTART- O O\n\nEU B-ORG B-ORG\nrejects O O\n\nPeter B-PER O\n\n")
     assert text.count("-DOCSTART-") == 2
-    assert read_predictions(tmp_path / "p.txt") == (gold, predicted)
+    read = read_predictions(tmp_path / "p.txt")
+    assert (read.gold, read.predicted) == (gold, predicted)
 
 
 def test_confusion_matrix_counts():
-    from bert_pos.evaluation import confusion_matrix
+    from bert_pos.scoring.scorer import confusion_matrix
 
     counts = confusion_matrix([["B-PER", "O", "O"]], [["B-LOC", "O", "<none>"]], NER_LABELS)
     assert counts[ID["B-PER"], ID["B-LOC"]] == 1 and counts[ID["O"], ID["O"]] == 1
@@ -215,9 +216,9 @@ def test_windows_name_unpredictable_gold_by_their_place_in_the_sentence():
 
 
 def test_evaluate_split_writes_unpredictable_gold_and_gives_it_confusion_rows(tmp_path, caplog):
-    from bert_pos.conll import Sentence
+    from bert_pos.data.conll import Sentence
     from bert_pos.data.sources import sentences_dataset
-    from bert_pos.evaluation import evaluate_split
+    from bert_pos.scoring.scorer import evaluate_split
 
     sentence = Sentence(["Paris", "on", "22", "August"], UNSEEN_GOLD[0], 0, 1)
     sentences = sentences_dataset([sentence], NER_LABELS, "validation (v.txt)")

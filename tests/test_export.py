@@ -6,8 +6,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
-from bert_pos.tagging import entity_spans, split_words, tag_sentences
-from bert_pos.trained import load_trained
+from bert_pos.inference.loading import load_trained
+from bert_pos.inference.tagging import entity_spans, split_words, tag_sentences
 
 SENTENCES = [
     "Lovigal Holdings signed a deal with Vifenport Bank in Isburg .",
@@ -137,8 +137,8 @@ def test_the_readme_snippet_is_the_cards():
 def test_the_readme_demo_sentence_speaks_the_demo_corpus(tmp_path):
     """The predict example must be in the demo corpus's style: every word one the demo model
     has seen in training (on "Peter Blackburn visited Paris ." it guessed `visited I-PER`)."""
-    from bert_pos.conll import read_conll
-    from bert_pos.demo_corpus import write_demo_corpus
+    from bert_pos.data.conll import read_conll
+    from bert_pos.data.demo_corpus import write_demo_corpus
     from tests.helpers import ROOT
 
     readme = (ROOT / "README.md").read_text()
@@ -152,9 +152,9 @@ def test_the_readme_demo_sentence_speaks_the_demo_corpus(tmp_path):
 def test_a_pooled_export_is_refused_by_hugging_face_and_loaded_by_bert_pos(
     tiny_model, tokenizer, tmp_path, pooling
 ):
-    from bert_pos.export import export_model
-    from bert_pos.labels import NER_LABELS
-    from bert_pos.model import build_model
+    from bert_pos.data.labels import NER_LABELS
+    from bert_pos.inference.export import export_model
+    from bert_pos.modeling.tagger import build_model
     from tests.helpers import TINY_BERT
 
     torch.manual_seed(0)

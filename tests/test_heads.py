@@ -5,9 +5,8 @@ import itertools
 import pytest
 import torch
 
-from bert_pos.labels import NER_LABELS, invalid_iob2_position
-from bert_pos.loop import build_optimizer
-from bert_pos.model import (
+from bert_pos.data.labels import NER_LABELS, invalid_iob2_position
+from bert_pos.modeling.tagger import (
     LinearChainCRF,
     allowed_transitions,
     build_model,
@@ -17,6 +16,7 @@ from bert_pos.model import (
     pool_words,
     viterbi,
 )
+from bert_pos.training.optimization import build_optimizer
 from tests.helpers import TINY_BERT
 
 NER = NER_LABELS
@@ -180,10 +180,10 @@ def test_crf_with_first_last_pooling_trains_exports_and_predicts_as_evaluated(tm
     back, predicts for the same sentences (CRF and pooling survive the export)."""
     from transformers import AutoTokenizer
 
-    from bert_pos.evaluation import read_predictions
-    from bert_pos.tagging import tag_sentences
+    from bert_pos.inference.loading import load_trained
+    from bert_pos.inference.tagging import tag_sentences
+    from bert_pos.scoring.predictions import read_predictions
     from bert_pos.train import train
-    from bert_pos.trained import load_trained
     from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
 
     overrides = TINY_DEMO_OVERRIDES + ["model.head=crf", "model.pooling=first_last"]
@@ -199,7 +199,7 @@ def test_crf_with_first_last_pooling_trains_exports_and_predicts_as_evaluated(tm
         for block in predictions.split("\n\n")
         if block.strip() and not block.startswith("-DOCSTART-")
     ]
-    _, evaluated = read_predictions(tmp_path / "eval" / "test" / "predictions.txt")
+    evaluated = read_predictions(tmp_path / "eval" / "test" / "predictions.txt").predicted
     cpu, no_autocast = torch.device("cpu"), torch.autocast("cpu", enabled=False)
     tagged = tag_sentences(model, tokenizer, sentences, label_names, 16, cpu, no_autocast)
     assert [[tag for tag, _ in sentence] for sentence in tagged] == evaluated
@@ -212,9 +212,9 @@ def test_validation_loss_of_a_crf_is_its_training_objective(tokenizer):
     from contextlib import nullcontext
 
     from bert_pos.data.batching import PaddingCollator
-    from bert_pos.evaluation import evaluate
-    from bert_pos.labels import NER_LABELS
-    from bert_pos.model import build_model
+    from bert_pos.data.labels import NER_LABELS
+    from bert_pos.modeling.tagger import build_model
+    from bert_pos.scoring.scorer import evaluate
     from tests.helpers import TINY_BERT
 
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-from bert_pos.labels import (
+from bert_pos.data.labels import (
     CHUNK_LABELS,
     NER_LABELS,
     POS_LABELS,
@@ -36,7 +36,7 @@ def test_unknown_task_names_the_config_key():
 
 
 def test_iob1_to_iob2_on_hand_made_cases():
-    from bert_pos.labels import iob1_to_iob2
+    from bert_pos.data.labels import iob1_to_iob2
 
     # I- opens an entity after O or after another type; B- only between two same-type entities
     assert iob1_to_iob2(["I-PER", "I-PER", "O", "I-LOC"]) == ["B-PER", "I-PER", "O", "B-LOC"]
@@ -48,14 +48,14 @@ def test_iob1_to_iob2_on_hand_made_cases():
 
 
 def test_span_label_sets():
-    from bert_pos.labels import is_span_label_set
+    from bert_pos.data.labels import is_span_label_set
 
     assert is_span_label_set(NER_LABELS) and is_span_label_set(CHUNK_LABELS)
     assert not is_span_label_set(POS_LABELS)
 
 
 def test_invalid_iob2_position():
-    from bert_pos.labels import invalid_iob2_position
+    from bert_pos.data.labels import invalid_iob2_position
 
     assert invalid_iob2_position(["B-PER", "I-PER", "O", "B-LOC", "B-LOC", "I-LOC"]) is None
     assert invalid_iob2_position(["I-PER"]) == 0  # an entity cannot open with I-
@@ -65,7 +65,7 @@ def test_invalid_iob2_position():
 
 
 def test_bioes_to_iob2_on_hand_made_cases():
-    from bert_pos.labels import bioes_to_iob2
+    from bert_pos.data.labels import bioes_to_iob2
 
     # S- is a one-word entity, B- ... E- a longer one: IOB2 opens both with B-
     assert bioes_to_iob2(["S-PER", "O", "B-LOC", "I-LOC", "E-LOC"]) == [
@@ -87,7 +87,7 @@ def test_bioes_to_iob2_on_hand_made_cases():
 
 
 def test_bioes_problem_names_the_tag_and_what_was_expected():
-    from bert_pos.labels import BioesProblem, bioes_problem
+    from bert_pos.data.labels import BioesProblem, bioes_problem
 
     for valid in (["S-PER", "B-LOC", "I-LOC", "E-LOC", "O"], ["U-PER", "B-X", "L-X"], [], ["O"]):
         assert bioes_problem(valid) is None
@@ -110,7 +110,7 @@ def test_bioes_problem_names_the_tag_and_what_was_expected():
 
 
 def test_to_iob2_dispatches_on_the_scheme():
-    from bert_pos.labels import to_iob2
+    from bert_pos.data.labels import to_iob2
 
     assert to_iob2(["I-PER", "I-PER"], "iob1") == ["B-PER", "I-PER"]
     assert to_iob2(["B-PER", "E-PER"], "bioes") == ["B-PER", "I-PER"]
@@ -118,7 +118,7 @@ def test_to_iob2_dispatches_on_the_scheme():
 
 
 def test_iob2_label_names_of_other_schemes_keep_the_order_of_first_appearance():
-    from bert_pos.labels import iob2_label_names
+    from bert_pos.data.labels import iob2_label_names
 
     bioes = ["O", "S-PER", "B-PER", "I-PER", "E-PER", "U-LOC", "L-LOC"]
     assert iob2_label_names(bioes, "bioes") == ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]

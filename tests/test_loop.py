@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bert_pos.checkpoint import CheckpointError
-from bert_pos.loop import Best, LoopState, due, select_best
+from bert_pos.runtime.checkpoint import CheckpointError
+from bert_pos.training.loop import due, select_best
+from bert_pos.training.state import Best, LoopState
 
 
 def test_a_higher_score_becomes_the_best_and_resets_patience():

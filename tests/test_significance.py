@@ -3,16 +3,16 @@
 import numpy as np
 import pytest
 
-from bert_pos.metrics import score_sequences
-from bert_pos.significance import (
+from bert_pos.scoring.metrics import score_sequences
+from bert_pos.scoring.significance import (
     Counts,
     approximate_randomization,
     bootstrap_interval,
     paired_bootstrap,
     precision_recall_f1,
     sentence_counts,
-    spans_of,
 )
+from bert_pos.scoring.spans import spans_of
 
 GOLD = [
     ["B-PER", "I-PER", "O", "B-LOC"],

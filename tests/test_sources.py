@@ -17,10 +17,10 @@ from omegaconf import OmegaConf
 
 from bert_pos.config import ConfigError, check_config
 from bert_pos.data.formats import source_kind, split_format
+from bert_pos.data.labels import CHUNK_LABELS, IGNORE_INDEX, NER_LABELS, POS_LABELS
 from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names
 from bert_pos.data.tables import held_out_rows
 from bert_pos.data.tags import DataFormatError
-from bert_pos.labels import CHUNK_LABELS, IGNORE_INDEX, NER_LABELS, POS_LABELS
 from tests.helpers import CONF_DIR, ROOT, SHARED_CONLL, compose_config, data_config
 
 WORDS = [
@@ -648,7 +648,7 @@ def iob2_to_bioes(tags: list[str]) -> list[str]:
 
 @pytest.mark.slow
 def test_a_bioes_corpus_trains_exactly_like_its_iob2_original(tmp_path):
-    from bert_pos.demo_corpus import write_demo_corpus
+    from bert_pos.data.demo_corpus import write_demo_corpus
     from bert_pos.train import train
     from tests.helpers import TINY_DEMO_OVERRIDES
 

@@ -2,13 +2,13 @@
 
 import json
 
-from bert_pos.significance import sentence_counts
-from bert_pos.span_errors import (
+from bert_pos.scoring.error_analysis import (
     analyse_errors,
     classify_sentence,
     training_entities,
     write_error_report,
 )
+from bert_pos.scoring.significance import sentence_counts
 
 WORDS = [
     ["John", "Smith", "visited", "Paris", "and", "Acme", "Corp", "today"],

@@ -13,9 +13,10 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from bert_pos.data.batching import PaddingCollator
-from bert_pos.loop import accumulate_gradients, build_optimizer
-from bert_pos.metrics import format_results_table
+from bert_pos.scoring.metrics import format_results_table
 from bert_pos.train import train
+from bert_pos.training.loop import accumulate_gradients
+from bert_pos.training.optimization import build_optimizer
 from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,16 +138,16 @@ def test_short_training_run_learns_and_writes_its_outputs(tmp_path):
 def test_evaluations_during_training_score_and_the_last_writes_its_details(tmp_path, monkeypatch):
     """Every evaluation scores (selection, curves); the details (predictions, bootstrap
     interval, error tables, confusion matrix) are written once, for the last evaluation."""
-    import bert_pos.loop
+    import bert_pos.training.loop
 
     written = []
-    write_details = bert_pos.loop.write_details
+    write_details = bert_pos.training.loop.write_details
 
     def counting_write_details(out_dir, *args, **kwargs):
         written.append(out_dir)
         return write_details(out_dir, *args, **kwargs)
 
-    monkeypatch.setattr(bert_pos.loop, "write_details", counting_write_details)
+    monkeypatch.setattr(bert_pos.training.loop, "write_details", counting_write_details)
     cfg = compose_config(
         TINY_DEMO_OVERRIDES + ["epochs=1", "eval.every_n_steps=10", "eval.test_at_end=false"]
     )
@@ -273,7 +274,7 @@ def test_a_log_file_gets_a_progress_line_with_the_eta(tmp_path, caplog):
     import logging
 
     cfg = compose_config(TINY_DEMO_OVERRIDES + ["epochs=1", "progress_every_s=0"])
-    with caplog.at_level(logging.INFO, logger="bert_pos.loop"):
+    with caplog.at_level(logging.INFO, logger="bert_pos.training"):
         metrics = train(cfg, tmp_path)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
     progress = [line for line in lines if "ETA" in line]

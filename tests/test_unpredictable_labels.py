@@ -9,7 +9,7 @@ import math
 import pytest
 from omegaconf import OmegaConf
 
-from bert_pos.demo_corpus import write_demo_corpus
+from bert_pos.data.demo_corpus import write_demo_corpus
 from bert_pos.train import train
 from tests.helpers import TINY_DEMO_OVERRIDES, compose_config, run_evaluate
 

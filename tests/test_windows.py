@@ -12,9 +12,9 @@ from datasets import Dataset, DatasetDict
 
 from bert_pos.data.batching import build_dataloaders
 from bert_pos.data.encoding import tokenize_splits, word_windows
-from bert_pos.evaluation import evaluate
-from bert_pos.labels import NER_LABELS, begin_to_inside_map
-from bert_pos.tagging import tag_sentences
+from bert_pos.data.labels import NER_LABELS, begin_to_inside_map
+from bert_pos.inference.tagging import tag_sentences
+from bert_pos.scoring.scorer import evaluate
 from tests.helpers import (
     ID,
     SENTENCES,
@@ -185,8 +185,8 @@ def test_training_and_evaluation_on_a_600_word_sentence(tmp_path):
     # predict decodes the long sentence as evaluation did, window by window, also by Viterbi
     from contextlib import nullcontext
 
-    from bert_pos.tagging import tag_sentences
-    from bert_pos.trained import load_trained
+    from bert_pos.inference.loading import load_trained
+    from bert_pos.inference.tagging import tag_sentences
 
     for decode in ("argmax", "constrained"):
         trained = load_trained(run_dir / "model", decode=decode)
@@ -267,9 +267,9 @@ def evaluate_long_sentence(trained, run_dir, words, tags):
     from datasets import Dataset, DatasetDict
 
     from bert_pos.data.batching import build_dataloaders
-    from bert_pos.data.encoding import max_length_of
-    from bert_pos.evaluation import evaluate
-    from bert_pos.labels import begin_to_inside_map
+    from bert_pos.data.labels import begin_to_inside_map
+    from bert_pos.modeling.encoders import max_length_of
+    from bert_pos.scoring.scorer import evaluate
 
     ids = {label: i for i, label in enumerate(trained.label_names)}
     splits = DatasetDict(

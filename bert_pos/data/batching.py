@@ -12,7 +12,7 @@ from datasets import DatasetDict
 from torch.utils.data import DataLoader
 
 from bert_pos.data.encoding import EXAMPLE_COLUMNS
-from bert_pos.labels import IGNORE_INDEX
+from bert_pos.data.labels import IGNORE_INDEX
 
 
 class PaddingCollator:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerFast
 
-from bert_pos.encoders import usable_positions
-from bert_pos.labels import IGNORE_INDEX
+from bert_pos.data.labels import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +30,6 @@ EXAMPLE_COLUMNS = (
     "sentence",
     "first_word",
 )
-
-
-def max_length_of(tokenizer: PreTrainedTokenizerFast, model_config) -> int:
-    """Subwords per example, special tokens included: the smaller of the tokenizer's limit and
-    the positions the model has (RoBERTa-style models lose two to their position offset)."""
-    return min(tokenizer.model_max_length, usable_positions(model_config))
 
 
 def special_token_counts(tokenizer: PreTrainedTokenizerFast) -> tuple[int, int]:

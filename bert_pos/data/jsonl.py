@@ -10,7 +10,7 @@ the reader with a `DataFormatError` naming `file:line`.
 import json
 from pathlib import Path
 
-from bert_pos.conll import read_utf8
+from bert_pos.data.conll import read_utf8
 from bert_pos.data.tables import Table
 from bert_pos.data.tags import DataFormatError
 

@@ -35,19 +35,19 @@ from typing import NamedTuple
 from datasets import Dataset, DatasetDict
 from omegaconf import DictConfig
 
-from bert_pos.conll import Sentence, read_conll, split_file
+from bert_pos.data.conll import Sentence, read_conll, split_file
+from bert_pos.data.demo_corpus import write_demo_corpus
 from bert_pos.data.formats import SPLITS, source_kind, split_format
 from bert_pos.data.jsonl import read_jsonl
-from bert_pos.data.tables import Table, dataset_table, held_out_rows, table_sentences
-from bert_pos.data.tags import DataFormatError, TagCheck, bioes_hint
-from bert_pos.demo_corpus import write_demo_corpus
-from bert_pos.labels import (
+from bert_pos.data.labels import (
     CONLL2003_TASKS,
     IGNORE_INDEX,
     iob2_label_names,
     task_labels,
     training_label_names,
 )
+from bert_pos.data.tables import Table, dataset_table, held_out_rows, table_sentences
+from bert_pos.data.tags import DataFormatError, TagCheck, bioes_hint
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from datasets import ClassLabel, Dataset
 
-from bert_pos.conll import DOCSTART, Sentence
+from bert_pos.data.conll import DOCSTART, Sentence
 from bert_pos.data.tags import DataFormatError, TagCheck
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ dataset's split and row) and what was expected there.
 
 from collections.abc import Callable
 
-from bert_pos.config import SCHEMES
-from bert_pos.errors import UserError
-from bert_pos.labels import bioes_problem, invalid_iob2_position, is_span_label_set, to_iob2
+from bert_pos.data.labels import bioes_problem, invalid_iob2_position, is_span_label_set, to_iob2
+from bert_pos.runtime.choices import SCHEMES
+from bert_pos.runtime.errors import UserError
 
 
 class DataFormatError(UserError, ValueError):

@@ -16,7 +16,7 @@ from pathlib import Path
 from huggingface_hub import constants, scan_cache_dir, try_to_load_from_cache
 from omegaconf import DictConfig
 
-from bert_pos.errors import UserError
+from bert_pos.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from bert_pos.significance import spans_of
+from bert_pos.scoring.spans import spans_of
 
 GOLD_CATEGORIES = (
     "correct",

@@ -20,12 +20,12 @@ from transformers import (
 )
 
 from bert_pos.data.encoding import align_labels
+from bert_pos.data.labels import IGNORE_INDEX, begin_to_inside_map, is_span_label_set
 from bert_pos.data.sources import load_splits, resolve_label_names, subset
 from bert_pos.data.vocabularies import build_tokenizer
-from bert_pos.encoders import TOKENIZER_KINDS, load_tokenizer, random_config
-from bert_pos.hub import resolve_model_source
-from bert_pos.labels import IGNORE_INDEX, begin_to_inside_map, is_span_label_set
-from bert_pos.metrics import score_sequences
+from bert_pos.modeling.encoders import TOKENIZER_KINDS, load_tokenizer, random_config
+from bert_pos.runtime.hub import resolve_model_source
+from bert_pos.scoring.metrics import score_sequences
 
 
 class Timing(TrainerCallback):

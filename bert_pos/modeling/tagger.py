@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig
 
-from bert_pos import encoders, packing
-from bert_pos.config import DECODINGS, HEADS, POOLINGS
-from bert_pos.labels import IGNORE_INDEX
+from bert_pos.data.labels import IGNORE_INDEX
+from bert_pos.modeling import encoders, packing
+from bert_pos.runtime.choices import DECODINGS, HEADS, POOLINGS
 
 FORBIDDEN = -1e4  # a transition score no path can afford (finite: no inf - inf in sums)
 

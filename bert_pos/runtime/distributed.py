@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from bert_pos.errors import UserError
+from bert_pos.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from bert_pos.errors import UserError
-from bert_pos.paths import (
+from bert_pos.runtime.errors import UserError
+from bert_pos.runtime.paths import (
     MANIFEST_FILE,
     MODEL_FILE,
     STATE_FILE,

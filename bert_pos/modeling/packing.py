@@ -54,7 +54,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from bert_pos import encoders
+from bert_pos.modeling import encoders
 
 try:  # torch >= 2.9 (flash attention over packed sequences, CUDA)
     from torch.nn.attention.varlen import varlen_attn

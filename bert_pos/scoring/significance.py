@@ -1,6 +1,6 @@
 """Is one tagger really better than another on the same test set? Paired significance tests.
 
-    python -m bert_pos.significance --bench     # how long 1,000 resamples of 3,453 sentences take
+    python -m bert_pos.scoring.significance --bench     # how long 1,000 resamples of 3,453 sentences take
 
 Every test here works on per-sentence counts (`sentence_counts`): for span tag sets, the
 correct, predicted and gold entity spans of each sentence, overall and per entity type, found
@@ -17,13 +17,12 @@ sentence (or document) with probability 1/2; `bootstrap_interval` is one system'
 
 import sys
 import time
-import warnings
 from typing import NamedTuple
 
 import numpy as np
-from seqeval.metrics.sequence_labeling import get_entities
 
-from bert_pos.labels import is_span_label_set
+from bert_pos.data.labels import is_span_label_set
+from bert_pos.scoring.spans import spans_of
 
 OVERALL = "overall"
 CORRECT, PREDICTED, GOLD = 0, 1, 2  # the last axis of a counts table
@@ -40,14 +39,6 @@ class Counts(NamedTuple):
     table: np.ndarray  # (sentences, names, 3) integers
     names: tuple[str, ...]
     metric: str
-
-
-def spans_of(tags: list[str]) -> set[tuple[str, int, int]]:
-    """(type, first, last) of each entity span in one sentence, as seqeval's default mode
-    (conlleval) finds them: an I-X after O or after another type opens a span."""
-    with warnings.catch_warnings():  # seqeval warns about tags like `<none>`, and counts them
-        warnings.simplefilter("ignore")
-        return set(get_entities(list(tags)))
 
 
 def sentence_counts(
@@ -249,7 +240,7 @@ def benchmark(sentences: int = 3453, samples: int = 1000, types: int = 4) -> dic
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["--bench"]:
-        sys.exit("usage: python -m bert_pos.significance --bench")
+        sys.exit("usage: python -m bert_pos.scoring.significance --bench")
     result = benchmark()
     print(
         f"{result['samples']} samples x {result['sentences']} sentences: paired bootstrap "

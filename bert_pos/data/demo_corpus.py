@@ -11,7 +11,7 @@ plausible Penn tags, the chunk column is `O` throughout (the demo is an NER task
 import random
 from pathlib import Path
 
-from bert_pos.conll import write_conll
+from bert_pos.data.conll import write_conll
 
 SYLLABLES = [
     "ka",

@@ -98,6 +98,12 @@ def usable_positions(config) -> int:
     return config.max_position_embeddings
 
 
+def max_length_of(tokenizer, model_config) -> int:
+    """Subwords per example, special tokens included: the smaller of the tokenizer's limit and
+    the positions the model has (RoBERTa-style models lose two to their position offset)."""
+    return min(tokenizer.model_max_length, usable_positions(model_config))
+
+
 def layer_depth(name: str, num_layers: int, prefix: str) -> int:
     """0 for the embeddings (and what every layer shares, e.g. DeBERTa's relative position
     embeddings), l + 1 for encoder layer l, num_layers + 1 for the head (CRF included)."""

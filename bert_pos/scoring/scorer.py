@@ -10,19 +10,18 @@ import logging
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-import datasets
 import torch
 from datasets import Dataset
-from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from bert_pos.data.labels import IGNORE_INDEX
 from bert_pos.data.sources import gold_labels
-from bert_pos.distributed import gather_lists, sum_over_ranks
-from bert_pos.labels import IGNORE_INDEX
-from bert_pos.metrics import format_per_type_table, score_sequences
-from bert_pos.model import unwrap
-from bert_pos.significance import bootstrap_interval, sentence_counts
-from bert_pos.span_errors import write_error_report
+from bert_pos.modeling.tagger import unwrap
+from bert_pos.runtime.distributed import gather_lists, sum_over_ranks
+from bert_pos.scoring.error_analysis import write_error_report
+from bert_pos.scoring.metrics import score_sequences
+from bert_pos.scoring.predictions import PREDICTIONS_FILE, write_predictions
+from bert_pos.scoring.significance import bootstrap_interval, sentence_counts
 
 log = logging.getLogger(__name__)
 
@@ -278,40 +277,6 @@ def word_level_bootstrap(
     }
 
 
-def write_predictions(
-    path: Path,
-    sentences: list[list[str]],
-    gold: list[list[str]],
-    predicted: list[list[str]],
-    document_ids: list[int],
-) -> None:
-    """The CoNLL evaluation format: `word gold predicted` per line, a blank line after each
-    sentence, and a `-DOCSTART- O O` line where a new document starts (as conlleval reads)."""
-    lines = []
-    previous_document = None
-    for words, gold_tags, predicted_tags, document in zip(
-        sentences, gold, predicted, document_ids, strict=True
-    ):
-        if document >= 0 and document != previous_document:
-            lines += ["-DOCSTART- O O", ""]
-        previous_document = document
-        lines += [f"{w} {g} {p}" for w, g, p in zip(words, gold_tags, predicted_tags, strict=True)]
-        lines.append("")
-    path.write_text("\n".join(lines) + "\n")
-
-
-def read_predictions(path: Path) -> tuple[list[list[str]], list[list[str]]]:
-    """Gold and predicted tags back from a predictions file (for re-scoring it)."""
-    gold, predicted = [], []
-    for block in path.read_text().split("\n\n"):
-        rows = [line.split() for line in block.splitlines() if line.strip()]
-        rows = [row for row in rows if row[0] != "-DOCSTART-"]
-        if rows:
-            gold.append([row[-2] for row in rows])
-            predicted.append([row[-1] for row in rows])
-    return gold, predicted
-
-
 def evaluate_split(
     model: torch.nn.Module,
     loader: DataLoader,
@@ -376,7 +341,7 @@ def write_details(
     (the bootstrap above all), so the training loop writes it once, for its last evaluation."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(
-        out_dir / "predictions.txt", sentences["tokens"], gold, predicted, sentences["document_id"]
+        out_dir / PREDICTIONS_FILE, sentences["tokens"], gold, predicted, sentences["document_id"]
     )
     recorded = {**scores, "bootstrap": word_level_bootstrap(gold, predicted, span_task)}
     if settings is not None:
@@ -398,126 +363,3 @@ def write_details(
     )
     figure.savefig(out_dir / "confusion_matrix.png", dpi=120)
     return figure, recorded["bootstrap"]
-
-
-def evaluate_run(cfg: DictConfig) -> dict:
-    """Score a run's `checkpoint` on `split` (or on `file`) as `python -m bert_pos.evaluate`
-    is asked (its config: conf/evaluate.yaml); returns the scores."""
-    from bert_pos.conll import ConllFormatError
-    from bert_pos.data.batching import build_dataloaders
-    from bert_pos.data.encoding import max_length_of, tokenize_splits
-    from bert_pos.data.sources import load_splits
-    from bert_pos.devices import autocast_for, padding_multiple, pick_device, resolve_precision
-    from bert_pos.labels import begin_to_inside_map, is_span_label_set
-    from bert_pos.trained import run_data_config
-
-    run_dir = Path(cfg.run_dir)
-    trained = load_run_checkpoint(run_dir, cfg.checkpoint, cfg.decode)
-    data = run_data_config(trained.run_config)
-    if cfg.file is not None:
-        data.dir, data.test_file = str(Path(cfg.file).parent), Path(cfg.file).name
-        data.train_file = data.validation_file = None
-        data.demo_corpus = False
-        split = "test"
-    else:
-        split = cfg.split
-        for other in {"train", "validation", "test"} - {split}:
-            data[f"{other}_file"] = None
-    level = cfg.level or trained.run_config.eval.level
-    settings = evaluation_settings(cfg, trained, level)
-    name = folder_name(settings, trained)
-    device = pick_device(cfg.device)
-    model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
-    datasets.disable_progress_bars()
-    splits = load_splits(data, label_names, run_dir / "demo_corpus")
-    if split not in splits:
-        raise ConllFormatError(f"split={split}: the run's data has no such split")
-    splits = datasets.DatasetDict({split: splits[split]})
-    context = data.context_subwords if data.context == "document" else None  # as trained
-    tokenized = tokenize_splits(
-        splits,
-        tokenizer,
-        data.label_strategy,
-        begin_to_inside_map(label_names),
-        max_length_of(tokenizer, model.config),
-        context,
-    )
-    loader = build_dataloaders(
-        tokenized,
-        batch_size=cfg.batch_size,
-        eval_batch_size=cfg.batch_size,
-        group_by_length=False,
-        pad_token_id=tokenizer.pad_token_id,
-        pad_to_multiple_of=padding_multiple(
-            data.get("pad_to_multiple_of", 8), device
-        ),  # as trained
-        num_workers=0,
-        seed=0,
-        pin_memory=device.type == "cuda",
-    )[split]
-    scores, _, _ = evaluate_split(
-        model,
-        loader,
-        splits[split],
-        label_names,
-        is_span_label_set(label_names),
-        level,
-        cfg.mode,
-        device,
-        autocast_for(device, resolve_precision(cfg.precision, device)),
-        run_dir / "eval" / name,
-        title=f"{name}, {cfg.checkpoint} checkpoint",
-        settings=settings,
-    )
-    log.info(
-        "%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode, format_per_type_table(scores)
-    )
-    log.info("wrote %s", run_dir / "eval" / name)
-    return scores
-
-
-def load_run_checkpoint(run_dir: Path, checkpoint: str, decode: str | None):
-    """The run's checkpoint; where there is none and the run failed, the message says why."""
-    from bert_pos.paths import FAILED_MARKER
-    from bert_pos.trained import TrainedModelError, load_trained
-
-    try:
-        return load_trained(run_dir, checkpoint=checkpoint, decode=decode)
-    except TrainedModelError as err:
-        failed = run_dir / FAILED_MARKER
-        if not failed.is_file():
-            raise
-        reason = failed.read_text().strip().splitlines()[-1]  # the exception's line
-        raise TrainedModelError(f"{err}; the run failed ({failed}): {reason}") from None
-
-
-def evaluation_settings(cfg: DictConfig, trained, level: str) -> dict:
-    """What an evaluation scored, and how: recorded in its metrics.json."""
-    return {
-        "split": None if cfg.file is not None else cfg.split,
-        "file": None if cfg.file is None else str(Path(cfg.file).resolve()),
-        "checkpoint": cfg.checkpoint,
-        "step": trained.step,
-        "mode": cfg.mode,
-        "level": level,
-        "decode": trained.model.decoding,
-    }
-
-
-def folder_name(settings: dict, trained) -> str:
-    """`eval/<name>` of an evaluation: the split (or `file=<stem>`, never a split's folder),
-    the checkpoint, and the settings that differ from the run's own evaluation, e.g.
-    `test,checkpoint=last,mode=strict,level=subword`. The checkpoint is always named: the
-    run's own `eval/validation` holds its latest in-training evaluation, not a checkpoint's."""
-    run = trained.run_config
-    parts = [settings["split"] or f"file={Path(settings['file']).stem}"]
-    parts.append(f"checkpoint={settings['checkpoint']}")
-    defaults = {
-        "mode": "conlleval",
-        "level": run.eval.level,
-        "decode": run.model.get("decode", "argmax"),
-    }
-    parts += [
-        f"{key}={settings[key]}" for key, default in defaults.items() if settings[key] != default
-    ]
-    return ",".join(parts)

@@ -3,7 +3,7 @@
 `<run>/model/` holds config.json (with id2label/label2id), model.safetensors, the tokenizer
 files and README.md, so `AutoModelForTokenClassification.from_pretrained(<run>/model)` and
 `pipeline("token-classification", model=<run>/model)` load it as they load any hub model, and
-`bert_pos.trained.load_trained` loads it with bert_pos's options (CRF, pooling, decoding),
+`bert_pos.inference.loading.load_trained` loads it with bert_pos's options (CRF, pooling, decoding),
 which the Hugging Face class would ignore.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 from omegaconf import DictConfig
 from safetensors.torch import save_file
 
-from bert_pos.config import recipe_view
-from bert_pos.metrics import format_results_table
-from bert_pos.model import Tagger, tagger_config
-from bert_pos.paths import BERT_POS_ONLY_FILE, MODEL_FILE
+from bert_pos.modeling.tagger import Tagger, tagger_config
+from bert_pos.runtime.paths import BERT_POS_ONLY_FILE, MODEL_FILE
+from bert_pos.runtime.recipe import recipe_view
+from bert_pos.scoring.metrics import format_results_table
 
 
 def export_model(

@@ -16,14 +16,15 @@ import torch
 from omegaconf import DictConfig
 from seqeval.metrics.sequence_labeling import get_entities
 
-from bert_pos.conll import read_conll
 from bert_pos.data.batching import PaddingCollator
-from bert_pos.data.encoding import encode_sentences, max_length_of
-from bert_pos.devices import autocast_for, pick_device, resolve_precision
-from bert_pos.evaluation import UNALIGNED
-from bert_pos.labels import is_span_label_set
-from bert_pos.model import Tagger, at_word_starts
-from bert_pos.trained import TrainedModelError, load_trained
+from bert_pos.data.conll import read_conll
+from bert_pos.data.encoding import encode_sentences
+from bert_pos.data.labels import is_span_label_set
+from bert_pos.inference.loading import TrainedModelError, load_trained
+from bert_pos.modeling.encoders import max_length_of
+from bert_pos.modeling.tagger import Tagger, at_word_starts
+from bert_pos.runtime.devices import autocast_for, pick_device, resolve_precision
+from bert_pos.scoring.scorer import UNALIGNED
 
 log = logging.getLogger(__name__)
 

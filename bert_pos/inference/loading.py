@@ -18,10 +18,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoConfig, PreTrainedTokenizerFast
 
-from bert_pos.encoders import load_tokenizer
-from bert_pos.errors import UserError
-from bert_pos.model import Tagger, build_model, tagger_from_config
-from bert_pos.paths import (
+from bert_pos.modeling.encoders import load_tokenizer
+from bert_pos.modeling.tagger import Tagger, build_model, tagger_from_config
+from bert_pos.runtime.errors import UserError
+from bert_pos.runtime.paths import (
     BERT_POS_ONLY_FILE,
     MODEL_FILE,
     TAGGER_CONFIG,
@@ -108,7 +108,7 @@ def rebuild_from_training_config(
 ) -> tuple[Tagger, list[str]]:
     """The tagger's shape from a run's training config (runs without checkpoints/config.json)."""
     from bert_pos.data.sources import resolve_label_names
-    from bert_pos.hub import resolve_model_source
+    from bert_pos.runtime.hub import resolve_model_source
 
     model_config = run_config.model
     label_names = resolve_label_names(run_data_config(run_config), run_dir / "demo_corpus")

@@ -1,0 +1,67 @@
+"""Sentences to batches, one way for training and evaluation: encode (cached), then batch.
+
+    options = EncodingOptions.of(cfg.data, label_names, max_length)
+    tokenized, loaders = encode_and_batch(splits, tokenizer, options, batching, cache_dir)
+
+The encoding options are what decides an example (and the cache key); `Batching` is how the
+examples are laid out, which decides nothing a model computes beyond float rounding.
+"""
+
+from dataclasses import asdict, dataclass
+
+from datasets import DatasetDict
+from omegaconf import DictConfig
+
+from bert_pos.data.batching import build_dataloaders
+from bert_pos.data.cache import tokenize_splits_cached
+from bert_pos.data.labels import begin_to_inside_map
+
+
+@dataclass(frozen=True)
+class EncodingOptions:
+    label_strategy: str  # first | all: which subwords of a word carry the loss
+    continuation_label: list[int]  # per label id, the id a word's later subwords get (all)
+    max_length: int  # subwords per example, special tokens included
+    context_subwords: int | None  # document context per side; None: sentences alone
+
+    @classmethod
+    def of(cls, data: DictConfig, label_names: list[str], max_length: int) -> "EncodingOptions":
+        """The options a data config asks for, read once here."""
+        context = data.context_subwords if data.context == "document" else None
+        return cls(data.label_strategy, begin_to_inside_map(label_names), max_length, context)
+
+
+@dataclass(frozen=True)
+class Batching:
+    batch_size: int  # training batch, per process
+    eval_batch_size: int
+    pad_token_id: int
+    pad_to_multiple_of: int
+    group_by_length: bool = False
+    group_batches: int = 50
+    num_workers: int = 0
+    seed: int = 0
+    pin_memory: bool = False
+    num_shards: int = 1  # data-parallel processes, and this one's shard
+    shard: int = 0
+
+
+def encode_and_batch(
+    splits: DatasetDict,
+    tokenizer,
+    options: EncodingOptions,
+    batching: Batching,
+    cache_dir: str | None = None,
+) -> tuple[DatasetDict, dict]:
+    """The splits as subword examples (kept under `cache_dir` when given), and a loader per
+    split: shuffled training batches, length-sorted evaluation batches."""
+    tokenized = tokenize_splits_cached(
+        cache_dir,
+        splits,
+        tokenizer,
+        options.label_strategy,
+        options.continuation_label,
+        options.max_length,
+        options.context_subwords,
+    )
+    return tokenized, build_dataloaders(tokenized, **asdict(batching))

@@ -1,0 +1,131 @@
+"""Score a trained run folder's checkpoint on a split or a file, as
+`python -m bert_pos.evaluate` asks.
+"""
+
+import logging
+from pathlib import Path
+
+import datasets
+from omegaconf import DictConfig
+
+from bert_pos.scoring.metrics import format_per_type_table
+from bert_pos.scoring.scorer import evaluate_split
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_run(cfg: DictConfig) -> dict:
+    """Score a run's `checkpoint` on `split` (or on `file`) as `python -m bert_pos.evaluate`
+    is asked (its config: conf/evaluate.yaml); returns the scores."""
+    from bert_pos.data.conll import ConllFormatError
+    from bert_pos.data.labels import is_span_label_set
+    from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
+    from bert_pos.data.sources import load_splits
+    from bert_pos.inference.loading import run_data_config
+    from bert_pos.modeling.encoders import max_length_of
+    from bert_pos.runtime.devices import (
+        autocast_for,
+        padding_multiple,
+        pick_device,
+        resolve_precision,
+    )
+
+    run_dir = Path(cfg.run_dir)
+    trained = load_run_checkpoint(run_dir, cfg.checkpoint, cfg.decode)
+    data = run_data_config(trained.run_config)
+    if cfg.file is not None:
+        data.dir, data.test_file = str(Path(cfg.file).parent), Path(cfg.file).name
+        data.train_file = data.validation_file = None
+        data.demo_corpus = False
+        split = "test"
+    else:
+        split = cfg.split
+        for other in {"train", "validation", "test"} - {split}:
+            data[f"{other}_file"] = None
+    level = cfg.level or trained.run_config.eval.level
+    settings = evaluation_settings(cfg, trained, level)
+    name = folder_name(settings, trained)
+    device = pick_device(cfg.device)
+    model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
+    datasets.disable_progress_bars()
+    splits = load_splits(data, label_names, run_dir / "demo_corpus")
+    if split not in splits:
+        raise ConllFormatError(f"split={split}: the run's data has no such split")
+    splits = datasets.DatasetDict({split: splits[split]})
+    batching = Batching(
+        batch_size=cfg.batch_size,
+        eval_batch_size=cfg.batch_size,
+        pad_token_id=tokenizer.pad_token_id,
+        # as trained
+        pad_to_multiple_of=padding_multiple(data.get("pad_to_multiple_of", 8), device),
+        pin_memory=device.type == "cuda",
+    )
+    options = EncodingOptions.of(data, label_names, max_length_of(tokenizer, model.config))
+    _, loaders = encode_and_batch(splits, tokenizer, options, batching)  # encoded as trained
+    loader = loaders[split]
+    scores, _, _ = evaluate_split(
+        model,
+        loader,
+        splits[split],
+        label_names,
+        is_span_label_set(label_names),
+        level,
+        cfg.mode,
+        device,
+        autocast_for(device, resolve_precision(cfg.precision, device)),
+        run_dir / "eval" / name,
+        title=f"{name}, {cfg.checkpoint} checkpoint",
+        settings=settings,
+    )
+    log.info(
+        "%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode, format_per_type_table(scores)
+    )
+    log.info("wrote %s", run_dir / "eval" / name)
+    return scores
+
+
+def load_run_checkpoint(run_dir: Path, checkpoint: str, decode: str | None):
+    """The run's checkpoint; where there is none and the run failed, the message says why."""
+    from bert_pos.inference.loading import TrainedModelError, load_trained
+    from bert_pos.runtime.paths import FAILED_MARKER
+
+    try:
+        return load_trained(run_dir, checkpoint=checkpoint, decode=decode)
+    except TrainedModelError as err:
+        failed = run_dir / FAILED_MARKER
+        if not failed.is_file():
+            raise
+        reason = failed.read_text().strip().splitlines()[-1]  # the exception's line
+        raise TrainedModelError(f"{err}; the run failed ({failed}): {reason}") from None
+
+
+def evaluation_settings(cfg: DictConfig, trained, level: str) -> dict:
+    """What an evaluation scored, and how: recorded in its metrics.json."""
+    return {
+        "split": None if cfg.file is not None else cfg.split,
+        "file": None if cfg.file is None else str(Path(cfg.file).resolve()),
+        "checkpoint": cfg.checkpoint,
+        "step": trained.step,
+        "mode": cfg.mode,
+        "level": level,
+        "decode": trained.model.decoding,
+    }
+
+
+def folder_name(settings: dict, trained) -> str:
+    """`eval/<name>` of an evaluation: the split (or `file=<stem>`, never a split's folder),
+    the checkpoint, and the settings that differ from the run's own evaluation, e.g.
+    `test,checkpoint=last,mode=strict,level=subword`. The checkpoint is always named: the
+    run's own `eval/validation` holds its latest in-training evaluation, not a checkpoint's."""
+    run = trained.run_config
+    parts = [settings["split"] or f"file={Path(settings['file']).stem}"]
+    parts.append(f"checkpoint={settings['checkpoint']}")
+    defaults = {
+        "mode": "conlleval",
+        "level": run.eval.level,
+        "decode": run.model.get("decode", "argmax"),
+    }
+    parts += [
+        f"{key}={settings[key]}" for key, default in defaults.items() if settings[key] != default
+    ]
+    return ",".join(parts)

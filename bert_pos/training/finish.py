@@ -1,0 +1,118 @@
+"""After the loop: the results table, the best checkpoint on test, the export and
+metrics.json.
+"""
+
+import json
+import logging
+import time
+
+from safetensors.torch import load_file
+
+from bert_pos.inference.export import export_model, model_card
+from bert_pos.runtime.paths import weights_file
+from bert_pos.runtime.recipe import hyperparameters
+from bert_pos.scoring.metrics import format_per_type_table, format_results_table
+from bert_pos.scoring.scorer import evaluate_split
+from bert_pos.training.progress import write_hparams
+from bert_pos.training.state import LoopState, Run
+
+log = logging.getLogger(__name__)
+
+
+def finish(run: Run, state: LoopState) -> dict:
+    """The card's table on the console; the best checkpoint scored on test, exported with
+    its model card; everything in metrics.json (returned)."""
+    metrics = summary(run, state)
+    log.info("results:\n%s", format_results_table(state.epoch_rows))
+    run.model.load_state_dict(load_file(weights_file(run.run_dir, "best")))
+    if run.cfg.eval.test_at_end and "test" in run.loaders:
+        metrics["test"], bootstrap = evaluate_test(run, state)
+        if bootstrap is not None:  # computed on the first data-parallel process only
+            metrics["test_bootstrap"] = bootstrap
+    final_metrics = {f"hparams/best_val_{run.selection_metric}": state.best.value}
+    if "test" in metrics:
+        final_metrics[f"hparams/test_{run.selection_metric}"] = metrics["test"][
+            run.selection_metric
+        ]
+    if not run.ddp.is_main:
+        metrics["wall_seconds"] = time.perf_counter() - run.started
+        return metrics
+    write_hparams(run.writer, hyperparameters(run.cfg), final_metrics)
+    run.writer.close()
+    cfg = run.cfg
+    base_model = cfg.model.name_or_path or cfg.model.package or "a randomly initialised BERT"
+    export_dir = run.run_dir / "model"
+    export_model(
+        run.model,
+        run.tokenizer,
+        run.label_names,
+        export_dir,
+        model_card(cfg, metrics, base_model, str(export_dir.resolve())),
+    )
+    metrics["wall_seconds"] = time.perf_counter() - run.started
+    (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    log.info(
+        "best val/%s %.4f at step %d; wrote %s",
+        run.selection_metric,
+        state.best.value,
+        state.best.step,
+        run.run_dir,
+    )
+    return metrics
+
+
+def summary(run: Run, state: LoopState) -> dict:
+    cfg, metric = run.cfg, run.selection_metric
+    return {
+        "experiment": cfg.experiment_name,
+        "task": cfg.data.task,
+        "eval_level": cfg.eval.level,
+        "selection_metric": f"val/{metric}",
+        "best": {
+            "epoch": state.best.epoch,
+            "step": state.best.step,
+            f"val/{metric}": state.best.value,
+        },
+        "epochs": state.epoch_rows,
+        "final": state.epoch_rows[-1],
+        "steps": state.step,
+        "train_seconds": state.train_seconds,  # optimizer steps only, batch collation included
+        "train_tokens": state.train_tokens,
+        "train_tokens_per_s": state.train_tokens / state.train_seconds,
+        "loop_seconds": run.loop_seconds,
+        "mean_train_length": run.mean_train_length,
+        "first_step_seconds": run.first_step_seconds,
+        "eval_seconds": state.eval_seconds,
+        "eval_tokens_per_s": state.eval_tokens / state.eval_seconds,
+        "curve": run.curve,
+        "label_names": run.label_names,
+        "world_size": run.ddp.world_size,
+        "global_batch_size": cfg.data.batch_size * run.ddp.world_size * run.accum,
+    }
+
+
+def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
+    """The best checkpoint (loaded into `run.model`) on the test split: its scores, and their
+    bootstrap 95% interval (None on data-parallel processes but the first)."""
+    scores, figure, bootstrap = evaluate_split(
+        run.model,
+        run.loaders["test"],
+        run.splits["test"],
+        run.label_names,
+        run.span_task,
+        run.cfg.eval.level,
+        run.cfg.eval.mode,
+        run.device,
+        run.autocast,
+        run.run_dir / "eval" / "test",
+        title=f"test, best checkpoint (step {state.best.step})",
+        write=run.ddp.is_main,
+        seen_entities=run.seen_entities,
+    )
+    if figure is not None:
+        run.writer.add_figure("test/confusion_matrix", figure, state.step)
+    for key, value in scores.items():
+        if key != "per_type":
+            run.writer.add_scalar(f"test/{key}", value, state.step)
+    log.info("test, best checkpoint:\n%s", format_per_type_table(scores))
+    return scores, bootstrap

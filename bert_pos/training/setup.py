@@ -1,0 +1,243 @@
+"""Everything the loop needs, built once in the order that fixes the random draws:
+data and tokenizer, the tagger, loaders, optimizer and schedule, the state.
+"""
+
+import logging
+import math
+import statistics
+import time
+from pathlib import Path
+
+import datasets
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from bert_pos.data.labels import is_span_label_set
+from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
+from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names, subset
+from bert_pos.data.vocabularies import build_tokenizer
+from bert_pos.modeling.encoders import TOKENIZER_KINDS, load_tokenizer, max_length_of
+from bert_pos.modeling.tagger import build_model, tagger_config
+from bert_pos.runtime import distributed
+from bert_pos.runtime.devices import (
+    autocast_for,
+    cpu_description,
+    padding_multiple,
+    pick_device,
+    resolve_precision,
+    seed_everything,
+)
+from bert_pos.runtime.hub import check_hub_access, resolve_model_source
+from bert_pos.runtime.paths import TAGGER_CONFIG, checkpoints_dir
+from bert_pos.scoring.error_analysis import training_entities
+from bert_pos.training.optimization import build_optimization, labelled_tokens
+from bert_pos.training.progress import open_writer
+from bert_pos.training.resume import resume_or_start
+from bert_pos.training.state import LoopState, Run
+
+log = logging.getLogger(__name__)
+
+
+def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
+    """Everything the loop needs, in the order that fixes the random draws: data and
+    tokenizer, model (its random head), loaders, optimizer and schedule; then the state,
+    fresh or from the checkpoint `cfg.resume` points at."""
+    started = time.perf_counter()
+    ddp = distributed.setup(cfg.device)  # one process unless launched by torchrun
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device, ddp.local_rank)
+    label_names, splits, tokenizer, model_source = load_data_and_tokenizer(cfg, run_dir, ddp)
+    model, step_model = build_tagger(cfg, label_names, tokenizer, model_source, ddp, device)
+    if ddp.is_main:  # with the tokenizer, a run folder loads at any checkpoint (loading.py)
+        checkpoints_dir(run_dir).mkdir(exist_ok=True)
+        tagger_config(model, label_names).to_json_file(checkpoints_dir(run_dir) / TAGGER_CONFIG)
+    options = EncodingOptions.of(cfg.data, label_names, max_length_of(tokenizer, model.config))
+    with distributed.main_first():  # rank 0 fills the cache, the others read it
+        tokenized, loaders = encode_and_batch(
+            splits, tokenizer, options, batching_of(cfg, tokenizer, device, ddp), cfg.data.cache_dir
+        )
+    # The loader draws a seed from the global RNG each time it is iterated; its own generator
+    # keeps that draw from shifting the dropout masks of a resumed run.
+    loaders["train"].generator = torch.Generator().manual_seed(cfg.seed)
+    steps_per_epoch, total_steps = count_steps(cfg, len(loaders["train"]), ddp.world_size)
+    precision = resolve_precision(cfg.precision, device)  # auto: what the device runs natively
+    log.info("precision %s on %s (%s)", precision, device, device_description(device))
+    optimizer, scheduler, scaler = build_optimization(cfg, model, total_steps, device, precision)
+    loss_divisor = None  # loss_normalization=batch: each window's own labelled tokens
+    if cfg.loss_normalization == "average":
+        loss_divisor = labelled_tokens(tokenized["train"]) / steps_per_epoch
+    run = Run(
+        cfg=cfg,
+        run_dir=run_dir,
+        ddp=ddp,
+        device=device,
+        autocast=autocast_for(device, precision),
+        label_names=label_names,
+        selection_metric="f1" if is_span_label_set(label_names) else "accuracy",
+        splits=splits,
+        tokenizer=tokenizer,
+        model=model,
+        step_model=step_model,
+        loaders=loaders,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        accum=cfg.grad_accum_steps,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        loss_divisor=loss_divisor,
+        writer=None,
+        started=started,
+        mean_train_length=statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
+        validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
+        validation_gold=gold_labels(splits["validation"], label_names),
+        seen_entities=seen_entities(splits["train"], label_names),
+    )
+    state, resumed = resume_or_start(run)
+    run.first_step, run.last_progress_line = state.step, time.perf_counter()
+    run.writer = open_writer(run, state, write_config=not resumed)
+    return run, state
+
+
+def batching_of(cfg: DictConfig, tokenizer, device: torch.device, ddp) -> Batching:
+    """How this process's batches are laid out (`data.*`, `eval.batch_size`, the device)."""
+    return Batching(
+        batch_size=cfg.data.batch_size,
+        eval_batch_size=cfg.eval.batch_size,
+        pad_token_id=tokenizer.pad_token_id,
+        pad_to_multiple_of=padding_multiple(cfg.data.pad_to_multiple_of, device),
+        group_by_length=cfg.data.group_by_length,
+        group_batches=cfg.data.group_batches,
+        num_workers=cfg.data.num_workers,
+        seed=cfg.seed,
+        pin_memory=device.type == "cuda",
+        num_shards=ddp.world_size,
+        shard=ddp.rank,
+    )
+
+
+def count_steps(cfg: DictConfig, train_batches: int, world_size: int) -> tuple[int, int]:
+    """(optimizer steps per epoch, in all): one step per `grad_accum_steps` micro-batches, an
+    epoch's last window possibly shorter; `max_steps` caps the total."""
+    accum = cfg.grad_accum_steps
+    steps_per_epoch = math.ceil(train_batches / accum)
+    total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total_steps = min(total_steps, cfg.max_steps)
+    log.info(
+        "%d optimizer steps (%d per epoch), global batch %d = %d per process x %d "
+        "processes x %d accumulation",
+        total_steps,
+        steps_per_epoch,
+        cfg.data.batch_size * world_size * accum,
+        cfg.data.batch_size,
+        world_size,
+        accum,
+    )
+    return steps_per_epoch, total_steps
+
+
+def device_description(device: torch.device) -> str:
+    return cpu_description() if device.type == "cpu" else torch.cuda.get_device_name(device)
+
+
+def seen_entities(train: datasets.Dataset, label_names: list[str]) -> set | None:
+    """(surface, type) of every training entity, for the seen/unseen error tables; None
+    for tag sets without spans."""
+    if not is_span_label_set(label_names):
+        return None
+    tags = [[label_names[t] if t >= 0 else "O" for t in sentence] for sentence in train["tags"]]
+    return training_entities(train["tokens"], tags)
+
+
+def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
+    """Label names, sentences of each split, the tokenizer, and where the pretrained weights
+    are (None: random init). Fails fast where they would need an absent network."""
+    model_source = resolve_model_source(cfg.model)
+    from_hub = cfg.data.dir is None and not cfg.data.demo_corpus
+    check_hub_access(
+        model_name=model_source if cfg.model.package is None else None,
+        dataset_name=cfg.data.hub_name if from_hub else None,
+    )
+    demo_corpus_dir = run_dir / "demo_corpus"
+    datasets.disable_progress_bars()
+    # data-parallel: rank 0 writes the demo corpus and the tokenizer, the others read them
+    with distributed.main_first():
+        label_names = resolve_label_names(cfg.data, demo_corpus_dir)
+        splits = load_splits(cfg.data, label_names, demo_corpus_dir)
+        splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
+        if cfg.model.tokenizer is not None or model_source is not None:
+            tokenizer = load_tokenizer(cfg.model.tokenizer or model_source)
+        elif ddp.is_main:  # a random model: a vocabulary of its family's kind, from the data
+            model_type = cfg.model.random_init.get("model_type", "bert")
+            tokenizer = build_tokenizer(
+                TOKENIZER_KINDS.get(model_type, "wordpiece"),
+                model_type,
+                splits["train"]["tokens"],
+                run_dir / "tokenizer",
+            )
+        else:
+            tokenizer = load_tokenizer(run_dir / "tokenizer")  # rank 0's
+    log.info("sentences: %s", {split: len(dataset) for split, dataset in splits.items()})
+    if not tokenizer.is_fast:
+        raise ValueError("a fast tokenizer is needed (word_ids() maps subwords to words)")
+    if ddp.is_main:
+        tokenizer.save_pretrained(run_dir / "tokenizer")
+    return label_names, splits, tokenizer, model_source
+
+
+def build_tagger(
+    cfg: DictConfig,
+    label_names: list[str],
+    tokenizer,
+    model_source: str | None,
+    ddp,
+    device: torch.device,
+):
+    """The tagger on `device`, and what training steps call: it under DDP and torch.compile."""
+    random_init = cfg.model.random_init
+    padding_free = cfg.model.padding_free
+    if padding_free is None and cfg.compile:
+        # a compiled step wants few shapes: padded batches (data.pad_to_multiple_of buckets them)
+        padding_free = False
+    model = build_model(
+        num_labels=len(label_names),
+        dropout=cfg.model.dropout,
+        pretrained_path=model_source,
+        random_init=OmegaConf.to_container(random_init) if random_init else None,
+        vocab_size=len(tokenizer),
+        pooling=cfg.model.pooling,
+        head=cfg.model.head,
+        decode=cfg.model.decode,
+        label_names=label_names,
+        special_ids=special_ids(tokenizer),
+        padding_free=padding_free,
+    ).to(device)
+    log.info(
+        "model: %.1fM parameters%s",
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        ", padding-free batches" if model.padding_free else "",
+    )
+    step_model = model  # evaluation always runs the eager model
+    if ddp.enabled:
+        # Same weights everywhere (DDP also copies rank 0's); dropout masks differ per rank.
+        step_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        torch.manual_seed(cfg.seed + ddp.rank)
+    if cfg.compile:
+        # One compiled graph per (batch, length) shape; buckets keep the count small, and the
+        # cache must hold them all or every new shape would evict an old one and recompile.
+        torch._dynamo.config.cache_size_limit = 64
+        step_model = torch.compile(step_model, mode=cfg.compile_mode, dynamic=False)
+    return model, step_model
+
+
+def special_ids(tokenizer) -> dict:
+    """The tokenizer's special-token ids, for a random model's config (padding index, and
+    RoBERTa's position offset, follow the padding id)."""
+    ids = {
+        f"{role}_id": getattr(tokenizer, f"{role}_id", None)
+        for role in ("pad_token", "bos_token", "eos_token", "cls_token", "sep_token")
+    }
+    return {key: value for key, value in ids.items() if value is not None}
