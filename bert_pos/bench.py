@@ -36,6 +36,7 @@ import logging
 import multiprocessing
 import platform
 import resource
+import sys
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from bert_pos.config import BenchConfig, check_config, register_configs
+from bert_pos.config import BenchConfig, accept_plus_groups, check_config, register_configs
 from bert_pos.scoring.time_to_accuracy import format_time_to_accuracy, times_to_targets
 
 log = logging.getLogger(__name__)
@@ -332,4 +333,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = accept_plus_groups(sys.argv)
     main()

@@ -4,8 +4,8 @@ The values live in `conf/` (the one home of defaults); these dataclasses only sa
 exist and their types. Registered in Hydra's ConfigStore as `train_schema` and listed first in
 `conf/train.yaml`'s defaults, so a misspelt key or a wrong type fails when the config is
 composed, before any data or model is loaded. `check_config` adds the range and choice checks
-that types cannot express; `CHOICES` is the one list of every key's allowed values (the model,
-the CoNLL reader and the tests read it from here). `recipe_view` flattens a config into the
+that types cannot express; `CHOICES` is the one list of every key's allowed values (the values
+themselves live in runtime/choices.py and the heads' registry). `recipe_view` flattens a config into the
 keys that decide what a run computes: the HParams row, the model card and the resume check
 are made from it.
 
@@ -24,12 +24,41 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bert_pos.data.formats import FORMATS, reads_conll_files
 from bert_pos.data.labels import CONLL2003_TASKS
-from bert_pos.runtime.choices import CHOICES
+from bert_pos.modeling.heads import HEADS
+from bert_pos.runtime.choices import (
+    COMPILE_MODES,
+    CONTEXTS,
+    DECODINGS,
+    DEVICES,
+    EVAL_LEVELS,
+    EVAL_MODES,
+    LABEL_STRATEGIES,
+    LOSS_NORMALIZATIONS,
+    NONFINITE_ACTIONS,
+    POOLINGS,
+    PRECISIONS,
+    SCHEMES,
+)
 from bert_pos.runtime.errors import UserError
 from bert_pos.runtime.paths import run_dir_of
 
-# ---------------------------------------------------------------- allowed values, defined once
-
+# Every key with a fixed set of values, and its values: the one list the checks, the YAML
+# comments and the README's tables are held to (tests/test_config.py).
+CHOICES = {
+    "data.scheme": SCHEMES,
+    "data.label_strategy": LABEL_STRATEGIES,
+    "data.context": CONTEXTS,
+    "model.pooling": POOLINGS,
+    "model.head": tuple(HEADS),
+    "model.decode": DECODINGS,
+    "eval.level": EVAL_LEVELS,
+    "eval.mode": EVAL_MODES,
+    "precision": PRECISIONS,
+    "device": DEVICES,
+    "compile_mode": COMPILE_MODES,
+    "nonfinite.action": NONFINITE_ACTIONS,
+    "loss_normalization": LOSS_NORMALIZATIONS,
+}
 
 # Which keys exist and their types; a key with a fixed set of values names its list above
 # (CHOICES), and conf/*.yaml describes each value.
@@ -178,6 +207,17 @@ def sweep_subdir(override_dirname: str, seed: int) -> str:
         digest = hashlib.sha1(name.encode()).hexdigest()[:12]
         name = f"{name[: MAX_FOLDER_NAME - 13]}~{digest}"
     return f"{name}/seed={seed}" if name else f"seed={seed}"
+
+
+GROUPS_IN_DEFAULTS = ("experiment",)  # conf/train.yaml lists them (`experiment: null`)
+
+
+def accept_plus_groups(arguments: list[str]) -> list[str]:
+    """`+experiment=NAME` read as `experiment=NAME`. The group is in the defaults list, so
+    `experiment=NAME` chooses it; Hydra refuses the `+` form for such a group, which users,
+    scripts and older commands type."""
+    plus = tuple(f"+{group}=" for group in GROUPS_IN_DEFAULTS)
+    return [a[1:] if a.startswith(plus) else a for a in arguments]
 
 
 def register_configs() -> None:

@@ -29,7 +29,7 @@ NOT_SWEPT = {SEED_KEY, "resume"}  # overrides that never make a configuration of
 
 
 @dataclass
-class Run:
+class SweepRun:
     folder: Path
     name: str  # the folder, relative to the sweep folder
     overrides: dict[str, str]  # key -> value, as given on the command line or by the sweeper
@@ -43,7 +43,7 @@ def parse_override(override: str) -> tuple[str, str]:
     return key.lstrip("+~"), value
 
 
-def find_runs(sweep_dir: Path) -> list[Run]:
+def find_runs(sweep_dir: Path) -> list[SweepRun]:
     """Every run folder below `sweep_dir`, in path order."""
     runs = []
     for overrides_file in sorted(sweep_dir.rglob(".hydra/overrides.yaml")):
@@ -52,18 +52,18 @@ def find_runs(sweep_dir: Path) -> list[Run]:
         name = str(folder.relative_to(sweep_dir))
         if (folder / "metrics.json").is_file():
             metrics = json.loads((folder / "metrics.json").read_text())
-            runs.append(Run(folder, name, overrides, "done", metrics=metrics))
+            runs.append(SweepRun(folder, name, overrides, "done", metrics=metrics))
         elif (folder / FAILED_MARKER).is_file():
             error = (folder / FAILED_MARKER).read_text().strip()
             if error.startswith("Traceback"):
                 error = error.splitlines()[-1]  # the exception line
-            runs.append(Run(folder, name, overrides, "failed", error=" ".join(error.split())))
+            runs.append(SweepRun(folder, name, overrides, "failed", error=" ".join(error.split())))
         else:
-            runs.append(Run(folder, name, overrides, "unfinished"))
+            runs.append(SweepRun(folder, name, overrides, "unfinished"))
     return runs
 
 
-def swept_keys(runs: list[Run]) -> list[str]:
+def swept_keys(runs: list[SweepRun]) -> list[str]:
     """Override keys (other than the seed) whose values differ between runs."""
     keys = sorted({key for run in runs for key in run.overrides} - NOT_SWEPT)
     return [key for key in keys if len({run.overrides.get(key) for run in runs}) > 1]
@@ -80,10 +80,10 @@ def score_of(scores: dict, metric: str) -> float | None:
     return scores.get(metric) if scores else None
 
 
-def summarise(runs: list[Run]) -> tuple[list[str], list[dict]]:
+def summarise(runs: list[SweepRun]) -> tuple[list[str], list[dict]]:
     """(swept keys, one row per configuration of finished runs, best configuration last)."""
     keys = swept_keys(runs)
-    groups: dict[tuple, list[Run]] = {}
+    groups: dict[tuple, list[SweepRun]] = {}
     for run in runs:
         if run.status == "done":
             groups.setdefault(tuple(run.overrides.get(key, "") for key in keys), []).append(run)
@@ -200,7 +200,7 @@ def format_value(mean: float, std: float) -> str:
     return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
 
 
-def markdown_table(keys: list[str], rows: list[dict], runs: list[Run]) -> str:
+def markdown_table(keys: list[str], rows: list[dict], runs: list[SweepRun]) -> str:
     metric = rows[0]["metric"] if rows else "f1"
     header = [
         *keys,
@@ -238,7 +238,7 @@ def markdown_table(keys: list[str], rows: list[dict], runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def write_csv(path: Path, keys: list[str], rows: list[dict], runs: list[Run]) -> None:
+def write_csv(path: Path, keys: list[str], rows: list[dict], runs: list[SweepRun]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(

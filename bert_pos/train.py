@@ -9,7 +9,7 @@ Hydra composes the config and checks it against the schema (bert_pos/config.py) 
 then are torch and the other heavy libraries imported, so a misspelt key is reported at once.
 The recipe itself is bert_pos/training/recipe.py: `setup`, `train_loop`, `finish`.
 
-Hydra owns the run folder; everything a run writes goes there (bert_pos/paths.py lists it):
+Hydra owns the run folder; everything a run writes goes there (bert_pos/runtime/paths.py lists it):
 `tensorboard/`, `checkpoints/{best,last}/model.safetensors`, resumable
 `checkpoints/step-NNNNNNN/`, `tokenizer/`, `model/` (the Hugging Face export),
 `metrics.json`, `train.log`.
@@ -19,6 +19,7 @@ import logging
 import math
 import shutil
 import signal
+import sys
 import traceback
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from bert_pos.config import ConfigError, check_config, register_configs
+from bert_pos.config import ConfigError, accept_plus_groups, check_config, register_configs
 from bert_pos.runtime.errors import TrainingInterrupted, UserError
 from bert_pos.runtime.paths import FAILED_MARKER
 from bert_pos.runtime.recipe import continue_command
@@ -156,4 +157,5 @@ def join_main_run_dir(own_run_dir: Path) -> Path:
 
 
 if __name__ == "__main__":
+    sys.argv = accept_plus_groups(sys.argv)
     main()

@@ -6,7 +6,7 @@
 The copy is laid out as the hub's parquet export of eriktks/conll2003 (the default
 `data.hub_revision`, refs/convert/parquet): `conll2003/{train,validation,test}/0000.parquet`,
 with columns id, tokens, pos_tags, chunk_tags, ner_tags, the tag columns ClassLabel sequences
-with the lists of bert_pos/labels.py. Like the hub copy it has no `-DOCSTART-` rows, so
+with the lists of bert_pos/data/labels.py. Like the hub copy it has no `-DOCSTART-` rows, so
 `data.hub_name=<copy>` loads the same sentences and label ids as `data.dir=<files>`, with
 document ids unknown (-1) and no line numbers.
 """

@@ -39,7 +39,7 @@ show "evaluate, default settings" python -m bert_pos.evaluate run_dir="$RUN" spl
 show "evaluate again, other settings" python -m bert_pos.evaluate run_dir="$RUN" split=test checkpoint=last mode=strict level=subword
 echo "### the evaluation folders"; ls "$RUN/eval"; echo
 show "bf16 on this CPU (auto picks what it runs natively)" python -c "
-import torch; from bert_pos.devices import cpu_description, resolve_precision
+import torch; from bert_pos.runtime.devices import cpu_description, resolve_precision
 print(cpu_description(), '| auto ->', resolve_precision('auto', torch.device('cpu')))"
 # An AVX2 CPU's kernels, on any CPU: oneDNN (which runs the matmuls) and ATen capped at AVX2, where
 # bf16 has no instructions and is emulated. The same 20 steps of MiniLM with each precision.

@@ -7,7 +7,7 @@ dropout off, on batches of sentence lengths drawn from CoNLL-2003-like subword l
 Three ways to run one batch, forward and backward of the last hidden states' sum:
 
   padded      (B, T) with the padding mask, SDPA: the reference
-  bert_pos    packed (1, N), attention per sentence through `bert_pos_varlen` (bert_pos/packing.py)
+  bert_pos    packed (1, N), attention per sentence through `bert_pos_varlen` (bert_pos/modeling/packing.py)
   library     packed (1, N) with restarting position ids and no mask, the encoder's SDPA
               implementation: transformers >= 5.25 builds an (N, N) block-diagonal mask from
               the position ids (older versions attend across sentences: wrong)

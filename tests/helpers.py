@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from bert_pos.config import register_configs
+from bert_pos.config import accept_plus_groups, register_configs
 from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.labels import NER_LABELS
 from bert_pos.modeling.tagger import Tagger
@@ -38,10 +38,11 @@ SENTENCES = [
 
 
 def compose_config(overrides: list[str]):
-    """The real training config as Hydra composes it from conf/, with overrides."""
+    """The real training config as Hydra composes it from conf/, with overrides (as the
+    command line takes them: `+experiment=NAME` too)."""
     register_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+        return compose(config_name="train", overrides=accept_plus_groups(overrides))
 
 
 TINY_DEMO_OVERRIDES = [

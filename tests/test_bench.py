@@ -1,3 +1,7 @@
+"""bert_pos.bench (a command): both sides run the same recipe, the floor, time to accuracy
+over seeds, and a report that names a failed side. Tiny random models; `slow` for the runs.
+"""
+
 import importlib.util
 import json
 
@@ -12,6 +16,7 @@ from bert_pos.bench import (
     format_report,
     training_flops_per_token,
 )
+from bert_pos.config import accept_plus_groups
 from bert_pos.runtime.devices import cpu_description
 from bert_pos.scoring.time_to_accuracy import format_time_to_accuracy, time_to, times_to_targets
 from bert_pos.training.floor import FLOOR_STEPS
@@ -20,13 +25,13 @@ from tests.helpers import CONF_DIR, TINY_DEMO_OVERRIDES
 
 def test_bench_config_is_the_training_config_with_its_own_folder():
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("bench", ["+experiment=baseline"], return_hydra_config=True)
+        cfg = compose("bench", ["experiment=baseline"], return_hydra_config=True)
     assert cfg.optim.lr == 2e-5 and cfg.data.batch_size == 8
     assert cfg.hydra.run.dir.startswith("experiments/bench/baseline/")
 
 
 def test_trainer_side_can_run_the_cards_precision_and_eval_batch():
-    overrides = ["+experiment=baseline", "precision=bf16", "eval.batch_size=64"]
+    overrides = ["experiment=baseline", "precision=bf16", "eval.batch_size=64"]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         same = configs_of_sides(compose("bench", overrides))
         card = configs_of_sides(
@@ -48,7 +53,7 @@ def test_both_sides_run_the_same_recipe_and_report(tmp_path):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(
             "bench",
-            TINY_DEMO_OVERRIDES
+            accept_plus_groups(TINY_DEMO_OVERRIDES)
             + [
                 "epochs=1",
                 "data.demo_sentences={train: 160, validation: 40, test: 40}",

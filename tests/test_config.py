@@ -1,13 +1,18 @@
+"""The Hydra config tree and its schema (bert_pos/config.py, conf/): every experiment composes
+and passes the checks, the card's recipe, typos and impossible values named in one line, the
+flat view, and what the README and the Makefile say about the config.
+"""
+
 import re
 from pathlib import Path
 
 import pytest
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from bert_pos.config import ConfigError, check_config, sweep_subdir
-from bert_pos.runtime.choices import CHOICES
+from bert_pos.config import CHOICES, ConfigError, check_config, sweep_subdir
 from bert_pos.runtime.recipe import hyperparameters, recipe_view
 from tests.helpers import CONF_DIR, compose_config
 
@@ -20,9 +25,26 @@ def test_experiments_exist():
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_passes_checks(experiment):
-    cfg = compose_config([f"+experiment={experiment}"])
+    cfg = compose_config([f"experiment={experiment}"])
     check_config(cfg)
     assert cfg.experiment_name == experiment
+
+
+def test_an_experiment_is_chosen_with_or_without_a_plus():
+    """`experiment=NAME` chooses the group listed in the defaults; the `+experiment=NAME`
+    users and scripts type is read the same way, and other `+` overrides are left alone."""
+    from bert_pos.config import accept_plus_groups
+
+    assert accept_plus_groups(["-m", "+experiment=demo", "+sweep=lr_seed", "seed=1"]) == [
+        "-m",
+        "experiment=demo",
+        "+sweep=lr_seed",
+        "seed=1",
+    ]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        plain = compose(config_name="train", overrides=["experiment=baseline"])
+    assert plain == compose_config(["+experiment=baseline"])
+    assert plain.experiment_name == "baseline" and plain.data.label_strategy == "all"
 
 
 def test_baseline_is_the_reference_card_recipe():

@@ -1,3 +1,7 @@
+"""The CoNLL reader and writer (bert_pos/data/conll.py): columns, documents, encodings, tag
+schemes, and a one-line error naming the file and line for every malformed input.
+"""
+
 import pytest
 
 from bert_pos.data.conll import ConllFormatError, read_conll, write_conll

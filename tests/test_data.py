@@ -1,3 +1,7 @@
+"""From sentences to batches (bert_pos/data/): label alignment over subwords, windows for long
+sentences, the tokenization cache, padding, samplers, the demo and hub sources.
+"""
+
 import pytest
 import torch
 from datasets import Dataset, DatasetDict

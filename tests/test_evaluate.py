@@ -1,3 +1,7 @@
+"""bert_pos.evaluate (a command) on a trained run folder: the training scores reproduced, a
+file in strict mode, missing checkpoints and failed runs named, one folder per evaluation.
+"""
+
 import json
 import subprocess
 import sys

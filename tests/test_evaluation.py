@@ -1,3 +1,8 @@
+"""Scoring a tagger (bert_pos/scoring/scorer.py, predictions.py): word and subword levels,
+predictions in dataset order, the predictions file round trip, the confusion matrix, bf16,
+and gold labels the model cannot predict.
+"""
+
 import math
 from contextlib import nullcontext
 

@@ -1,3 +1,7 @@
+"""The exported model folder (bert_pos/inference/export.py): the Hugging Face layout and logits,
+the pipeline's entities against bert_pos's, the model card, and the README's snippet.
+"""
+
 import json
 from pathlib import Path
 

@@ -1,4 +1,5 @@
-"""The CRF head, constrained decoding, subword pooling and layer-wise learning rates."""
+"""The heads (bert_pos/modeling/heads/): the CRF, constrained decoding; subword pooling
+(modeling/words.py) and layer-wise learning rates."""
 
 import itertools
 
@@ -6,16 +7,10 @@ import pytest
 import torch
 
 from bert_pos.data.labels import NER_LABELS, invalid_iob2_position
-from bert_pos.modeling.tagger import (
-    LinearChainCRF,
-    allowed_transitions,
-    build_model,
-    compact,
-    log_partition,
-    path_score,
-    pool_words,
-    viterbi,
-)
+from bert_pos.modeling.heads.crf import LinearChainCRF
+from bert_pos.modeling.heads.paths import allowed_transitions, log_partition, path_score, viterbi
+from bert_pos.modeling.tagger import build_model
+from bert_pos.modeling.words import compact, pool_words
 from bert_pos.training.optimization import build_optimizer
 from tests.helpers import TINY_BERT
 
@@ -248,3 +243,24 @@ def test_validation_loss_of_a_crf_is_its_training_objective(tokenizer):
         ).item()
     assert scores["loss"] == pytest.approx(nll, rel=1e-5)
     assert abs(scores["loss"] - cross_entropy) > 1e-3  # the two quantities differ
+
+
+def test_every_head_in_the_registry_builds_and_is_a_config_choice():
+    """A head is one module listed in `HEADS`; the config accepts exactly those names."""
+    from bert_pos.config import CHOICES
+    from bert_pos.modeling.heads import HEADS, build_head
+
+    assert CHOICES["model.head"] == tuple(HEADS)
+    logits = torch.randn(2, 5, len(NER_LABELS))
+    word_starts = torch.tensor([[1, 2, 3], [1, 3, -1]])
+    batch = {
+        "labels": torch.full((2, 5), -100).index_fill_(1, torch.tensor([1, 2]), 0),
+        "word_starts": word_starts,
+        "word_labels": torch.tensor([[0, 0, 0], [0, 0, -100]]),
+    }
+    for name in HEADS:
+        head = build_head(name, len(NER_LABELS), NER_LABELS, "argmax")
+        assert head.loss_sum(logits, batch).dim() == 0
+        assert head.decode_words(logits, word_starts).shape == (2, 3)
+    with pytest.raises(ValueError, match="model.head='span'"):
+        build_head("span", len(NER_LABELS), NER_LABELS, "argmax")

@@ -1,3 +1,7 @@
+"""Label sets and tag schemes (bert_pos/data/labels.py): CoNLL-2003's lists, B- to I- for
+continuation subwords, IOB1 and BIOES to IOB2, and the errors that name the tag.
+"""
+
 from bert_pos.data.labels import (
     CHUNK_LABELS,
     NER_LABELS,

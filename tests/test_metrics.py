@@ -1,3 +1,7 @@
+"""Entity and token scores (bert_pos/scoring/metrics.py) on hand-checked cases, as conlleval
+and seqeval's strict mode score them, and the per-type table.
+"""
+
 import pytest
 
 from bert_pos.scoring.metrics import score_sequences, token_accuracy

@@ -1,3 +1,7 @@
+"""The tagger module (bert_pos/modeling/tagger.py): logits, padding that changes nothing, and
+weights that load into BertForTokenClassification and back.
+"""
+
 import torch
 from safetensors.torch import load_file, save_file
 from transformers import BertConfig, BertForTokenClassification

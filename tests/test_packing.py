@@ -1,4 +1,4 @@
-"""Padding-free batches (bert_pos/packing.py): the packing indices, and a packed tagger's
+"""Padding-free batches (bert_pos/modeling/packing.py): the packing indices, and a packed tagger's
 logits, loss, gradients and predictions against the same tagger on the padded batch."""
 
 import pytest

@@ -1,3 +1,8 @@
+"""Tagging new text (bert_pos/inference/tagging.py, bert_pos.predict): word splitting with
+offsets, windows for long sentences, the command's text, JSON lines and CoNLL outputs, and
+one-line errors.
+"""
+
 import json
 import subprocess
 import sys

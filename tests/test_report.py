@@ -1,3 +1,7 @@
+"""Sweeps and their report (bert_pos.report, conf/sweep, conf/launcher): seeds grouped, the
+best last, failed runs listed, the Optuna and SLURM configs, best vs runner-up over seeds.
+"""
+
 import csv
 import importlib.util
 import json
@@ -170,9 +174,7 @@ def test_multirun_grid_through_the_cli_goes_past_a_failed_run_and_reports(tmp_pa
 def test_slurm_launcher_config_composes():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "train", ["+experiment=baseline", "+launcher=slurm"], return_hydra_config=True
-        )
+        cfg = compose("train", ["experiment=baseline", "+launcher=slurm"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 120
 
@@ -184,7 +186,7 @@ def test_slurm_launcher_config_composes():
 )
 def test_optuna_search_maximises_the_returned_metric(tmp_path):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", ["+experiment=baseline", "+sweep=optuna"], return_hydra_config=True)
+        cfg = compose("train", ["experiment=baseline", "+sweep=optuna"], return_hydra_config=True)
     assert cfg.hydra.sweeper.direction == "maximize"
     assert set(cfg.hydra.sweeper.params) == {
         "optim.lr",
@@ -229,7 +231,7 @@ def test_optuna_search_maximises_the_returned_metric(tmp_path):
 
 def test_sweep_config_lists_a_learning_rate_seed_grid():
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("train", ["+experiment=baseline", "+sweep=lr_seed"], return_hydra_config=True)
+        cfg = compose("train", ["experiment=baseline", "+sweep=lr_seed"], return_hydra_config=True)
     assert cfg.hydra.sweeper.params == {"optim.lr": "1e-5,2e-5,3e-5,5e-5", "seed": "1,2,3"}
     assert cfg.optim.lr == 2e-5  # the sweep only adds sweeper params; the recipe is unchanged
 

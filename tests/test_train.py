@@ -1,3 +1,8 @@
+"""The training loop end to end (bert_pos/training/) on tiny random models: gradient
+accumulation and loss normalisation, weight decay groups, what a run writes, evaluations
+during training, precision, and the command line's one-line errors.
+"""
+
 import json
 import math
 import os

@@ -107,20 +107,29 @@ def usage_snippet(cfg: DictConfig, model_dir: str) -> list[str]:
     ]
 
 
+SCORE_NAMES = [
+    ("loss", "Loss"),
+    ("precision", "Precision"),
+    ("recall", "Recall"),
+    ("f1", "F1"),
+    ("accuracy", "Accuracy"),
+]
+FRAMEWORKS = [
+    ("Transformers", "transformers"),
+    ("Pytorch", "torch"),
+    ("Datasets", "datasets"),
+    ("Tokenizers", "tokenizers"),
+    ("bert_pos", "bert_pos"),
+]
+
+
 def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str = ".") -> str:
     """A model card in the layout of the Hugging Face Trainer's cards (the reference card's),
     with every setting of the recipe (the config's flat view) below the Trainer's lines, and
     the pipeline call that tags as bert_pos does (`model_dir`: where the export is)."""
     best = next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
-    score_names = [
-        ("loss", "Loss"),
-        ("precision", "Precision"),
-        ("recall", "Recall"),
-        ("f1", "F1"),
-        ("accuracy", "Accuracy"),
-    ]
     validation = [
-        f"- {title}: {best[f'val/{key}']:.4f}" for key, title in score_names if f"val/{key}" in best
+        f"- {title}: {best[f'val/{key}']:.4f}" for key, title in SCORE_NAMES if f"val/{key}" in best
     ]
     data = dataset_name(cfg.data)
     head = "a linear-chain CRF over the words" if cfg.model.head == "crf" else "a linear"
@@ -166,28 +175,25 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str =
         format_results_table(metrics["epochs"]),
         "",
     ]
-    if "test" in metrics:
-        test = metrics["test"]
-        sections += ["### Test results", ""]
-        sections += [f"- {title}: {test[key]:.4f}" for key, title in score_names if key in test]
-        if "test_bootstrap" in metrics:
-            overall = metrics["test_bootstrap"]["scores"]["overall"]
-            low, high = overall["interval"]
-            sections.append(
-                f"- 95% interval of the word-level {'F1' if 'f1' in test else 'accuracy'} "
-                f"({overall['score']:.4f}), 1,000 bootstrap resamples of the test "
-                f"sentences: [{low:.4f}, {high:.4f}]"
-            )
-        sections.append("")
+    sections += test_results(metrics)
     sections += ["### Framework versions", ""]
-    sections += [
-        f"- {name} {_version(package)}"
-        for name, package in [
-            ("Transformers", "transformers"),
-            ("Pytorch", "torch"),
-            ("Datasets", "datasets"),
-            ("Tokenizers", "tokenizers"),
-            ("bert_pos", "bert_pos"),
-        ]
-    ]
+    sections += [f"- {name} {_version(package)}" for name, package in FRAMEWORKS]
     return "\n".join(sections + [""])
+
+
+def test_results(metrics: dict) -> list[str]:
+    """The card's test section: the best checkpoint's scores and their bootstrap interval."""
+    if "test" not in metrics:
+        return []
+    test = metrics["test"]
+    lines = ["### Test results", ""]
+    lines += [f"- {title}: {test[key]:.4f}" for key, title in SCORE_NAMES if key in test]
+    if "test_bootstrap" in metrics:
+        overall = metrics["test_bootstrap"]["scores"]["overall"]
+        low, high = overall["interval"]
+        lines.append(
+            f"- 95% interval of the word-level {'F1' if 'f1' in test else 'accuracy'} "
+            f"({overall['score']:.4f}), 1,000 bootstrap resamples of the test "
+            f"sentences: [{low:.4f}, {high:.4f}]"
+        )
+    return lines + [""]

@@ -22,7 +22,8 @@ from bert_pos.data.encoding import encode_sentences
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.inference.loading import TrainedModelError, load_trained
 from bert_pos.modeling.encoders import max_length_of
-from bert_pos.modeling.tagger import Tagger, at_word_starts
+from bert_pos.modeling.tagger import Tagger
+from bert_pos.modeling.words import at_word_starts
 from bert_pos.runtime.devices import autocast_for, pick_device, resolve_precision
 from bert_pos.scoring.scorer import UNALIGNED
 
