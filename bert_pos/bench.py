@@ -36,7 +36,6 @@ import logging
 import multiprocessing
 import platform
 import resource
-import sys
 import time
 from pathlib import Path
 
@@ -44,7 +43,8 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from bert_pos.config import BenchConfig, accept_plus_groups, check_config, register_configs
+from bert_pos.cli import command, run_command
+from bert_pos.config import BenchConfig, check_config, register_configs
 from bert_pos.scoring.time_to_accuracy import format_time_to_accuracy, times_to_targets
 
 log = logging.getLogger(__name__)
@@ -328,10 +328,10 @@ def add_model_flops_utilisation(cfg: DictConfig, results: dict) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+@command("bert_pos.bench", check=lambda cfg: check_config(cfg, BenchConfig))
 def main(cfg: DictConfig) -> None:
     bench(cfg, Path(HydraConfig.get().runtime.output_dir), list(SIDES))
 
 
 if __name__ == "__main__":
-    sys.argv = accept_plus_groups(sys.argv)
-    main()
+    run_command(main)

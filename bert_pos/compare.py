@@ -20,9 +20,10 @@ import json
 import sys
 from pathlib import Path
 
+from bert_pos.cli import run_command
+from bert_pos.runtime.errors import UserError
 from bert_pos.scoring.predictions import (
     Predictions,
-    PredictionsFileError,
     predictions_file,
     read_predictions,
 )
@@ -37,7 +38,7 @@ PERMUTATIONS_PER_RESAMPLE = 10  # approximate randomization draws 10x the bootst
 SHOWN_SENTENCES = 20  # sentences listed per direction by --sentences
 
 
-class CompareError(Exception):
+class CompareError(UserError):
     """A problem with the inputs; reported in one line, exit status 1."""
 
 
@@ -202,8 +203,4 @@ def main(arguments: list[str]) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1:])
-    except (CompareError, PredictionsFileError) as err:
-        print(f"compare: {err}", file=sys.stderr)
-        sys.exit(1)
+    run_command(main, sys.argv[1:])

@@ -1,4 +1,4 @@
-"""The typed schema of the training config, its allowed choices, and its flat view.
+"""The typed schema of the training config and its checks.
 
 The values live in `conf/` (the one home of defaults); these dataclasses only say which keys
 exist and their types. Registered in Hydra's ConfigStore as `train_schema` and listed first in

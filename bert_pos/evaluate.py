@@ -10,7 +10,7 @@ config; the model through `bert_pos.inference.loading.load_trained`, so a run ki
 evaluates too). Writes into `<run_dir>/eval/<split or file name>/`: `predictions.txt`
 (`word gold predicted`, conlleval's input format), `metrics.json` (overall and per type) and
 `confusion_matrix.png`; prints the per-type table. The work is done by
-`bert_pos.scoring.scorer.evaluate_run`.
+`bert_pos.inference.evaluate_run`.
 """
 
 import logging
@@ -20,8 +20,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from bert_pos.config import check_known_keys
-from bert_pos.runtime.errors import UserError
+from bert_pos.cli import command, run_command
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +43,13 @@ ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@command("bert_pos.evaluate", EvaluateConfig)
 def main(cfg: DictConfig) -> float:
-    try:
-        check_known_keys(cfg, EvaluateConfig, "bert_pos.evaluate")
-        from bert_pos.inference.evaluate_run import (
-            evaluate_run,  # torch and co.: after the config is checked
-        )
+    from bert_pos.inference.evaluate_run import evaluate_run  # torch and co.: only now
 
-        scores = evaluate_run(cfg)
-    except UserError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    scores = evaluate_run(cfg)
     return scores.get("f1", scores["accuracy"])
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

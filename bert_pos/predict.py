@@ -23,7 +23,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from bert_pos.config import check_known_keys
+from bert_pos.cli import command, run_command
 from bert_pos.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -45,19 +45,15 @@ ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
+@command("bert_pos.predict", PredictConfig)
 def main(cfg: DictConfig) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
-    try:
-        check_known_keys(cfg, PredictConfig, "bert_pos.predict")
-        if not Path(cfg.model_dir).is_dir():  # said before torch is imported
-            raise UserError(f"model_dir={cfg.model_dir}: no such folder (a run or its model/)")
-        from bert_pos.inference.tagging import predict  # torch and co.: after the config is checked
+    if not Path(cfg.model_dir).is_dir():  # said before torch is imported
+        raise UserError(f"model_dir={cfg.model_dir}: no such folder (a run or its model/)")
+    from bert_pos.inference.tagging import predict  # torch and co.: only now
 
-        predict(cfg)
-    except UserError as err:
-        log.error("%s", err)
-        raise SystemExit(1) from None
+    predict(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from bert_pos.cli import run_command
 from bert_pos.runtime.paths import FAILED_MARKER
 
 SEED_KEY = "seed"
@@ -346,4 +347,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_command(main)

@@ -19,7 +19,6 @@ import logging
 import math
 import shutil
 import signal
-import sys
 import traceback
 from pathlib import Path
 
@@ -28,7 +27,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from bert_pos.config import ConfigError, accept_plus_groups, check_config, register_configs
+from bert_pos.cli import command, run_command
+from bert_pos.config import ConfigError, check_config, register_configs
 from bert_pos.runtime.errors import TrainingInterrupted, UserError
 from bert_pos.runtime.paths import FAILED_MARKER
 from bert_pos.runtime.recipe import continue_command
@@ -46,6 +46,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@command("bert_pos.train")
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the selection metric, which sweepers maximise.
 
@@ -55,11 +56,7 @@ def main(cfg: DictConfig) -> float:
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
     if cfg.resume == "auto" and hydra_config.mode == RunMode.RUN:
-        try:
-            check_auto_resume_has_a_folder(cfg, hydra_config, run_dir)
-        except ConfigError as err:
-            log.error("%s", err)
-            raise SystemExit(1) from None
+        check_auto_resume_has_a_folder(cfg, hydra_config, run_dir)
     from bert_pos.runtime import distributed
 
     ddp = distributed.setup(cfg.device)
@@ -88,11 +85,7 @@ def main(cfg: DictConfig) -> float:
                 exc_info=not user_error,
             )
             return math.nan
-        if user_error:
-            # Problems with the user's input: the message says what to fix; a traceback would not.
-            log.error("%s", err)
-            raise SystemExit(1) from None
-        raise
+        raise  # a UserError: one line (cli.command); anything else: its traceback
     finally:
         distributed.teardown()
     return metrics["best"][metrics["selection_metric"]]
@@ -157,5 +150,4 @@ def join_main_run_dir(own_run_dir: Path) -> Path:
 
 
 if __name__ == "__main__":
-    sys.argv = accept_plus_groups(sys.argv)
-    main()
+    run_command(main)

@@ -1,0 +1,62 @@
+"""What every command shares, written once: the config checked before any heavy import, a
+user's mistake reported as one line with exit status 1, and `+experiment=NAME` accepted.
+
+    @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+    @command("bert_pos.evaluate", EvaluateConfig)
+    def main(cfg: DictConfig):
+        from bert_pos.inference.evaluate_run import evaluate_run  # torch: only now
+
+        return evaluate_run(cfg)
+
+    if __name__ == "__main__":
+        run_command(main)
+
+Commands that take plain arguments (compare, report) call `run` alone. Nothing here imports
+torch: a command answers a typo in well under a second.
+"""
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+
+from omegaconf import DictConfig
+
+from bert_pos.config import accept_plus_groups, check_known_keys
+from bert_pos.runtime.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def command(name: str, schema: type | None = None, check: Callable | None = None):
+    """Wrap a Hydra entry point: the config's keys checked against `schema` (or by `check`)
+    first, and a UserError raised anywhere inside logged as one line, exit status 1."""
+
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapped(cfg: DictConfig):
+            try:
+                if check is not None:
+                    check(cfg)
+                elif schema is not None:
+                    check_known_keys(cfg, schema, name)
+                return function(cfg)
+            except UserError as err:
+                log.error("%s", err)
+                raise SystemExit(1) from None
+
+        return wrapped
+
+    return decorate
+
+
+def run_command(main: Callable, *arguments) -> None:
+    """`python -m bert_pos.<command>`: the `+experiment=` form read as `experiment=`, and a
+    UserError that reaches here (commands without Hydra) printed as one line, exit status 1."""
+    sys.argv = accept_plus_groups(sys.argv)
+    try:
+        main(*arguments)
+    except UserError as err:
+        program = sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py")
+        print(f"{program}: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
