@@ -71,7 +71,7 @@ class DataConfig:
     label_column: int | None = MISSING  # null: the CoNLL-2003 task's column
     scheme: str = MISSING  # SCHEMES
     labels: list[str] | None = MISSING  # the label list (in `scheme`); null: from the data
-    hub_name: str = MISSING  # hub dataset or folder `load_dataset` reads; used when `dir` is null
+    hub_name: str | None = MISSING  # hub dataset or folder `load_dataset` reads; used when `dir` is null
     hub_config: str | None = MISSING  # e.g. a language of a multilingual dataset
     hub_revision: str | None = MISSING
     tokens_column: str = MISSING  # columns of hub, saved and JSON-lines data
@@ -270,6 +270,11 @@ def data_problems(data: DictConfig) -> list[str]:
     problems = []
     if data.dir is not None and not Path(data.dir).expanduser().is_dir():
         problems.append(f"data.dir={data.dir}: no such folder")  # said before torch loads
+    if data.dir is None and not data.demo_corpus and data.hub_name is None:
+        problems.append(
+            "data.hub_name=null and data.dir=null: name a hub dataset (data=conll2003, ...) "
+            "or a local folder (data.dir=PATH)"
+        )
     for key in ("train_file", "validation_file"):
         if data[key] is None:
             problems.append(f"data.{key}=null: training needs this split")

@@ -114,7 +114,7 @@ def test_sweep_folders_always_name_the_seed():
 
 
 # Where each group's defaults live; keys without a group are in conf/train.yaml.
-DEFAULTS_FILE = {"data": "data/conll2003.yaml", "model": "model/common.yaml"}
+DEFAULTS_FILE = {"data": "data/common.yaml", "model": "model/common.yaml"}
 
 
 def yaml_comment_of(key: str) -> str:
@@ -153,9 +153,10 @@ def test_each_choice_list_is_the_one_its_yaml_and_the_readme_describe(key):
     assert [value for value in CHOICES[key] if f"`{value}`" not in row] == []
 
 
-def test_model_files_state_only_what_differs_from_the_shared_default():
-    common = OmegaConf.load(Path(CONF_DIR, "model", "common.yaml"))
-    for path in Path(CONF_DIR, "model").glob("*.yaml"):
+@pytest.mark.parametrize("group", ["model", "data"])
+def test_presets_state_only_what_differs_from_the_shared_default(group):
+    common = OmegaConf.load(Path(CONF_DIR, group, "common.yaml"))
+    for path in Path(CONF_DIR, group).glob("*.yaml"):
         if path.name == "common.yaml":
             continue
         own = OmegaConf.load(path)
@@ -213,7 +214,7 @@ def test_every_command_refuses_an_added_typo_in_one_line(command, typo, tmp_path
 
 
 def test_the_readme_says_where_the_tokenization_cache_is_and_how_to_clear_it():
-    default = OmegaConf.load(Path(CONF_DIR, "data", "conll2003.yaml")).cache_dir
+    default = OmegaConf.load(Path(CONF_DIR, "data", "common.yaml")).cache_dir
     readme = Path(CONF_DIR).parent.joinpath("README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `data.cache_dir`"))
     assert default in row and f"rm -r {default}" in row and "`data.cache_dir=null`" in row

@@ -461,9 +461,9 @@ def preset_rows(features: Features, tags_column: str, count: int) -> dict:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_composes_passes_checks_and_states_only_what_differs(preset):
     check_config(compose_config([f"data={preset}"]))
-    defaults = OmegaConf.load(Path(CONF_DIR, "data", "conll2003.yaml"))
+    defaults = OmegaConf.load(Path(CONF_DIR, "data", "common.yaml"))
     own = OmegaConf.load(Path(CONF_DIR, "data", f"{preset}.yaml"))
-    assert list(own.defaults) == ["conll2003", "_self_"]
+    assert list(own.defaults) == ["common", "_self_"]
     assert [key for key in own if key != "defaults" and own[key] == defaults[key]] == []
     header = Path(CONF_DIR, "data", f"{preset}.yaml").read_text()
     assert f"python -m bert_pos.train data={preset}" in header
