@@ -114,7 +114,12 @@ def test_sweep_folders_always_name_the_seed():
 
 
 # Where each group's defaults live; keys without a group are in conf/train.yaml.
-DEFAULTS_FILE = {"data": "data/common.yaml", "model": "model/common.yaml"}
+DEFAULTS_FILE = {
+    "data": "data/common.yaml",
+    "model": "model/common.yaml",
+    "eval": "eval/default.yaml",
+    "nonfinite": "nonfinite/default.yaml",
+}
 
 
 def yaml_comment_of(key: str) -> str:
