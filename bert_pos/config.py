@@ -22,7 +22,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from bert_pos.data.formats import FORMATS, reads_conll_files
+from bert_pos.data.formats import FORMATS, DataSource
 from bert_pos.data.labels import CONLL2003_TASKS
 from bert_pos.modeling.heads import HEADS
 from bert_pos.runtime.choices import (
@@ -71,7 +71,9 @@ class DataConfig:
     label_column: int | None = MISSING  # null: the CoNLL-2003 task's column
     scheme: str = MISSING  # SCHEMES
     labels: list[str] | None = MISSING  # the label list (in `scheme`); null: from the data
-    hub_name: str | None = MISSING  # hub dataset or folder `load_dataset` reads; used when `dir` is null
+    hub_name: str | None = (
+        MISSING  # hub dataset or folder `load_dataset` reads; used when `dir` is null
+    )
     hub_config: str | None = MISSING  # e.g. a language of a multilingual dataset
     hub_revision: str | None = MISSING
     tokens_column: str = MISSING  # columns of hub, saved and JSON-lines data
@@ -270,7 +272,7 @@ def data_problems(data: DictConfig) -> list[str]:
     problems = []
     if data.dir is not None and not Path(data.dir).expanduser().is_dir():
         problems.append(f"data.dir={data.dir}: no such folder")  # said before torch loads
-    if data.dir is None and not data.demo_corpus and data.hub_name is None:
+    if DataSource.of(data).kind == "hub" and data.hub_name is None:
         problems.append(
             "data.hub_name=null and data.dir=null: name a hub dataset (data=conll2003, ...) "
             "or a local folder (data.dir=PATH)"
@@ -278,7 +280,11 @@ def data_problems(data: DictConfig) -> list[str]:
     for key in ("train_file", "validation_file"):
         if data[key] is None:
             problems.append(f"data.{key}=null: training needs this split")
-    if data.task not in CONLL2003_TASKS and data.label_column is None and reads_conll_files(data):
+    if (
+        data.task not in CONLL2003_TASKS
+        and data.label_column is None
+        and DataSource.of(data).reads_conll_files
+    ):
         problems.append(
             f"data.task={data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): set "
             "data.label_column, the 0-based column of its tags in the CoNLL files (the labels "

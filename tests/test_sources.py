@@ -16,7 +16,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from omegaconf import OmegaConf
 
 from bert_pos.config import ConfigError, check_config
-from bert_pos.data.formats import source_kind, split_format
+from bert_pos.data.formats import DataSource, split_format
 from bert_pos.data.labels import CHUNK_LABELS, IGNORE_INDEX, NER_LABELS, POS_LABELS
 from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names
 from bert_pos.data.tables import held_out_rows
@@ -498,7 +498,7 @@ def test_a_saved_dataset_dict_reads_its_splits_by_name(tmp_path):
         }
     )
     saved.save_to_disk(str(tmp_path / "saved"))
-    assert source_kind(data_config(f"dir={tmp_path / 'saved'}")) == "saved"
+    assert DataSource.of(data_config(f"dir={tmp_path / 'saved'}")).kind == "saved"
     label_names, splits = load(f"dir={tmp_path / 'saved'}", "split_names.validation=dev")
     assert label_names == NER_LABELS and set(splits) == {"train", "validation"}
     assert names_of(splits["validation"], label_names) == NER
@@ -532,9 +532,12 @@ def test_the_format_follows_the_name_unless_data_format_says(tmp_path):
     for name in ("train.txt", "train.conll", "eng.train"):
         assert split_format(tmp_path / name, None) == "conll"
     assert split_format(tmp_path / "train.txt", "jsonl") == "jsonl"
-    assert source_kind(data_config()) == "hub"
-    assert source_kind(data_config("demo_corpus=true")) == "demo"
-    assert source_kind(data_config(f"dir={tmp_path}")) == "files"
+    assert DataSource.of(data_config()).kind == "hub"
+    assert DataSource.of(data_config("demo_corpus=true")).kind == "demo"
+    files = DataSource.of(data_config(f"dir={tmp_path}", "train_file=train.jsonl"))
+    assert files.kind == "files" and files.files["train"] == (tmp_path / "train.jsonl", "jsonl")
+    assert files.files["validation"] == (tmp_path / "validation.txt", "conll")
+    assert files.reads_conll_files and not files.first_split_is_conll
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 Light on purpose (no `datasets` import): `check_config` asks it before the heavy libraries load.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -12,16 +13,50 @@ FORMATS = ("conll", "jsonl", "saved")  # data.format; null = from each split's f
 JSONL_SUFFIXES = (".jsonl", ".json")
 
 
-def source_kind(data: DictConfig) -> str:
-    """Where the splits come from: `hub` (data.hub_name: a hub dataset or a folder that
-    `datasets.load_dataset` reads), `demo` (the generated demo corpus), `saved` (data.dir is
-    a DatasetDict saved by `datasets`, with dataset_dict.json) or `files` (data.dir holds one
-    file, or one saved split folder, per split: data.train_file, ...)."""
-    if data.dir is None:
-        return "demo" if data.demo_corpus else "hub"
-    if data.format in (None, "saved") and (Path(data.dir) / "dataset_dict.json").is_file():
-        return "saved"
-    return "files"
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's splits come from, worked out once from `cfg.data`:
+
+    - kind `hub`: data.hub_name, a hub dataset or a folder `datasets.load_dataset` reads;
+    - `demo`: the generated demo corpus;
+    - `saved`: data.dir is a DatasetDict saved by `datasets` (with dataset_dict.json);
+    - `files`: data.dir holds one file, or one saved split folder, per split (`files`: each
+      split's path and the reader its format needs)."""
+
+    kind: str
+    name: str  # as messages name it: the folder, or the hub dataset with its config
+    files: dict[str, tuple[Path, str]]  # kind files: split -> (path, conll | jsonl | saved)
+
+    @classmethod
+    def of(cls, data: DictConfig) -> "DataSource":
+        if data.dir is None:
+            if data.demo_corpus:
+                return cls("demo", "the demo corpus", {})
+            name = f"{data.hub_name}" + (f" ({data.hub_config})" if data.hub_config else "")
+            return cls("hub", name, {})
+        if data.format in (None, "saved") and (Path(data.dir) / "dataset_dict.json").is_file():
+            return cls("saved", str(data.dir), {})
+        files = {}
+        for split in SPLITS:
+            if data[f"{split}_file"] is not None:
+                path = Path(data.dir) / data[f"{split}_file"]
+                files[split] = (path, split_format(path, data.format))
+        return cls("files", str(data.dir), files)
+
+    @property
+    def reads_conll_files(self) -> bool:
+        """Whether any split is read from CoNLL column files (which need a label column)."""
+        if self.kind != "files":
+            return self.kind == "demo"
+        return any(fmt == "conll" for _, fmt in self.files.values())
+
+    @property
+    def first_split_is_conll(self) -> bool:
+        """The demo corpus, or CoNLL files (the first split's decides): where a CoNLL-2003
+        task's fixed label list applies."""
+        if self.kind != "files":
+            return self.kind == "demo"
+        return bool(self.files) and next(iter(self.files.values()))[1] == "conll"
 
 
 def split_format(path: Path, configured: str | None) -> str:
@@ -35,12 +70,3 @@ def split_format(path: Path, configured: str | None) -> str:
     if path.is_dir():
         return "saved"
     return "conll"
-
-
-def reads_conll_files(data: DictConfig) -> bool:
-    """Whether any split is read from CoNLL column files (which need a label column)."""
-    kind = source_kind(data)
-    if kind != "files":
-        return kind == "demo"
-    names = [data[f"{split}_file"] for split in SPLITS if data[f"{split}_file"] is not None]
-    return any(split_format(Path(data.dir) / name, data.format) == "conll" for name in names)

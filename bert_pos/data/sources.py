@@ -37,7 +37,7 @@ from omegaconf import DictConfig
 
 from bert_pos.data.conll import Sentence, read_conll, split_file
 from bert_pos.data.demo_corpus import write_demo_corpus
-from bert_pos.data.formats import SPLITS, source_kind, split_format
+from bert_pos.data.formats import SPLITS, DataSource, split_format
 from bert_pos.data.jsonl import read_jsonl
 from bert_pos.data.labels import (
     CONLL2003_TASKS,
@@ -106,7 +106,7 @@ def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -
     """
     if data.labels is not None:
         return iob2_label_names(list(data.labels), data.scheme)
-    kind = source_kind(data)
+    kind = DataSource.of(data).kind
     if kind in ("hub", "saved"):
         source = source_name(data)
         train = chosen_splits(open_named_splits(data), data.split_names, source)["train"]
@@ -129,11 +129,7 @@ def uses_task_labels(data: DictConfig) -> bool:
     without data.labels."""
     if data.labels is not None or data.task not in CONLL2003_TASKS:
         return False
-    kind = source_kind(data)
-    if kind != "files":
-        return kind == "demo"
-    names = [data[f"{split}_file"] for split in SPLITS if data[f"{split}_file"] is not None]
-    return bool(names) and split_format(Path(data.dir) / names[0], data.format) == "conll"
+    return DataSource.of(data).first_split_is_conll
 
 
 def table_label_names(table: Table, scheme: str) -> list[str]:
@@ -158,7 +154,7 @@ def load_splits(
     broken spans. `label_names` are the model's; validation and test may hold labels outside
     them unless the list is a CoNLL-2003 task's (see the module docstring).
     """
-    if source_kind(data) in ("hub", "saved"):
+    if DataSource.of(data).kind in ("hub", "saved"):
         return load_named_splits(data, label_names)
     directory = files_directory(data, demo_corpus_dir)
     fixed = uses_task_labels(data)
@@ -242,14 +238,12 @@ def with_held_out_validation(splits: DatasetDict, fraction: float, seed: int) ->
 
 def source_name(data: DictConfig) -> str:
     """A hub or saved dataset as messages name it, e.g. `unimelb-nlp/wikiann (en)`."""
-    if source_kind(data) == "saved":
-        return data.dir
-    return data.hub_name + (f" ({data.hub_config})" if data.hub_config else "")
+    return DataSource.of(data).name
 
 
 def open_named_splits(data: DictConfig) -> DatasetDict:
     """The DatasetDict saved in `data.dir`, or the hub dataset `data.hub_name`."""
-    if source_kind(data) == "saved":
+    if DataSource.of(data).kind == "saved":
         from datasets import load_from_disk
 
         return load_from_disk(data.dir)

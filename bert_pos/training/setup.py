@@ -13,6 +13,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from bert_pos.data.formats import DataSource
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
 from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names, subset
@@ -156,7 +157,7 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
     """Label names, sentences of each split, the tokenizer, and where the pretrained weights
     are (None: random init). Fails fast where they would need an absent network."""
     model_source = resolve_model_source(cfg.model)
-    from_hub = cfg.data.dir is None and not cfg.data.demo_corpus
+    from_hub = DataSource.of(cfg.data).kind == "hub"
     check_hub_access(
         model_name=model_source if cfg.model.package is None else None,
         dataset_name=cfg.data.hub_name if from_hub else None,
