@@ -8,6 +8,13 @@ from pathlib import Path
 import datasets
 from omegaconf import DictConfig
 
+from bert_pos.data.conll import ConllFormatError
+from bert_pos.data.labels import is_span_label_set
+from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
+from bert_pos.data.sources import load_splits
+from bert_pos.inference.loading import run_data_config
+from bert_pos.modeling.encoders import max_length_of
+from bert_pos.runtime.devices import autocast_for, padding_multiple, pick_device, resolve_precision
 from bert_pos.scoring.metrics import format_per_type_table
 from bert_pos.scoring.scorer import evaluate_split
 
@@ -17,31 +24,9 @@ log = logging.getLogger(__name__)
 def evaluate_run(cfg: DictConfig) -> dict:
     """Score a run's `checkpoint` on `split` (or on `file`) as `python -m bert_pos.evaluate`
     is asked (its config: conf/evaluate.yaml); returns the scores."""
-    from bert_pos.data.conll import ConllFormatError
-    from bert_pos.data.labels import is_span_label_set
-    from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
-    from bert_pos.data.sources import load_splits
-    from bert_pos.inference.loading import run_data_config
-    from bert_pos.modeling.encoders import max_length_of
-    from bert_pos.runtime.devices import (
-        autocast_for,
-        padding_multiple,
-        pick_device,
-        resolve_precision,
-    )
-
     run_dir = Path(cfg.run_dir)
     trained = load_run_checkpoint(run_dir, cfg.checkpoint, cfg.decode)
-    data = run_data_config(trained.run_config)
-    if cfg.file is not None:
-        data.dir, data.test_file = str(Path(cfg.file).parent), Path(cfg.file).name
-        data.train_file = data.validation_file = None
-        data.demo_corpus = False
-        split = "test"
-    else:
-        split = cfg.split
-        for other in {"train", "validation", "test"} - {split}:
-            data[f"{other}_file"] = None
+    data, split = data_to_score(trained.run_config, cfg.file, cfg.split)
     level = cfg.level or trained.run_config.eval.level
     settings = evaluation_settings(cfg, trained, level)
     name = folder_name(settings, trained)
@@ -82,6 +67,20 @@ def evaluate_run(cfg: DictConfig) -> dict:
     )
     log.info("wrote %s", run_dir / "eval" / name)
     return scores
+
+
+def data_to_score(run_config: DictConfig, file: str | None, split: str):
+    """The run's data settings narrowed to the one split to score (or to `file`, read as the
+    run read its test file), and that split's name."""
+    data = run_data_config(run_config)
+    if file is not None:
+        data.dir, data.test_file = str(Path(file).parent), Path(file).name
+        data.train_file = data.validation_file = None
+        data.demo_corpus = False
+        return data, "test"
+    for other in {"train", "validation", "test"} - {split}:
+        data[f"{other}_file"] = None
+    return data, split
 
 
 def load_run_checkpoint(run_dir: Path, checkpoint: str, decode: str | None):
