@@ -23,3 +23,4 @@ measure "predict --help" python -m bert_pos.predict --help
 measure "predict --cfg job" python -m bert_pos.predict model_dir=x --cfg job
 measure "predict formatt=jsonl (misspelt)" python -m bert_pos.predict model_dir=x formatt=jsonl
 measure "report --help" python -m bert_pos.report --help
+measure "compare (no files)" python -m bert_pos.compare
