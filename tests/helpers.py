@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 from bert_pos.config import accept_plus_groups, register_configs
 from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.labels import NER_LABELS
+from bert_pos.modeling.heads.linear import LinearHead
 from bert_pos.modeling.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +71,12 @@ ID = {label: i for i, label in enumerate(NER_LABELS)}
 class FixedTagger(torch.nn.Module):
     """Predicts, at each position, the label id stored in input_ids (ids are label ids here)."""
 
-    crf, decoding = None, "argmax"
+    def __init__(self):
+        super().__init__()
+        self.tag_head_name = LinearHead.module_name
+        self.add_module(self.tag_head_name, LinearHead(len(NER_LABELS), None, "argmax"))
+
+    tag_head = Tagger.tag_head
     decode_words = Tagger.decode_words  # argmax at each word's first subword
     loss_sum = Tagger.loss_sum  # cross-entropy
 

@@ -429,7 +429,7 @@ PRESET_LAYOUTS = {
 PRESETS = sorted(
     path.stem
     for path in Path(CONF_DIR, "data").glob("*.yaml")
-    if path.stem not in ("conll2003", "demo")
+    if path.stem not in ("common", "conll2003", "demo")  # the hub presets
 )
 
 
