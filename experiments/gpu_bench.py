@@ -63,11 +63,11 @@ def default_data_dir() -> Path:
 def compose_bench_config(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from bert_pos.config import register_configs
+    from bert_pos.config import accept_plus_groups, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="bench", overrides=overrides)
+        return compose(config_name="bench", overrides=accept_plus_groups(overrides))
 
 
 def measure(out_dir: Path, dry_run: bool, data_dir: Path, extra: list[str]) -> list[dict]:

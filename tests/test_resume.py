@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import bert_pos.training.loop as loop_module
+from bert_pos.config import accept_plus_groups
 from bert_pos.runtime.checkpoint import (
     CheckpointError,
     latest_good_checkpoint,
@@ -161,12 +162,13 @@ def test_sigterm_finishes_the_step_saves_and_exits_with_a_message(tmp_path):
     output, _ = process.communicate(timeout=120)
     assert process.returncode == 128 + signal.SIGTERM, output[-2000:]
     assert "SIGTERM received: stopped after step" in output and "resume=auto" in output
+    # the command line as Hydra received it: `+experiment=demo` is read as `experiment=demo`
     continuing = shlex.join(
         [
             "python",
             "-m",
             "bert_pos.train",
-            *TINY_DEMO_OVERRIDES,
+            *accept_plus_groups(TINY_DEMO_OVERRIDES),
             "epochs=30",
             "checkpoint.every_n_steps=5",
             "resume=auto",
@@ -271,7 +273,7 @@ def test_auto_resume_without_a_run_folder_stops_with_the_command_that_continues(
                 "python",
                 "-m",
                 "bert_pos.train",
-                "+experiment=demo",
+                "experiment=demo",  # as Hydra received it
                 "resume=auto",
                 f"hydra.run.dir={earlier}",
             ]

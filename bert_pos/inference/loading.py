@@ -30,7 +30,7 @@ from bert_pos.runtime.paths import (
 )
 
 log = logging.getLogger(__name__)
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 class TrainedModelError(UserError, ValueError):
