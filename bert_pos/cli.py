@@ -20,12 +20,19 @@ import logging
 import sys
 from collections.abc import Callable
 
-from omegaconf import DictConfig
-
-from bert_pos.config import accept_plus_groups, check_known_keys
 from bert_pos.runtime.errors import UserError
 
 log = logging.getLogger(__name__)
+
+GROUPS_IN_DEFAULTS = ("experiment",)  # conf/train.yaml lists them (`experiment: null`)
+
+
+def accept_plus_groups(arguments: list[str]) -> list[str]:
+    """`+experiment=NAME` read as `experiment=NAME`. The group is in the defaults list, so
+    `experiment=NAME` chooses it; Hydra refuses the `+` form for such a group, which users,
+    scripts and older commands type."""
+    plus = tuple(f"+{group}=" for group in GROUPS_IN_DEFAULTS)
+    return [a[1:] if a.startswith(plus) else a for a in arguments]
 
 
 def command(name: str, schema: type | None = None, check: Callable | None = None):
@@ -34,7 +41,9 @@ def command(name: str, schema: type | None = None, check: Callable | None = None
 
     def decorate(function):
         @functools.wraps(function)
-        def wrapped(cfg: DictConfig):
+        def wrapped(cfg):
+            from bert_pos.config import check_known_keys  # Hydra commands have it loaded
+
             try:
                 if check is not None:
                     check(cfg)

@@ -211,17 +211,6 @@ def sweep_subdir(override_dirname: str, seed: int) -> str:
     return f"{name}/seed={seed}" if name else f"seed={seed}"
 
 
-GROUPS_IN_DEFAULTS = ("experiment",)  # conf/train.yaml lists them (`experiment: null`)
-
-
-def accept_plus_groups(arguments: list[str]) -> list[str]:
-    """`+experiment=NAME` read as `experiment=NAME`. The group is in the defaults list, so
-    `experiment=NAME` chooses it; Hydra refuses the `+` form for such a group, which users,
-    scripts and older commands type."""
-    plus = tuple(f"+{group}=" for group in GROUPS_IN_DEFAULTS)
-    return [a[1:] if a.startswith(plus) else a for a in arguments]
-
-
 def register_configs() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     ConfigStore.instance().store(name="bench_schema", node=BenchConfig)

@@ -63,7 +63,8 @@ def default_data_dir() -> Path:
 def compose_bench_config(overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
-    from bert_pos.config import accept_plus_groups, register_configs
+    from bert_pos.cli import accept_plus_groups
+    from bert_pos.config import register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

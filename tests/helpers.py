@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from hydra import compose, initialize_config_dir
 
-from bert_pos.config import accept_plus_groups, register_configs
+from bert_pos.cli import accept_plus_groups
+from bert_pos.config import register_configs
 from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.labels import NER_LABELS
 from bert_pos.modeling.heads.linear import LinearHead

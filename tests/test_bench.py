@@ -16,7 +16,7 @@ from bert_pos.bench import (
     format_report,
     training_flops_per_token,
 )
-from bert_pos.config import accept_plus_groups
+from bert_pos.cli import accept_plus_groups
 from bert_pos.runtime.devices import cpu_description
 from bert_pos.scoring.time_to_accuracy import format_time_to_accuracy, time_to, times_to_targets
 from bert_pos.training.floor import FLOOR_STEPS

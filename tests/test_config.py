@@ -33,7 +33,7 @@ def test_every_experiment_composes_and_passes_checks(experiment):
 def test_an_experiment_is_chosen_with_or_without_a_plus():
     """`experiment=NAME` chooses the group listed in the defaults; the `+experiment=NAME`
     users and scripts type is read the same way, and other `+` overrides are left alone."""
-    from bert_pos.config import accept_plus_groups
+    from bert_pos.cli import accept_plus_groups
 
     assert accept_plus_groups(["-m", "+experiment=demo", "+sweep=lr_seed", "seed=1"]) == [
         "-m",

@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import bert_pos.training.loop as loop_module
-from bert_pos.config import accept_plus_groups
+from bert_pos.cli import accept_plus_groups
 from bert_pos.runtime.checkpoint import (
     CheckpointError,
     latest_good_checkpoint,
