@@ -12,9 +12,10 @@ from bert_pos.data.conll import ConllFormatError
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
 from bert_pos.data.sources import load_splits
-from bert_pos.inference.loading import run_data_config
+from bert_pos.inference.loading import TrainedModelError, load_trained, run_data_config
 from bert_pos.modeling.encoders import max_length_of
 from bert_pos.runtime.devices import autocast_for, padding_multiple, pick_device, resolve_precision
+from bert_pos.runtime.paths import FAILED_MARKER
 from bert_pos.scoring.metrics import format_per_type_table
 from bert_pos.scoring.scorer import evaluate_split
 
@@ -85,9 +86,6 @@ def data_to_score(run_config: DictConfig, file: str | None, split: str):
 
 def load_run_checkpoint(run_dir: Path, checkpoint: str, decode: str | None):
     """The run's checkpoint; where there is none and the run failed, the message says why."""
-    from bert_pos.inference.loading import TrainedModelError, load_trained
-    from bert_pos.runtime.paths import FAILED_MARKER
-
     try:
         return load_trained(run_dir, checkpoint=checkpoint, decode=decode)
     except TrainedModelError as err:

@@ -23,6 +23,8 @@ import re
 from tokenizers import Tokenizer
 from transformers import AutoConfig, AutoModel, AutoModelForTokenClassification, AutoTokenizer
 
+from bert_pos.data.vocabularies import build_tokenizer
+
 log = logging.getLogger(__name__)
 
 # Families whose position ids count from padding_idx + 1 (create_position_ids_from_input_ids).
@@ -120,6 +122,14 @@ def layer_depth(name: str, num_layers: int, prefix: str) -> int:
 
 
 # ---------------------------------------------------------------- tokenizers
+
+
+def random_model_tokenizer(random_init, words: list[list[str]], directory):
+    """A random model's tokenizer: a vocabulary of its family's kind (`TOKENIZER_KINDS`),
+    built from the training words into `directory`."""
+    model_type = random_init.get("model_type", "bert")
+    kind = TOKENIZER_KINDS.get(model_type, "wordpiece")
+    return build_tokenizer(kind, model_type, words, directory)
 
 
 def load_tokenizer(source: str):

@@ -22,8 +22,7 @@ from transformers import (
 from bert_pos.data.encoding import align_labels
 from bert_pos.data.labels import IGNORE_INDEX, begin_to_inside_map, is_span_label_set
 from bert_pos.data.sources import load_splits, resolve_label_names, subset
-from bert_pos.data.vocabularies import build_tokenizer
-from bert_pos.modeling.encoders import TOKENIZER_KINDS, load_tokenizer, random_config
+from bert_pos.modeling.encoders import load_tokenizer, random_config, random_model_tokenizer
 from bert_pos.runtime.hub import resolve_model_source
 from bert_pos.scoring.metrics import score_sequences
 
@@ -130,12 +129,8 @@ def tokenized_splits(cfg: DictConfig, out_dir: Path):
         tokenizer = load_tokenizer(cfg.model.tokenizer or model_source)  # as run_ner.py: a
         # prefix space for byte-level BPE
     else:
-        model_type = cfg.model.random_init.get("model_type", "bert")
-        tokenizer = build_tokenizer(
-            TOKENIZER_KINDS.get(model_type, "wordpiece"),
-            model_type,
-            splits["train"]["tokens"],
-            out_dir / "tokenizer",
+        tokenizer = random_model_tokenizer(
+            cfg.model.random_init, splits["train"]["tokens"], out_dir / "tokenizer"
         )
     continuation = begin_to_inside_map(label_names)
 

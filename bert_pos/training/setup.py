@@ -17,8 +17,7 @@ from bert_pos.data.formats import DataSource
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
 from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names, subset
-from bert_pos.data.vocabularies import build_tokenizer
-from bert_pos.modeling.encoders import TOKENIZER_KINDS, load_tokenizer, max_length_of
+from bert_pos.modeling.encoders import load_tokenizer, max_length_of, random_model_tokenizer
 from bert_pos.modeling.tagger import build_model, tagger_config
 from bert_pos.runtime import distributed
 from bert_pos.runtime.devices import (
@@ -172,12 +171,8 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
         if cfg.model.tokenizer is not None or model_source is not None:
             tokenizer = load_tokenizer(cfg.model.tokenizer or model_source)
         elif ddp.is_main:  # a random model: a vocabulary of its family's kind, from the data
-            model_type = cfg.model.random_init.get("model_type", "bert")
-            tokenizer = build_tokenizer(
-                TOKENIZER_KINDS.get(model_type, "wordpiece"),
-                model_type,
-                splits["train"]["tokens"],
-                run_dir / "tokenizer",
+            tokenizer = random_model_tokenizer(
+                cfg.model.random_init, splits["train"]["tokens"], run_dir / "tokenizer"
             )
         else:
             tokenizer = load_tokenizer(run_dir / "tokenizer")  # rank 0's
