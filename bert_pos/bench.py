@@ -205,7 +205,7 @@ def bench(cfg: DictConfig, run_dir: Path, sides: list[str]) -> dict:
     seeds = list(cfg.seeds or [cfg.seed])
     per_seed = {}
     for seed in seeds:
-        seed_dir = run_dir if len(seeds) == 1 else run_dir / f"seed={seed}"
+        seed_dir = run_dir if len(seeds) == 1 else run_dir / f"seed-{seed}"
         per_seed[seed] = {}
         for side in sides:
             if side == "floor" and seed != seeds[0]:
@@ -328,7 +328,7 @@ def add_model_flops_utilisation(cfg: DictConfig, results: dict) -> None:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
-@command("bert_pos.bench", check=lambda cfg: check_config(cfg, BenchConfig))
+@command("bert_pos.bench", BenchConfig, check=lambda cfg: check_config(cfg, BenchConfig))
 def main(cfg: DictConfig) -> None:
     bench(cfg, Path(HydraConfig.get().runtime.output_dir), list(SIDES))
 

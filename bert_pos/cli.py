@@ -19,8 +19,11 @@ import functools
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from bert_pos.runtime.errors import UserError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 log = logging.getLogger(__name__)
 
@@ -35,37 +38,54 @@ def accept_plus_groups(arguments: list[str]) -> list[str]:
     return [a[1:] if a.startswith(plus) else a for a in arguments]
 
 
-def command(name: str, schema: type | None = None, check: Callable | None = None):
+def command(name: str, schema: type, check: Callable | None = None):
     """Wrap a Hydra entry point: the config's keys checked against `schema` (or by `check`)
-    first, and a UserError raised anywhere inside logged as one line, exit status 1."""
+    first, and a UserError raised anywhere inside logged as one line, exit status 1.
+    `run_command` checks the command line's keys against `schema` before Hydra starts."""
 
     def decorate(function):
         @functools.wraps(function)
         def wrapped(cfg):
-            from bert_pos.config import check_known_keys  # Hydra commands have it loaded
+            from bert_pos.runtime.keys import check_known_keys
 
             try:
                 if check is not None:
                     check(cfg)
-                elif schema is not None:
+                else:
                     check_known_keys(cfg, schema, name)
                 return function(cfg)
             except UserError as err:
                 log.error("%s", err)
                 raise SystemExit(1) from None
 
+        wrapped.command_name, wrapped.schema = name, schema  # hydra.main's wrapper copies them
         return wrapped
 
     return decorate
 
 
 def run_command(main: Callable, *arguments) -> None:
-    """`python -m bert_pos.<command>`: the `+experiment=` form read as `experiment=`, and a
-    UserError that reaches here (commands without Hydra) printed as one line, exit status 1."""
+    """`python -m bert_pos.<command>`: the `+experiment=` form read as `experiment=`, a
+    misspelt key answered before Hydra starts (one line, the closest keys), and a UserError
+    that reaches here (commands without Hydra) printed as one line, exit status 1."""
     sys.argv = accept_plus_groups(sys.argv)
     try:
+        if getattr(main, "schema", None) is not None:
+            check_command_line(main.command_name, main.schema, sys.argv[1:])
         main(*arguments)
     except UserError as err:
         program = sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py")
         print(f"{program}: {err}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def check_command_line(name: str, schema: type, arguments: list[str]) -> None:
+    """Every `key=value` on the command line names a setting of `schema` or a config group
+    (a folder of conf/), else one line with the closest keys. Hydra's own answer to an unknown
+    key is to suggest `+key=value`, which only adds the typo to the config."""
+    from bert_pos.runtime.keys import not_a_setting, unknown_override_keys
+
+    groups = {path.name for path in CONF_DIR.iterdir() if path.is_dir()}
+    unknown = unknown_override_keys(arguments, schema, groups)
+    if unknown:
+        raise UserError(not_a_setting(unknown, schema, name))

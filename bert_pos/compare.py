@@ -1,6 +1,6 @@
 """Is B really better than A? Compare two taggers' predictions of the same test set.
 
-    python -m bert_pos.compare A B [unit=sentence|document] [samples=1000] [seed=0] \
+    python -m bert_pos.compare A B [unit=auto|document|sentence] [samples=1000] [seed=0] \
         [json=PATH] [--sentences]
 
 A and B are conlleval-format prediction files (`word gold predicted` per line, a blank line
@@ -9,8 +9,10 @@ writes them), evaluation folders holding `predictions.txt`, or run folders (thei
 `eval/test/predictions.txt`). Both must hold the same words and gold tags. The table gives
 entity F1 (token accuracy for tag sets without spans) of A and B, overall and per type, the
 difference B - A, its 95% paired bootstrap interval and the approximate randomization p-value
-(`significance`). `unit=document` resamples documents instead of sentences: sentences of one
-document share names and topics, so they are not independent draws. `--sentences` also lists
+(`significance`), all in percentage points. The resampling unit is the document where the
+files have `-DOCSTART-` lines (`unit=auto`, the default; `bert_pos.report` decides the same way):
+sentences of one document share names and topics, so they are not independent draws;
+`unit=sentence` resamples sentences instead. `--sentences` also lists
 the sentences one system tags entirely right and the other does not.
 
 No torch: this starts in about a second.
@@ -21,6 +23,7 @@ import sys
 from pathlib import Path
 
 from bert_pos.cli import run_command
+from bert_pos.runtime.choices import RESAMPLING_UNITS
 from bert_pos.runtime.errors import UserError
 from bert_pos.scoring.predictions import (
     Predictions,
@@ -30,10 +33,11 @@ from bert_pos.scoring.predictions import (
 from bert_pos.scoring.significance import (
     approximate_randomization,
     paired_bootstrap,
+    resampling_unit,
     sentence_counts,
 )
 
-OPTIONS = {"unit": "sentence", "samples": "1000", "seed": "0", "json": None, "show": None}
+OPTIONS = {"unit": "auto", "samples": "1000", "seed": "0", "json": None, "show": None}
 PERMUTATIONS_PER_RESAMPLE = 10  # approximate randomization draws 10x the bootstrap's samples
 SHOWN_SENTENCES = 20  # sentences listed per direction by --sentences
 
@@ -84,8 +88,9 @@ def first_difference(a: Predictions, b: Predictions, documents: bool) -> str | N
 
 def compare(a: Predictions, b: Predictions, unit: str, samples: int, seed: int) -> dict:
     """Scores of A and B, the difference B - A, its interval and p-value, per name."""
-    if unit not in ("sentence", "document"):
-        raise CompareError(f"unit={unit}: expected sentence or document")
+    if unit not in RESAMPLING_UNITS:
+        raise CompareError(f"unit={unit}: expected one of {', '.join(RESAMPLING_UNITS)}")
+    unit = resampling_unit(unit, a.has_documents)
     if unit == "document" and not a.has_documents:
         raise CompareError(f"unit=document: {a.path} has no -DOCSTART- lines")
     counts_a, counts_b = sentence_counts(a.gold, a.predicted), sentence_counts(b.gold, b.predicted)
@@ -175,7 +180,7 @@ def parse_arguments(arguments: list[str]) -> tuple[list[str], dict]:
             paths.append(argument)
     if len(paths) != 2:
         raise CompareError(
-            "usage: python -m bert_pos.compare A B [unit=sentence|document] "
+            "usage: python -m bert_pos.compare A B [unit=auto|document|sentence] "
             "[samples=1000] [seed=0] [json=PATH] [--sentences]"
         )
     for key in ("samples", "seed"):
@@ -188,7 +193,8 @@ def main(arguments: list[str]) -> dict:
     """Compare, print the table, and write the JSON if asked; returns the comparison."""
     paths, options = parse_arguments(arguments)
     a, b = (read_predictions(predictions_file(path)) for path in paths)
-    difference = first_difference(a, b, options["unit"] == "document")
+    by_document = resampling_unit(options["unit"], a.has_documents) == "document"
+    difference = first_difference(a, b, by_document)
     if difference is not None:
         raise CompareError(difference)
     result = compare(a, b, options["unit"], int(options["samples"]), int(options["seed"]))

@@ -12,9 +12,8 @@ are made from it.
 Nothing here imports torch: a command checks its config before the heavy libraries load.
 """
 
-import dataclasses
 import hashlib
-import typing
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,9 +37,11 @@ from bert_pos.runtime.choices import (
     POOLINGS,
     PRECISIONS,
     SCHEMES,
+    TRACKERS,
 )
 from bert_pos.runtime.errors import UserError
-from bert_pos.runtime.paths import run_dir_of
+from bert_pos.runtime.keys import check_known_keys
+from bert_pos.runtime.paths import SHELL_UNSAFE, run_dir_of
 
 # Every key with a fixed set of values, and its values: the one list the checks, the YAML
 # comments and the README's tables are held to (tests/test_config.py).
@@ -155,6 +156,18 @@ class NonFiniteConfig:
 
 
 @dataclass
+class MlflowConfig:
+    tracking_uri: str = MISSING  # any MLflow tracking URI; the default is a local SQLite file
+
+
+@dataclass
+class WandbConfig:
+    project: str = MISSING
+    entity: str | None = MISSING
+    mode: str | None = MISSING  # online | offline | disabled; null = WANDB_MODE, else online
+
+
+@dataclass
 class TrainConfig:
     experiment_name: str = MISSING
     seed: int = MISSING
@@ -176,6 +189,9 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     nonfinite: NonFiniteConfig = field(default_factory=NonFiniteConfig)
+    loggers: list[str] = MISSING  # TRACKERS: where the curves go
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 @dataclass
@@ -198,17 +214,20 @@ MAX_FOLDER_NAME = 200  # characters; most file systems allow 255 bytes per name
 
 
 def sweep_subdir(override_dirname: str, seed: int) -> str:
-    """A multirun job's folder: its overrides, then always the seed, e.g. `optim.lr=3e-05/seed=1`.
+    """A multirun job's folder: its overrides, then always the seed, e.g.
+    `optim.lr-3e-05+max_steps-60/seed-1` (train.yaml joins key and value with `-`, overrides
+    with `+`).
 
-    A `/` inside an override value (a path) becomes `_`, so each job is exactly one folder
-    level plus its seed, inside the sweep folder. A name too long for a file system (Optuna's
-    floats add up) keeps its first characters and ends in a hash of the whole.
+    Anything a shell or a Hydra override (`run_dir=...`) would need quoted (`/` in a path, `=`,
+    `,`, brackets, spaces) becomes `_`, so each job is exactly one folder level plus its seed,
+    inside the sweep folder, and its path can be typed as it is. A name too long for a file
+    system (Optuna's floats add up) keeps its first characters and ends in a hash of the whole.
     """
-    name = override_dirname.replace("/", "_")
+    name = SHELL_UNSAFE.sub("_", override_dirname)
     if len(name) > MAX_FOLDER_NAME:
         digest = hashlib.sha1(name.encode()).hexdigest()[:12]
         name = f"{name[: MAX_FOLDER_NAME - 13]}~{digest}"
-    return f"{name}/seed={seed}" if name else f"seed={seed}"
+    return f"{name}/seed-{seed}" if name else f"seed-{seed}"
 
 
 def register_configs() -> None:
@@ -298,32 +317,6 @@ def data_problems(data: DictConfig) -> list[str]:
     return problems
 
 
-# ---------------------------------------------------------------- the flat view
-
-
-def unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> list[str]:
-    """Keys of `cfg` that the dataclass `schema` does not have. Hydra lets `+key=value` add
-    any key past the schema, and a typo added that way (`+optim.lrr=1e-3`) would otherwise
-    be ignored for a whole run. Dict-typed fields (random_init, ...) take any keys."""
-    hints = typing.get_type_hints(schema)
-    unknown = []
-    for key in cfg.keys():
-        if key not in hints:
-            unknown.append(f"{prefix}{key}")
-        elif dataclasses.is_dataclass(hints[key]) and isinstance(cfg.get(key), DictConfig):
-            unknown += unknown_keys(cfg[key], hints[key], f"{prefix}{key}.")
-    return unknown
-
-
-def check_known_keys(cfg: DictConfig, schema: type, command: str) -> None:
-    unknown = unknown_keys(cfg, schema)
-    if unknown:
-        raise ConfigError(
-            f"{', '.join(unknown)}: not a setting of {command} (a typo?); "
-            f"`python -m {command} --cfg job` lists every key"
-        )
-
-
 def check_config(cfg: DictConfig, schema: type | None = None) -> None:
     """Known keys only (`schema`: TrainConfig, or the bench's), then range and choice checks;
     each failure names the config key."""
@@ -372,5 +365,22 @@ def check_config(cfg: DictConfig, schema: type | None = None) -> None:
                 f"{key}={OmegaConf.select(cfg, key)} works on words: it needs "
                 "data.label_strategy=first"
             )
+    problems += tracker_problems(list(cfg.loggers))
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def tracker_problems(loggers: list[str]) -> list[str]:
+    """Known trackers, each once, and their packages installed (an optional extra each)."""
+    problems = []
+    unknown = [name for name in loggers if name not in TRACKERS]
+    if unknown or len(set(loggers)) != len(loggers):
+        problems.append(f"loggers={loggers}: expected distinct names of {', '.join(TRACKERS)}")
+    for name in loggers:
+        package = TRACKERS.get(name)
+        if package and importlib.util.find_spec(package) is None:
+            problems.append(
+                f"loggers=[...,{name}]: the {package} package is not installed: "
+                f'pip install "bert_pos[{name}]"'
+            )
+    return problems

@@ -23,6 +23,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from bert_pos.cli import run_command
+from bert_pos.runtime.choices import RESAMPLING_UNITS
 from bert_pos.runtime.paths import FAILED_MARKER
 
 SEED_KEY = "seed"
@@ -133,10 +134,14 @@ def seed_interval(values: list[float]) -> tuple[float, float]:
     return mean - half, mean + half
 
 
-def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0) -> str:
+def best_against_runner_up(
+    rows: list[dict], unit: str = "auto", samples: int = 1000, seed: int = 0
+) -> str:
     """Is the best configuration distinguishable from the second? A paired bootstrap interval
-    and approximate randomization test over the same test sentences, each sentence's counts
-    pooled over the configuration's seeds (both need test predictions and as many seeds)."""
+    and approximate randomization test over the same test sentences, each unit's counts
+    pooled over the configuration's seeds (both need test predictions and as many seeds).
+    The unit is resampled as `bert_pos.compare` resamples it: documents where the predictions
+    mark them (`unit=auto`), else sentences; scores in percentage points, as compare's."""
     if len(rows) < 2:
         return ""
     from bert_pos.scoring.predictions import (
@@ -147,6 +152,7 @@ def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0)
     from bert_pos.scoring.significance import (
         approximate_randomization,
         paired_bootstrap,
+        resampling_unit,
         sentence_counts,
     )
 
@@ -163,7 +169,11 @@ def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0)
         ]
     except PredictionsFileError as err:
         return f"\nBest vs runner-up: not compared ({err})."
-    (gold_a, predicted_a, units), (gold_b, predicted_b, _) = pooled
+    (gold_a, predicted_a, sentences, documents), (gold_b, predicted_b, _, _) = pooled
+    unit = resampling_unit(unit, has_documents=documents is not None)
+    if unit == "document" and documents is None:
+        return "\nBest vs runner-up: not compared (unit=document: no -DOCSTART- lines)."
+    units = documents if unit == "document" else sentences
     counts_a, counts_b = sentence_counts(gold_a, predicted_a), sentence_counts(gold_b, predicted_b)
     overall = paired_bootstrap(counts_a, counts_b, samples, seed, units)["overall"]
     p_value = approximate_randomization(counts_a, counts_b, 10 * samples, seed, units)["overall"]
@@ -173,32 +183,39 @@ def best_against_runner_up(rows: list[dict], samples: int = 1000, seed: int = 0)
     )
     return (
         f"\nBest vs runner-up on test, paired over the same sentences ({best['seeds']} seeds "
-        f"pooled): difference {overall['difference']:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}], "
+        f"pooled, resampled by {unit}, {len(set(units))} units): difference "
+        f"{100 * overall['difference']:+.2f} points, 95% CI [{100 * low:+.2f}, {100 * high:+.2f}], "
         f"p = {p_value:.4f}: {verdict} at 5%."
     )
 
 
 def pooled_predictions(folders, predictions_file, read_predictions):
-    """Gold and predicted test tags of every seed's run, one after another, and each
-    sentence's index as its unit (so a sentence's counts are pooled over the seeds)."""
-    gold, predicted, units = [], [], []
+    """Gold and predicted test tags of every seed's run, one after another, with each
+    sentence's index and its document's (None where the files mark no documents) as units,
+    so a sentence's (or a document's) counts are pooled over the seeds."""
+    gold, predicted, sentences, documents = [], [], [], []
     for folder in folders:
         predictions = read_predictions(predictions_file(str(folder)))
         gold += predictions.gold
         predicted += predictions.predicted
-        units += list(range(len(predictions.gold)))
-    return gold, predicted, units
+        sentences += list(range(len(predictions.gold)))
+        if documents is not None and predictions.has_documents:
+            documents += predictions.documents
+        else:
+            documents = None
+    return gold, predicted, sentences, documents
 
 
 def format_interval(interval: tuple[float, float]) -> str:
+    """In percentage points, as every score bert_pos prints."""
     low, high = interval
-    return "-" if math.isnan(low) else f"[{low:.4f}, {high:.4f}]"
+    return "-" if math.isnan(low) else f"[{100 * low:.2f}, {100 * high:.2f}]"
 
 
 def format_value(mean: float, std: float) -> str:
     if math.isnan(mean):
         return "-"
-    return f"{mean:.4f}" if math.isnan(std) else f"{mean:.4f} ± {std:.4f}"
+    return f"{100 * mean:.2f}" if math.isnan(std) else f"{100 * mean:.2f} ± {100 * std:.2f}"
 
 
 def markdown_table(keys: list[str], rows: list[dict], runs: list[SweepRun]) -> str:
@@ -322,7 +339,7 @@ def plot_curves(path: Path, keys: list[str], rows: list[dict]) -> None:
     plt.close(figure)
 
 
-def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
+def report(sweep_dir: Path, out_dir: Path | None = None, unit: str = "auto") -> str:
     """Summarise the sweep in `sweep_dir`; writes report.{csv,md,png} and returns the table."""
     runs = find_runs(sweep_dir)
     if not runs:
@@ -330,7 +347,7 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
     out_dir = out_dir or sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     keys, rows = summarise(runs)
-    table = markdown_table(keys, rows, runs) + best_against_runner_up(rows)
+    table = markdown_table(keys, rows, runs) + best_against_runner_up(rows, unit)
     (out_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\n{table}\n")
     write_csv(out_dir / "report.csv", keys, rows, runs)
     if rows:
@@ -342,8 +359,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep_dir", type=Path, help="a multirun folder")
     parser.add_argument("--out", type=Path, default=None, help="where to write the report")
+    parser.add_argument(
+        "--unit",
+        choices=RESAMPLING_UNITS,
+        default="auto",
+        help="what the best-vs-runner-up test resamples, as in bert_pos.compare: auto = "
+        "documents where the predictions mark them, else sentences",
+    )
     args = parser.parse_args()
-    print(report(args.sweep_dir, args.out))
+    print(report(args.sweep_dir, args.out, args.unit))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from bert_pos.cli import command, run_command
-from bert_pos.config import ConfigError, check_config, register_configs
+from bert_pos.config import ConfigError, TrainConfig, check_config, register_configs
 from bert_pos.runtime.errors import TrainingInterrupted, UserError
 from bert_pos.runtime.paths import FAILED_MARKER
 from bert_pos.runtime.recipe import continue_command
@@ -46,7 +46,7 @@ def train(cfg: DictConfig, run_dir: str | Path) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
-@command("bert_pos.train")
+@command("bert_pos.train", TrainConfig)
 def main(cfg: DictConfig) -> float:
     """Hydra entry point; returns the selection metric, which sweepers maximise.
 
@@ -55,8 +55,14 @@ def main(cfg: DictConfig) -> float:
     """
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
-    if cfg.resume == "auto" and hydra_config.mode == RunMode.RUN:
-        check_auto_resume_has_a_folder(cfg, hydra_config, run_dir)
+    if hydra_config.mode == RunMode.RUN:
+        try:  # a run that never starts leaves no folder behind
+            check_config(cfg)
+            if cfg.resume == "auto":
+                check_auto_resume_has_a_folder(cfg, hydra_config, run_dir)
+        except ConfigError:
+            remove_unstarted_run_dir(run_dir)
+            raise
     from bert_pos.runtime import distributed
 
     ddp = distributed.setup(cfg.device)
@@ -109,8 +115,6 @@ def check_auto_resume_has_a_folder(cfg: DictConfig, hydra_config, run_dir: Path)
         for p in experiment_runs.iterdir()
         if p.is_dir() and p != run_dir and (p / "checkpoints").is_dir()
     )
-    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
-        shutil.rmtree(run_dir)  # the empty folder Hydra made for this start
     target = str(earlier[-1]) if earlier else "<run folder>"
     command = continue_command(target, list(hydra_config.overrides.task))
     latest = (
@@ -122,6 +126,16 @@ def check_auto_resume_has_a_folder(cfg: DictConfig, hydra_config, run_dir: Path)
         f"resume=auto continues the run in hydra.run.dir, and none was given (a new folder "
         f"would start from scratch); {latest}. Continue it with:\n  {command}"
     )
+
+
+def remove_unstarted_run_dir(run_dir: Path) -> None:
+    """Remove the folder Hydra made for a run that stopped before it started (it holds only
+    Hydra's config and the log), and the experiment's folder if that leaves it empty. A
+    folder with anything else in it (a resumed run's checkpoints) stays."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
+        shutil.rmtree(run_dir)
+        if not any(run_dir.parent.iterdir()):
+            run_dir.parent.rmdir()
 
 
 def join_main_run_dir(own_run_dir: Path) -> Path:

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # A new user's mistakes, re-run: what each command prints and how long it takes to say it.
-#   bash experiments/new_user.sh [work folder]      # from the repository root; ~2 minutes on CPU
+#   bash experiments/new_user.sh [work folder]      # from the repository root; ~4 minutes on CPU
+# Real data: $BERT_POS_DATA/conll2003 (default ../shared/data/conll2003).
 set -u
 WORK=${1:-/tmp/bert_pos_new_user}
+CONLL=${BERT_POS_DATA:-../shared/data}/conll2003
 rm -rf "$WORK" && mkdir -p "$WORK"
 RUN=$WORK/demo_run
 show() {  # title, then the command; prints the last lines of its output, exit code and time
@@ -14,7 +16,7 @@ show() {  # title, then the command; prints the last lines of its output, exit c
     "$@" > "$WORK/out.txt" 2>&1
     local code=$?
     end=$(date +%s.%N)
-    grep -v "^\[transformers\]\|UserWarning\|warnings.warn\|Loading weights" "$WORK/out.txt" | tail -n 4
+    tail -n 4 "$WORK/out.txt"
     printf '(exit %d, %.1f s)\n\n' "$code" "$(echo "$end - $start" | bc)"
 }
 python -m bert_pos.train +experiment=demo epochs=2 "data.demo_sentences={train: 600, validation: 100, test: 100}" \
@@ -44,9 +46,9 @@ print(cpu_description(), '| auto ->', resolve_precision('auto', torch.device('cp
 # An AVX2 CPU's kernels, on any CPU: oneDNN (which runs the matmuls) and ATen capped at AVX2, where
 # bf16 has no instructions and is emulated. The same 20 steps of MiniLM with each precision.
 AVX2_ONLY=(env ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)
-MINILM=(+experiment=baseline model=minilm data.dir=../shared/data/conll2003 max_steps=20
+MINILM=(+experiment=baseline model=minilm "data.dir=$CONLL" max_steps=20
         data.max_train_sentences=400 data.max_eval_sentences=50 progress_every_s=5 data.cache_dir=null)
-if [ -d ../shared/data/conll2003 ]; then
+if [ -d "$CONLL" ]; then
     for precision in auto bf16 fp32; do
         show "precision=$precision with AVX2 kernels" "${AVX2_ONLY[@]}" python -m bert_pos.train "${MINILM[@]}" \
             precision=$precision hydra.run.dir="$WORK/avx2_$precision"
@@ -55,4 +57,26 @@ if [ -d ../shared/data/conll2003 ]; then
             "$WORK/avx2_$precision/metrics.json"
         echo
     done
+fi
+
+# Round 2: typos with and without `+`, a wrong data path (neither leaves a run folder), and a
+# short run's console: when its first progress line comes and what each line says.
+run_folders() { find experiments/runs -mindepth 2 -maxdepth 2 -type d 2>/dev/null | wc -l; }
+before=$(run_folders)
+RECIPE=(+experiment=baseline model=minilm "data.dir=$CONLL")
+show "a typo" python -m bert_pos.train "${RECIPE[@]}" max_step=300
+show "the same typo with +" python -m bert_pos.train "${RECIPE[@]}" +max_step=300
+show "a key without its group" python -m bert_pos.train "${RECIPE[@]}" lr=1e-3
+show "a typo in evaluate" python -m bert_pos.evaluate run_dir="$RUN" chekpoint=last
+show "a wrong data path" python -m bert_pos.train +experiment=baseline model=minilm data.dir=/no/such/folder
+echo "### run folders under experiments/runs: $before before these, $(run_folders) after"; echo
+if [ -d "$CONLL" ]; then
+    echo "### a 300-step run's console (stdout to a file), less its result tables"
+    echo "\$ python -m bert_pos.train ${RECIPE[*]} max_steps=300 > console.log"
+    echo "started $(date '+%H:%M:%S')"
+    python -m bert_pos.train "${RECIPE[@]}" max_steps=300 hydra.run.dir="$WORK/short" \
+        > "$WORK/console.log" 2>&1
+    grep -v '^|' "$WORK/console.log"
+    echo "lines with terminal escape codes (console, train.log):" \
+        "$(grep -c $'\x1b\\[' "$WORK/console.log")" "$(grep -c $'\x1b\\[' "$WORK/short/train.log")"
 fi

@@ -1,5 +1,6 @@
 """What several test modules share: tiny shapes and sentences, the composed config, paths."""
 
+import os
 import re
 import subprocess
 import sys
@@ -17,7 +18,12 @@ from bert_pos.modeling.tagger import Tagger
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF_DIR = str(ROOT / "conf")
-SHARED_CONLL = ROOT.parent / "shared" / "data" / "conll2003"
+# Where the real corpora live (CoNLL-2003 in conll2003/, ...): $BERT_POS_DATA, else ../shared/data.
+REAL_DATA = Path(os.environ.get("BERT_POS_DATA") or ROOT.parent / "shared" / "data")
+SHARED_CONLL = REAL_DATA / "conll2003"
+NO_CONLL = (
+    f"no CoNLL-2003 copy in {SHARED_CONLL} (BERT_POS_DATA names the folder holding conll2003/)"
+)
 
 # Every encoder family bert_pos supports, as its config's model_type (tiny random models).
 FAMILIES = ["bert", "roberta", "xlm-roberta", "deberta-v2", "electra", "distilbert", "modernbert"]

@@ -87,8 +87,8 @@ def test_both_sides_run_the_same_recipe_and_report(tmp_path):
     table = (tmp_path / "bench.md").read_text()
     assert table.startswith("Time to accuracy: training seconds")  # the headline
     assert "| 98% |" in table
-    assert (tmp_path / "seed=43" / "trainer").is_dir() and not (
-        tmp_path / "seed=43" / "floor"
+    assert (tmp_path / "seed-43" / "trainer").is_dir() and not (
+        tmp_path / "seed-43" / "floor"
     ).exists()
     # the floor: the same model's own steps on unpadded batches of the run's training tokens
     assert floor["steps"] == FLOOR_STEPS and floor["train_tokens_per_s"] > 0

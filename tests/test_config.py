@@ -3,7 +3,10 @@ and passes the checks, the card's recipe, typos and impossible values named in o
 flat view, and what the README and the Makefile say about the config.
 """
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,8 +16,9 @@ from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from bert_pos.config import CHOICES, ConfigError, check_config, sweep_subdir
+from bert_pos.runtime.keys import UnknownKeyError
 from bert_pos.runtime.recipe import hyperparameters, recipe_view
-from tests.helpers import CONF_DIR, compose_config
+from tests.helpers import CONF_DIR, ROOT, compose_config
 
 EXPERIMENTS = sorted(path.stem for path in Path(CONF_DIR, "experiment").glob("*.yaml"))
 
@@ -101,22 +105,23 @@ def test_impossible_values_fail_naming_the_key(override, message):
         check_config(cfg)
 
 
-def test_sweep_folders_always_name_the_seed():
-    assert sweep_subdir("optim.lr=3e-05", 1) == "optim.lr=3e-05/seed=1"
-    assert sweep_subdir("", 7) == "seed=7"
+def test_sweep_folders_always_name_the_seed_and_need_no_quoting():
+    assert sweep_subdir("optim.lr-3e-05", 1) == "optim.lr-3e-05/seed-1"
+    assert sweep_subdir("", 7) == "seed-7"
     assert (
-        sweep_subdir("data.dir=../data/x,optim.lr=1", 2) == "data.dir=.._data_x,optim.lr=1/seed=2"
+        sweep_subdir("data.dir-../data/x+optim.lr-1", 2) == "data.dir-.._data_x+optim.lr-1/seed-2"
     )
-    long = ",".join(f"optim.weight_decay=0.0{i}5071430640991" for i in range(20))
+    assert sweep_subdir("data.labels-[a,b c]", 1) == "data.labels-_a_b_c_/seed-1"
+    long = "+".join(f"optim.weight_decay-0.0{i}5071430640991" for i in range(20))
     shortened = sweep_subdir(long, 3)
-    assert len(shortened.split("/")[0]) == 200 and shortened.endswith("/seed=3")
+    assert len(shortened.split("/")[0]) == 200 and shortened.endswith("/seed-3")
     assert shortened != sweep_subdir(long.replace("0.01", "0.02"), 3)  # the hash tells them apart
 
 
 # Where each group's defaults live; keys without a group are in conf/train.yaml.
 DEFAULTS_FILE = {
-    "data": "data/common.yaml",
-    "model": "model/common.yaml",
+    "data": "data_common.yaml",
+    "model": "model_common.yaml",
     "eval": "eval/default.yaml",
     "nonfinite": "nonfinite/default.yaml",
 }
@@ -160,12 +165,12 @@ def test_each_choice_list_is_the_one_its_yaml_and_the_readme_describe(key):
 
 @pytest.mark.parametrize("group", ["model", "data"])
 def test_presets_state_only_what_differs_from_the_shared_default(group):
-    common = OmegaConf.load(Path(CONF_DIR, group, "common.yaml"))
+    """conf/<group>_common.yaml holds what every preset shares; it sits outside the group's
+    folder, so `--help` lists only presets one can choose."""
+    common = OmegaConf.load(Path(CONF_DIR, f"{group}_common.yaml"))
     for path in Path(CONF_DIR, group).glob("*.yaml"):
-        if path.name == "common.yaml":
-            continue
         own = OmegaConf.load(path)
-        assert list(own.defaults) == ["common", "_self_"], path.name
+        assert list(own.defaults) == [f"/{group}_common@_here_", "_self_"], path.name
         repeated = [k for k in own if k != "defaults" and own[k] == common.get(k, "<absent>")]
         assert repeated == [], f"{path.name} repeats the shared default of {repeated}"
 
@@ -188,7 +193,7 @@ def test_a_key_added_with_plus_past_the_schema_stops_the_run(typo):
     """Hydra's `+` adds keys past the schema; a typo added that way must not train silently."""
     cfg = compose_config(["+experiment=demo", typo])
     key = typo.lstrip("+").split("=")[0]
-    with pytest.raises(ConfigError, match=re.escape(f"{key}: not a setting of bert_pos.train")):
+    with pytest.raises(UnknownKeyError, match=re.escape(f"{key}: not a setting of bert_pos.train")):
         check_config(cfg)
 
 
@@ -219,7 +224,7 @@ def test_every_command_refuses_an_added_typo_in_one_line(command, typo, tmp_path
 
 
 def test_the_readme_says_where_the_tokenization_cache_is_and_how_to_clear_it():
-    default = OmegaConf.load(Path(CONF_DIR, "data", "common.yaml")).cache_dir
+    default = OmegaConf.load(Path(CONF_DIR, "data_common.yaml")).cache_dir
     readme = Path(CONF_DIR).parent.joinpath("README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| `data.cache_dir`"))
     assert default in row and f"rm -r {default}" in row and "`data.cache_dir=null`" in row
@@ -227,8 +232,22 @@ def test_the_readme_says_where_the_tokenization_cache_is_and_how_to_clear_it():
 
 def test_the_makefile_names_the_data_folder_once():
     makefile = Path(CONF_DIR).parent.joinpath("Makefile").read_text()
-    assert makefile.count("../shared/data/conll2003") == 1  # DATA ?= ...; targets use $(DATA)
+    assert makefile.count("../shared/data") == 1  # BERT_POS_DATA ?= ...; targets use $(DATA)
+    assert "export BERT_POS_DATA" in makefile  # the tests make runs see the same folder
     assert "RUN ?=" not in makefile  # nothing reads it
+
+
+def test_bert_pos_data_points_the_makefile_and_the_tests_at_a_users_copy(tmp_path):
+    environment = {**os.environ, "BERT_POS_DATA": str(tmp_path)}
+    dry_run = subprocess.run(
+        ["make", "-n", "train-minilm"], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert f"data.dir={tmp_path}/conll2003" in dry_run.stdout
+    probe = "from tests.helpers import SHARED_CONLL; print(SHARED_CONLL)"
+    seen = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=environment, capture_output=True, text=True
+    )
+    assert seen.stdout.strip() == str(tmp_path / "conll2003"), seen.stderr
 
 
 def test_a_missing_data_folder_is_named_before_anything_loads(tmp_path):

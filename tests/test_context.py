@@ -145,13 +145,9 @@ def test_a_run_in_document_context_is_evaluated_in_context_again(tmp_path):
     (tmp_path / ".hydra").mkdir()
     OmegaConf.save(cfg, tmp_path / ".hydra" / "config.yaml")
     run_evaluate(f"run_dir={tmp_path}", "split=validation", "batch_size=7")
-    scores = json.loads(
-        (tmp_path / "eval" / "validation,checkpoint=best" / "metrics.json").read_text()
-    )
+    scores = json.loads((tmp_path / "eval" / "validation-best" / "metrics.json").read_text())
     assert scores["f1"] == pytest.approx(metrics["best"]["val/f1"], abs=1e-9)
     run_evaluate(f"run_dir={tmp_path}", "split=validation", "decode=constrained")
-    constrained = (
-        tmp_path / "eval" / "validation,checkpoint=best,decode=constrained" / "predictions.txt"
-    )
+    constrained = tmp_path / "eval" / "validation-best-constrained" / "predictions.txt"
     predicted = read_predictions(constrained).predicted
     assert all(invalid_iob2_position(tags) is None for tags in predicted)

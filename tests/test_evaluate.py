@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_evaluate_reproduces_the_training_scores_and_writes_its_files(trained_run):
     run_dir, metrics = trained_run
     output = run_evaluate(f"run_dir={run_dir}", "split=validation")
-    folder = run_dir / "eval" / "validation,checkpoint=best"
+    folder = run_dir / "eval" / "validation-best"
     scores = json.loads((folder / "metrics.json").read_text())
     best = next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
     assert scores["f1"] == pytest.approx(best["val/f1"], abs=1e-9)
@@ -43,7 +43,7 @@ def test_evaluate_a_file_in_strict_mode(trained_run, tmp_path):
         "Renmi NNP O B-PER\nTordun NNP O I-PER\n. . O O\n"
     )
     run_evaluate(f"run_dir={run_dir}", f"file={conll}", "mode=strict", "checkpoint=last")
-    folder = run_dir / "eval" / "file=extra,checkpoint=last,mode=strict"
+    folder = run_dir / "eval" / "file-extra-last-strict"
     scores = json.loads((folder / "metrics.json").read_text())
     assert scores["support"] == 2 and 0 <= scores["f1"] <= 1
 
@@ -135,16 +135,12 @@ def test_each_evaluation_has_its_own_folder_and_records_its_settings(trained_run
     assert folders == {
         "validation",
         "test",
-        "test,checkpoint=best",
-        "test,checkpoint=last,mode=strict,level=subword",
-        "file=validation,checkpoint=best",
+        "test-best",
+        "test-last-strict-subword",
+        "file-validation-best",
     }
     assert (run / "eval" / "test" / "metrics.json").read_text() == own_test  # untouched
-    strict = json.loads(
-        (
-            run / "eval" / "test,checkpoint=last,mode=strict,level=subword" / "metrics.json"
-        ).read_text()
-    )
+    strict = json.loads((run / "eval" / "test-last-strict-subword" / "metrics.json").read_text())
     assert strict["settings"] == {
         "split": "test",
         "file": None,
@@ -154,9 +150,7 @@ def test_each_evaluation_has_its_own_folder_and_records_its_settings(trained_run
         "level": "subword",
         "decode": "argmax",
     }
-    best = json.loads(
-        (run / "eval" / "file=validation,checkpoint=best" / "metrics.json").read_text()
-    )
+    best = json.loads((run / "eval" / "file-validation-best" / "metrics.json").read_text())
     assert best["settings"]["step"] == metrics["best"]["step"]
     assert best["settings"]["file"] == str(validation_file.resolve())
 

@@ -8,11 +8,11 @@ from bert_pos.data.conll import read_conll
 from bert_pos.data.encoding import tokenize_splits
 from bert_pos.data.labels import NER_LABELS, begin_to_inside_map, task_labels
 from bert_pos.data.sources import load_splits
-from tests.helpers import SHARED_CONLL, data_config
+from tests.helpers import NO_CONLL, SHARED_CONLL, data_config
 
 pytestmark = [
     pytest.mark.real_data,
-    pytest.mark.skipif(not (SHARED_CONLL / "train.txt").is_file(), reason="no CoNLL-2003 copy"),
+    pytest.mark.skipif(not (SHARED_CONLL / "train.txt").is_file(), reason=NO_CONLL),
 ]
 FILES = {"train": "train.txt", "validation": "validation.txt", "test": "test.txt"}
 

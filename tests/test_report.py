@@ -77,8 +77,8 @@ def test_report_groups_seeds_orders_best_last_and_lists_unfinished_runs(tmp_path
     assert header in table
     half = 12.706 * statistics.stdev([0.70, 0.74]) / math.sqrt(2)  # t(0.975, 1 df)
     assert (
-        f"| 1e-3 | 0.8200 ± 0.0283 | 0.7200 ± 0.0283 | 2 | 2, 2 | [{0.72 - half:.4f}, {0.72 + half:.4f}] |"
-        in table
+        "| 1e-3 | 82.00 ± 2.83 | 72.00 ± 2.83 | 2 | 2, 2 | "  # points, as bert_pos.compare
+        f"[{100 * (0.72 - half):.2f}, {100 * (0.72 + half):.2f}] |" in table
     )
     assert "`b2` (experiment=demo optim.lr=3e-3 seed=2): failed: ValueError: boom" in table
     assert "`b3`" in table and "no metrics.json yet" in table
@@ -134,27 +134,28 @@ def test_multirun_grid_through_the_cli_goes_past_a_failed_run_and_reports(tmp_pa
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (result.stdout + result.stderr).count("failed, the sweep goes on") == 2
-    # Each job's folder: its command-line overrides (the constant ones too), then the seed.
+    # Each job's folder: its command-line overrides (the constant ones too), then the seed;
+    # nothing a shell or a Hydra override would need quoted.
     constant = (
-        "data.batch_size=16,data.demo_sentences={train:200,validation:40,test:40},"
-        "epochs=1,model.random_init.hidden_size=64,model.random_init.intermediate_size=128"
+        "data.batch_size-16+data.demo_sentences-_train_200_validation_40_test_40_+"
+        "epochs-1+model.random_init.hidden_size-64+model.random_init.intermediate_size-128"
     )
     folders = sorted(str(p.parent.parent.relative_to(sweep)) for p in sweep.rglob("overrides.yaml"))
     assert folders == [
-        f"{constant},optim.lr={lr}/seed={seed}"
+        f"{constant}+optim.lr-{lr}/seed-{seed}"
         for lr in ("-1", "0.001", "0.003")
         for seed in (1, 2)
     ]
-    failed = sweep / f"{constant},optim.lr=-1" / "seed=1" / "error.txt"
+    failed = sweep / f"{constant}+optim.lr--1" / "seed-1" / "error.txt"
     assert "optim.lr=-1.0: must be > 0" in failed.read_text()
 
     table = report(sweep)
     keys, rows = summarise(find_runs(sweep))
     assert keys == ["optim.lr"] and len(rows) == 2 and all(row["seeds"] == 2 for row in rows)
     for row in rows:
-        folder = sweep / f"{constant},optim.lr={row['optim.lr']}"
+        folder = sweep / f"{constant}+optim.lr-{row['optim.lr']}"
         bests = [
-            json.loads((folder / f"seed={seed}" / "metrics.json").read_text())["best"]["val/f1"]
+            json.loads((folder / f"seed-{seed}" / "metrics.json").read_text())["best"]["val/f1"]
             for seed in (1, 2)
         ]
         assert row["val_mean"] == pytest.approx(statistics.fmean(bests))
@@ -163,7 +164,7 @@ def test_multirun_grid_through_the_cli_goes_past_a_failed_run_and_reports(tmp_pa
     assert {p.name for p in sweep.iterdir()} >= {"report.md", "report.csv", "report.png"}
 
     # Every run carries its hyperparameters and final metrics for the HParams tab.
-    recorded = hparams_of(sweep / f"{constant},optim.lr=0.003" / "seed=2")
+    recorded = hparams_of(sweep / f"{constant}+optim.lr-0.003" / "seed-2")
     assert recorded["optim.lr"] == pytest.approx(0.003) and recorded["seed"] == 2
     assert recorded["data.label_strategy"] == "first" and recorded["model.name_or_path"] == "null"
     assert recorded["model.random_init.hidden_size"] == 64  # the shape of the random model
@@ -237,9 +238,12 @@ def test_sweep_config_lists_a_learning_rate_seed_grid():
 
 
 def predictions(path: Path, sentences: int, correct: int) -> None:
-    """A test predictions file: `sentences` one-entity sentences, the first `correct` right."""
-    lines = ["-DOCSTART- O O", ""]
+    """A test predictions file: `sentences` one-entity sentences in documents of 10, the first
+    `correct` right."""
+    lines = []
     for i in range(sentences):
+        if i % 10 == 0:
+            lines += ["-DOCSTART- O O", ""]
         lines += [f"Peter B-PER {'B-PER' if i < correct else 'O'}", "said O O", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
@@ -258,5 +262,17 @@ def test_the_best_is_tested_against_the_runner_up_over_pooled_seeds(
             fake_run(folder, ["+experiment=demo", f"optim.lr={lr}", f"seed={seed}"], val, 0.5)
             predictions(folder / "eval" / "test" / "predictions.txt", 200, correct)
     table = report(sweep, tmp_path / "out")
-    assert "Best vs runner-up on test, paired over the same sentences (2 seeds pooled)" in table
+    # documents where the files mark them, as bert_pos.compare resamples; points as compare's
+    assert (
+        "Best vs runner-up on test, paired over the same sentences (2 seeds pooled, "
+        "resampled by document, 20 units)" in table
+    )
+
+    def f1(correct):  # every prediction right, `correct` of the 200 entities found
+        return 2 * correct / (200 + correct)
+
+    difference = 100 * (f1(best_correct) - f1(100))
+    assert f"difference +{difference:.2f} points, 95% CI [" in table
     assert table.rstrip().endswith(f": {verdict} at 5%.")
+    by_sentence = report(sweep, tmp_path / "out", unit="sentence")
+    assert "resampled by sentence, 200 units" in by_sentence

@@ -21,7 +21,7 @@ from bert_pos.data.labels import CHUNK_LABELS, IGNORE_INDEX, NER_LABELS, POS_LAB
 from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names
 from bert_pos.data.tables import held_out_rows
 from bert_pos.data.tags import DataFormatError
-from tests.helpers import CONF_DIR, ROOT, SHARED_CONLL, compose_config, data_config
+from tests.helpers import CONF_DIR, NO_CONLL, ROOT, SHARED_CONLL, compose_config, data_config
 
 WORDS = [
     ["EU", "rejects", "German", "call"],
@@ -429,7 +429,7 @@ PRESET_LAYOUTS = {
 PRESETS = sorted(
     path.stem
     for path in Path(CONF_DIR, "data").glob("*.yaml")
-    if path.stem not in ("common", "conll2003", "demo")  # the hub presets
+    if path.stem not in ("conll2003", "demo")  # the hub presets
 )
 
 
@@ -461,9 +461,9 @@ def preset_rows(features: Features, tags_column: str, count: int) -> dict:
 @pytest.mark.parametrize("preset", PRESETS)
 def test_preset_composes_passes_checks_and_states_only_what_differs(preset):
     check_config(compose_config([f"data={preset}"]))
-    defaults = OmegaConf.load(Path(CONF_DIR, "data", "common.yaml"))
+    defaults = OmegaConf.load(Path(CONF_DIR, "data_common.yaml"))
     own = OmegaConf.load(Path(CONF_DIR, "data", f"{preset}.yaml"))
-    assert list(own.defaults) == ["common", "_self_"]
+    assert list(own.defaults) == ["/data_common@_here_", "_self_"]
     assert [key for key in own if key != "defaults" and own[key] == defaults[key]] == []
     header = Path(CONF_DIR, "data", f"{preset}.yaml").read_text()
     assert f"python -m bert_pos.train data={preset}" in header
@@ -627,7 +627,7 @@ def test_the_hub_layout_copy_loads_as_the_column_files(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.real_data
-@pytest.mark.skipif(not (SHARED_CONLL / "train.txt").is_file(), reason="no CoNLL-2003 copy")
+@pytest.mark.skipif(not (SHARED_CONLL / "train.txt").is_file(), reason=NO_CONLL)
 def test_the_hub_layout_copy_of_conll2003_loads_as_its_files(tmp_path):
     copy = str(make_hub_copy_module().write_hub_copy(SHARED_CONLL, tmp_path / "copy"))
     for task, labels in [("ner", NER_LABELS), ("pos", POS_LABELS), ("chunk", CHUNK_LABELS)]:

@@ -82,6 +82,6 @@ def test_the_evaluate_command_scores_the_unseen_type_as_training_did(tmp_path):
     (run / ".hydra").mkdir()
     OmegaConf.save(cfg, run / ".hydra" / "config.yaml")
     run_evaluate(f"run_dir={run}", "split=test")
-    scores = json.loads((run / "eval" / "test,checkpoint=best" / "metrics.json").read_text())
+    scores = json.loads((run / "eval" / "test-best" / "metrics.json").read_text())
     assert scores["f1"] == pytest.approx(metrics["test"]["f1"], abs=1e-9)
     assert scores["per_type"]["DATE"] == metrics["test"]["per_type"]["DATE"]

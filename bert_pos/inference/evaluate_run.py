@@ -15,7 +15,7 @@ from bert_pos.data.sources import load_splits
 from bert_pos.inference.loading import TrainedModelError, load_trained, run_data_config
 from bert_pos.modeling.encoders import max_length_of
 from bert_pos.runtime.devices import autocast_for, padding_multiple, pick_device, resolve_precision
-from bert_pos.runtime.paths import FAILED_MARKER
+from bert_pos.runtime.paths import FAILED_MARKER, SHELL_UNSAFE
 from bert_pos.scoring.metrics import format_per_type_table
 from bert_pos.scoring.scorer import evaluate_split
 
@@ -110,19 +110,19 @@ def evaluation_settings(cfg: DictConfig, trained, level: str) -> dict:
 
 
 def folder_name(settings: dict, trained) -> str:
-    """`eval/<name>` of an evaluation: the split (or `file=<stem>`, never a split's folder),
-    the checkpoint, and the settings that differ from the run's own evaluation, e.g.
-    `test,checkpoint=last,mode=strict,level=subword`. The checkpoint is always named: the
-    run's own `eval/validation` holds its latest in-training evaluation, not a checkpoint's."""
+    """`eval/<name>` of an evaluation: the split (or `file-<stem>`, never a split's folder),
+    the checkpoint, and the values of the settings that differ from the run's own evaluation,
+    joined by `-`: `test-best`, `test-last-strict-subword`, `file-extra-best-constrained`.
+    Nothing in it needs quoting in a shell or a Hydra override. The checkpoint is always
+    named: the run's own `eval/validation` holds its latest in-training evaluation, not a
+    checkpoint's."""
     run = trained.run_config
-    parts = [settings["split"] or f"file={Path(settings['file']).stem}"]
-    parts.append(f"checkpoint={settings['checkpoint']}")
+    stem = SHELL_UNSAFE.sub("_", Path(settings["file"]).stem) if settings["file"] else None
+    parts = [settings["split"] or f"file-{stem}", settings["checkpoint"]]
     defaults = {
         "mode": "conlleval",
         "level": run.eval.level,
         "decode": run.model.get("decode", "argmax"),
     }
-    parts += [
-        f"{key}={settings[key]}" for key, default in defaults.items() if settings[key] != default
-    ]
-    return ",".join(parts)
+    parts += [settings[key] for key, default in defaults.items() if settings[key] != default]
+    return "-".join(parts)

@@ -132,7 +132,7 @@ def rebuild_from_training_config(
 def run_data_config(run_config: DictConfig) -> DictConfig:
     """A run's data settings; keys added to bert_pos after the run was made take today's
     defaults."""
-    defaults = OmegaConf.load(CONF_DIR / "data" / "common.yaml")
+    defaults = OmegaConf.load(CONF_DIR / "data_common.yaml")
     return OmegaConf.merge(defaults, run_config.data)
 
 

@@ -15,6 +15,7 @@
   for random models, which kind of vocabulary the family uses.
 """
 
+import contextlib
 import inspect
 import json
 import logging
@@ -75,9 +76,56 @@ def build_encoder(config, pretrained_path: str | None = None):
         kwargs["add_pooling_layer"] = False  # token classification uses no pooler
     attention = "sdpa" if cls._supports_sdpa else "eager"
     if pretrained_path is not None:
-        return cls.from_pretrained(pretrained_path, attn_implementation=attention, **kwargs)
+        with quiet_transformers():
+            encoder, loading = cls.from_pretrained(
+                pretrained_path, attn_implementation=attention, output_loading_info=True, **kwargs
+            )
+        report_loading(pretrained_path, loading)
+        return encoder
     config._attn_implementation = attention
     return cls(config, **kwargs)
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """transformers' own loading output off: its progress bar and its load report (a table
+    with terminal colour codes, which log files keep as escape sequences). `report_loading`
+    says what matters in one plain line."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    bars = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
+
+
+def report_loading(source: str, loading: dict) -> None:
+    """One line when a checkpoint and the encoder disagree, none when they do not. A
+    checkpoint's pooler is expected to go unused: a token classifier has none."""
+    unused = [k for k in loading["unexpected_keys"] if not k.startswith("pooler.")]
+    problems = []
+    if loading["missing_keys"]:
+        problems.append(
+            f"not in the checkpoint, initialised at random: {named(loading['missing_keys'])}"
+        )
+    if unused:
+        problems.append(f"in the checkpoint but unused: {named(unused)}")
+    if loading["mismatched_keys"]:
+        problems.append(f"of another shape in the checkpoint: {named(loading['mismatched_keys'])}")
+    if problems:
+        log.warning("encoder weights from %s: %s", source, "; ".join(problems))
+
+
+def named(keys) -> str:
+    keys = sorted(str(k) for k in keys)
+    shown = ", ".join(keys[:5])
+    return f"{len(keys)} ({shown}{', ...' if len(keys) > 5 else ''})"
 
 
 def random_config(random_init: dict, vocab_size: int, special_ids: dict | None = None):

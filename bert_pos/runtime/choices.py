@@ -17,3 +17,6 @@ DEVICES = ("auto", "cpu", "cuda")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 NONFINITE_ACTIONS = ("stop", "skip")
 LOSS_NORMALIZATIONS = ("average", "batch")
+RESAMPLING_UNITS = ("auto", "document", "sentence")  # compare unit=, report --unit
+# `loggers`: each tracker and the package it needs (its pip extra has the tracker's name)
+TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}

@@ -5,16 +5,19 @@
       train.log, error.txt            the console log; why the run failed, if it did
       tokenizer/                      the tokenizer the run used
       tensorboard/                    curves, HParams, confusion matrices
+      trackers.json                   the MLflow / W&B run ids, so a resumed run continues them
       checkpoints/config.json         the tagger's config (labels, shape, options), written at start
       checkpoints/{best,last}/model.safetensors
       checkpoints/step-NNNNNNN/       resumable: model.safetensors, training_state.pt, manifest.json
       eval/<split>/                   predictions.txt, metrics.json, confusion_matrix.png
+      eval/<split>-<checkpoint>/      the same, written by `bert_pos.evaluate` (e.g. test-best)
       model/                          the Hugging Face export of the best checkpoint, with its card
       metrics.json                    per-evaluation rows, best, test, throughput
 
 No heavy imports: the commands read these names before they import torch.
 """
 
+import re
 from pathlib import Path
 
 FAILED_MARKER = "error.txt"  # written into a run folder when the run stops with an error
@@ -24,6 +27,10 @@ STATE_FILE = "training_state.pt"
 MANIFEST_FILE = "manifest.json"
 STEP_PREFIX = "step-"
 TAGGER_CONFIG = "config.json"  # Hugging Face config of the tagger, beside best/ and last/
+TRACKERS_FILE = "trackers.json"
+# What a shell or a Hydra override (`run_dir=...`) would need quoted; folder names we make
+# replace it with `_`.
+SHELL_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]")
 
 
 def checkpoints_dir(run_dir: Path) -> Path:

@@ -24,6 +24,9 @@ RUN_SETTINGS = (
     "data.num_workers",
     "data.dir",
     "trainer",
+    "loggers",
+    "mlflow",
+    "wandb",
     # how batches are laid out, not what they compute (float rounding aside)
     "data.pad_to_multiple_of",
     "model.padding_free",

@@ -10,10 +10,8 @@ from safetensors.torch import load_file
 
 from bert_pos.inference.export import export_model, model_card
 from bert_pos.runtime.paths import weights_file
-from bert_pos.runtime.recipe import hyperparameters
 from bert_pos.scoring.metrics import format_per_type_table, format_results_table
 from bert_pos.scoring.scorer import evaluate_split
-from bert_pos.training.progress import write_hparams
 from bert_pos.training.state import LoopState, Run
 
 log = logging.getLogger(__name__)
@@ -29,6 +27,8 @@ def finish(run: Run, state: LoopState) -> dict:
         metrics["test"], bootstrap = evaluate_test(run, state)
         if bootstrap is not None:  # computed on the first data-parallel process only
             metrics["test_bootstrap"] = bootstrap
+    elif run.cfg.eval.test_at_end:
+        log.info("no test split: nothing scored on test (data.test_file names one)")
     final_metrics = {f"hparams/best_val_{run.selection_metric}": state.best.value}
     if "test" in metrics:
         final_metrics[f"hparams/test_{run.selection_metric}"] = metrics["test"][
@@ -37,8 +37,8 @@ def finish(run: Run, state: LoopState) -> dict:
     if not run.ddp.is_main:
         metrics["wall_seconds"] = time.perf_counter() - run.started
         return metrics
-    write_hparams(run.writer, hyperparameters(run.cfg), final_metrics)
-    run.writer.close()
+    run.trackers.finish(run.cfg, state.epoch_rows, final_metrics)
+    run.trackers.close()
     cfg = run.cfg
     base_model = cfg.model.name_or_path or cfg.model.package or "a randomly initialised BERT"
     export_dir = run.run_dir / "model"
@@ -110,9 +110,9 @@ def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
         seen_entities=run.seen_entities,
     )
     if figure is not None:
-        run.writer.add_figure("test/confusion_matrix", figure, state.step)
+        run.trackers.add_figure("test/confusion_matrix", figure, state.step)
     for key, value in scores.items():
         if key != "per_type":
-            run.writer.add_scalar(f"test/{key}", value, state.step)
+            run.trackers.add_scalar(f"test/{key}", value, state.step)
     log.info("test, best checkpoint:\n%s", format_per_type_table(scores))
     return scores, bootstrap

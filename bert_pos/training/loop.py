@@ -21,7 +21,7 @@ from bert_pos.runtime.errors import NonFiniteError
 from bert_pos.runtime.paths import weights_file
 from bert_pos.runtime.signals import StopRequests
 from bert_pos.scoring.scorer import evaluate, write_details
-from bert_pos.training.progress import log_step
+from bert_pos.training.progress import log_evaluation, log_step
 from bert_pos.training.resume import interrupted, save_resumable
 from bert_pos.training.state import Best, LoopState, Run, StepResult
 
@@ -95,7 +95,7 @@ def write_validation_details(run: Run) -> None:
         title=f"validation, step {step}",
         seen_entities=run.seen_entities,
     )
-    run.writer.add_figure("val/confusion_matrix", figure, step)
+    run.trackers.add_figure("val/confusion_matrix", figure, step)
 
 
 def due(every_n_steps: int | None, step: int) -> bool:
@@ -235,8 +235,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     row = evaluation_row(epoch, step, train_loss, scores)
     for key, value in row.items():
         if key.startswith("val/"):
-            run.writer.add_scalar(key, value, step)
-    log.info("step %d epoch %.2f: %s", step, epoch, {k: round(float(v), 4) for k, v in row.items()})
+            run.trackers.add_scalar(key, value, step)
     state.best, state.evaluations_without_gain, improved = select_best(
         state.best,
         state.evaluations_without_gain,
@@ -245,6 +244,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
         step,
         cfg.early_stopping.min_delta,
     )
+    log_evaluation(run, step, epoch, scores, eval_seconds, improved)
     if improved and run.ddp.is_main:
         save_weights(run.model, weights_file(run.run_dir, "best"), step=step, epoch=row["epoch"])
     state.epoch_rows.append(row)

@@ -1,6 +1,6 @@
 """The training recipe, written out: build everything, run the loop, finish.
 
-    run, state = setup(cfg, run_dir)   # data, tokenizer, model, optimizer, writer, resume
+    run, state = setup(cfg, run_dir)   # data, tokenizer, model, optimizer, trackers, resume
     train_loop(run, state)             # optimizer steps, evaluations, checkpoints, stops
     metrics = finish(run, state)       # summary, test on the best checkpoint, export
 
@@ -24,5 +24,9 @@ from bert_pos.training.setup import setup
 def run_recipe(cfg: DictConfig, run_dir: Path) -> dict:
     """Train as `cfg` (already checked) says, writing into `run_dir`; returns metrics.json."""
     run, state = setup(cfg, run_dir)
-    train_loop(run, state)
-    return finish(run, state)
+    try:
+        train_loop(run, state)
+        return finish(run, state)
+    except BaseException:
+        run.trackers.close(failed=True)  # MLflow and W&B mark the run failed, not running
+        raise

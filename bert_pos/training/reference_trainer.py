@@ -22,7 +22,12 @@ from transformers import (
 from bert_pos.data.encoding import align_labels
 from bert_pos.data.labels import IGNORE_INDEX, begin_to_inside_map, is_span_label_set
 from bert_pos.data.sources import load_splits, resolve_label_names, subset
-from bert_pos.modeling.encoders import load_tokenizer, random_config, random_model_tokenizer
+from bert_pos.modeling.encoders import (
+    load_tokenizer,
+    quiet_transformers,
+    random_config,
+    random_model_tokenizer,
+)
 from bert_pos.runtime.hub import resolve_model_source
 from bert_pos.scoring.metrics import score_sequences
 
@@ -159,9 +164,10 @@ def token_classification_model(
     id2label = dict(enumerate(label_names))
     label2id = {label: i for i, label in id2label.items()}
     if model_source is not None:
-        return AutoModelForTokenClassification.from_pretrained(
-            model_source, num_labels=len(label_names), id2label=id2label, label2id=label2id
-        )
+        with quiet_transformers():  # the classifier is new and the pooler unused, as expected
+            return AutoModelForTokenClassification.from_pretrained(
+                model_source, num_labels=len(label_names), id2label=id2label, label2id=label2id
+            )
     random_init = OmegaConf.to_container(cfg.model.random_init)
     config = random_config(random_init, vocab_size)
     config.update({"num_labels": len(label_names), "id2label": id2label, "label2id": label2id})

@@ -32,9 +32,9 @@ from bert_pos.runtime.hub import check_hub_access, resolve_model_source
 from bert_pos.runtime.paths import TAGGER_CONFIG, checkpoints_dir
 from bert_pos.scoring.error_analysis import training_entities
 from bert_pos.training.optimization import build_optimization, labelled_tokens
-from bert_pos.training.progress import open_writer
 from bert_pos.training.resume import resume_or_start
 from bert_pos.training.state import LoopState, Run
+from bert_pos.training.trackers import open_trackers, sweep_folder
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         steps_per_epoch=steps_per_epoch,
         total_steps=total_steps,
         loss_divisor=loss_divisor,
-        writer=None,
+        trackers=None,
         started=started,
         mean_train_length=statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
@@ -97,7 +97,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
     )
     state, resumed = resume_or_start(run)
     run.first_step, run.last_progress_line = state.step, time.perf_counter()
-    run.writer = open_writer(run, state, write_config=not resumed)
+    run.trackers = open_trackers(cfg, run_dir, state.step, resumed, run.ddp.is_main, sweep_folder())
     return run, state
 
 

@@ -88,7 +88,7 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     loss_divisor: float | None  # loss_normalization=average: fixed; None: per window
-    writer: object  # SummaryWriter, or QuietWriter on ranks other than 0
+    trackers: object  # trackers.Trackers: TensorBoard and the other `loggers`
     started: float  # perf_counter at the start of setup
     mean_train_length: float
     validation_tokens: int  # real tokens of one pass over validation, for eval tokens/s

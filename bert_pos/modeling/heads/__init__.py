@@ -8,7 +8,7 @@ A head is an `nn.Module` built as `Head(num_labels, label_names, decode)` with
 `loss_sum(logits, batch)` (the batch's summed loss; the loop normalises it),
 `decode_words(logits, word_starts)` (each word's tag id) and `module_name` (the prefix of its
 parameters in checkpoints and exports). Adding a head: its module, a line in `HEADS` below,
-its YAML comment in conf/model/common.yaml, and its tests. No torch here: the config check
+its YAML comment in conf/model_common.yaml, and its tests. No torch here: the config check
 reads `HEADS` before torch loads.
 """
 
