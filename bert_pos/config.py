@@ -21,6 +21,7 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
 from bert_pos.data.formats import FORMATS, DataSource
 from bert_pos.data.labels import CONLL2003_TASKS
 from bert_pos.modeling.heads import HEADS
@@ -288,6 +289,15 @@ def data_problems(data: DictConfig) -> list[str]:
     for key in ("train_file", "validation_file"):
         if data[key] is None:
             problems.append(f"data.{key}=null: training needs this split")
+    if (
+        data.task not in CONLLU_TASK_COLUMNS
+        and data.label_column is None
+        and DataSource.of(data).reads_conllu_files
+    ):
+        problems.append(
+            f"data.task={data.task!r} is not a CoNLL-U task ({', '.join(CONLLU_TASK_COLUMNS)}): "
+            "set one, or data.label_column (0-based, of the 10 columns)"
+        )
     if (
         data.task not in CONLL2003_TASKS
         and data.label_column is None

@@ -181,6 +181,15 @@ def split_file(directory: str | Path, split: str, name: str) -> Path:
     if path.exists():
         return path
     keys = f"data.dir={directory} and data.{split}_file={name}"
+    if "*" in name and Path(directory).is_dir():  # a pattern, e.g. *-ud-train.conllu
+        matches = sorted(Path(directory).glob(name))
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise ConllFormatError(
+                f"{path}: {len(matches)} files match (from {keys}): "
+                f"{', '.join(m.name for m in matches)}; name one in data.{split}_file"
+            )
     if not Path(directory).is_dir():
         raise ConllFormatError(f"{path}: no such file (from {keys}): the folder does not exist")
     if path.suffix:

@@ -9,8 +9,9 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 SPLITS = ("train", "validation", "test")
-FORMATS = ("conll", "jsonl", "saved")  # data.format; null = from each split's file name
+FORMATS = ("conll", "conllu", "jsonl", "saved")  # data.format; null = from each file's name
 JSONL_SUFFIXES = (".jsonl", ".json")
+CONLLU_SUFFIX = ".conllu"
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,11 @@ class DataSource:
         return cls("files", str(data.dir), files)
 
     @property
+    def reads_conllu_files(self) -> bool:
+        """Whether any split is read from CoNLL-U files (whose tasks are upos, xpos, feats)."""
+        return self.kind == "files" and any(fmt == "conllu" for _, fmt in self.files.values())
+
+    @property
     def reads_conll_files(self) -> bool:
         """Whether any split is read from CoNLL column files (which need a label column)."""
         if self.kind != "files":
@@ -60,11 +66,13 @@ class DataSource:
 
 
 def split_format(path: Path, configured: str | None) -> str:
-    """`data.format`, or the one the split's name implies: `.jsonl`/`.json` JSON lines, a
-    folder a split saved by `datasets`, anything else (`.txt`, `.conll`, `eng.train`) CoNLL
-    columns, as every file was read before there were other formats."""
+    """`data.format`, or the one the split's name implies: `.conllu` CoNLL-U, `.jsonl`/`.json`
+    JSON lines, a folder a split saved by `datasets`, anything else (`.txt`, `.conll`,
+    `eng.train`) CoNLL columns, as every file was read before there were other formats."""
     if configured is not None:
         return configured
+    if path.suffix.lower() == CONLLU_SUFFIX:
+        return "conllu"
     if path.suffix.lower() in JSONL_SUFFIXES:
         return "jsonl"
     if path.is_dir():

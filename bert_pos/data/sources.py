@@ -29,6 +29,7 @@ label outside it stops with file:line.
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,6 +37,8 @@ from datasets import Dataset, DatasetDict
 from omegaconf import DictConfig
 
 from bert_pos.data.conll import Sentence, read_conll, split_file
+from bert_pos.data.conllu import FEATS_COLUMN, read_conllu, universal_features
+from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
 from bert_pos.data.demo_corpus import write_demo_corpus
 from bert_pos.data.formats import SPLITS, DataSource, split_format
 from bert_pos.data.jsonl import read_jsonl
@@ -77,11 +80,18 @@ def columns_of(data: DictConfig) -> Columns:
     return Columns(data.tokens_column, tags, data.document_column)
 
 
-def label_column(data: DictConfig) -> int:
-    """The 0-based label column of CoNLL files: `data.label_column`, or the task's CoNLL-2003
-    column."""
+def label_column(data: DictConfig, fmt: str = "conll") -> int:
+    """The 0-based label column of CoNLL files: `data.label_column`, or the task's column
+    (CoNLL-2003's for conll files; UPOS, XPOS or FEATS for CoNLL-U)."""
     if data.label_column is not None:
         return data.label_column
+    if fmt == "conllu":
+        if data.task not in CONLLU_TASK_COLUMNS:
+            raise DataFormatError(
+                f"data.task={data.task!r} is not a CoNLL-U task ({', '.join(CONLLU_TASK_COLUMNS)}): "
+                "set one, or data.label_column (0-based, of the 10 columns)"
+            )
+        return CONLLU_TASK_COLUMNS[data.task]
     if data.task not in CONLL2003_TASKS:
         raise DataFormatError(
             f"data.task={data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): set "
@@ -119,6 +129,9 @@ def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -
     fmt = split_format(path, data.format)
     if fmt == "conll":
         sentences = read_conll(path, label_column(data), None, data.word_column, data.scheme)
+        return training_label_names(tag for s in sentences for tag in s.labels)
+    if fmt == "conllu":
+        sentences = read_conllu(path, label_column(data, fmt), None)
         return training_label_names(tag for s in sentences for tag in s.labels)
     return table_label_names(file_table(path, fmt, data), data.scheme)
 
@@ -170,12 +183,32 @@ def load_splits(
             sentences = read_conll(
                 path, label_column(data), label_names, data.word_column, data.scheme, closed=closed
             )
+        elif fmt == "conllu":
+            sentences = read_conllu(path, label_column(data, fmt), label_names, closed)
         else:
             sentences = checked_table_sentences(
                 file_table(path, fmt, data), label_names, data.scheme, closed
             )
         splits[split] = sentences_dataset(sentences, label_names, f"{split} ({path})")
     return DatasetDict(splits)
+
+
+def conllu_source(data: DictConfig, split: str) -> tuple[Path, int] | None:
+    """A split read from a CoNLL-U file: (its path, the column the run predicts), for writing
+    predictions.conllu; None for any other source."""
+    source = DataSource.of(data)
+    if split not in source.files or source.files[split][1] != "conllu":
+        return None
+    return split_file(data.dir, split, data[f"{split}_file"]), label_column(data, "conllu")
+
+
+def label_view(data: DictConfig) -> Callable[[str], str] | None:
+    """What is compared of a label: the universal features of CoNLL-U FEATS (UFeats, as the
+    CoNLL 2018 scorer compares them); None (the label itself) for every other task."""
+    source = DataSource.of(data)
+    if source.reads_conllu_files and label_column(data, "conllu") == FEATS_COLUMN:
+        return universal_features
+    return None
 
 
 def files_directory(data: DictConfig, demo_corpus_dir: Path | None) -> str:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from bert_pos.data.conll import ConllFormatError
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
-from bert_pos.data.sources import load_splits
+from bert_pos.data.sources import conllu_source, label_view, load_splits
 from bert_pos.inference.loading import TrainedModelError, load_trained, run_data_config
 from bert_pos.modeling.encoders import max_length_of
 from bert_pos.runtime.devices import autocast_for, padding_multiple, pick_device, resolve_precision
@@ -62,6 +62,8 @@ def evaluate_run(cfg: DictConfig) -> dict:
         run_dir / "eval" / name,
         title=f"{name}, {cfg.checkpoint} checkpoint",
         settings=settings,
+        view=label_view(data),
+        conllu=conllu_source(data, split),
     )
     log.info(
         "%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode, format_per_type_table(scores)

@@ -7,6 +7,7 @@ does it for a trained run folder, as `python -m bert_pos.evaluate` asks.
 
 import json
 import logging
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from datasets import Dataset
 from torch.utils.data import DataLoader
 
+from bert_pos.data.conllu import write_conllu
 from bert_pos.data.labels import IGNORE_INDEX
 from bert_pos.data.sources import gold_labels
 from bert_pos.modeling.tagger import unwrap
@@ -39,8 +41,12 @@ def evaluate(
     autocast: AbstractContextManager,
     mode: str = "conlleval",
     gold: list[list[str]] | None = None,
+    view: Callable[[str], str] | None = None,
 ) -> tuple[dict, list[list[str]]]:
     """Loss and scores of `model` on `loader`, and the predicted tag of every word.
+
+    `view` maps a label to what is compared of it (CoNLL-U FEATS: its universal features,
+    as the CoNLL 2018 scorer compares them); the predictions come back as predicted.
 
     Each word's prediction is the one at its first subword (the model's `decode_words`),
     whatever the training label strategy. `level="word"` scores those word tags against the gold word labels;
@@ -92,9 +98,13 @@ def evaluate(
     gold_words = with_gold_names(gold_words, gold)
     gold_subwords = with_gold_names(gold_subwords, gold)
     if level == "subword":
-        scores = score_sequences(gold_subwords, predicted_subwords, span_task, mode)
+        scores = score_sequences(
+            viewed(gold_subwords, view), viewed(predicted_subwords, view), span_task, mode
+        )
     else:
-        scores = score_sequences(gold_words, predicted_words, span_task, mode)
+        scores = score_sequences(
+            viewed(gold_words, view), viewed(predicted_words, view), span_task, mode
+        )
     scores["loss"] = loss_sum / max(labelled, 1)
     return scores, predicted_words
 
@@ -260,6 +270,13 @@ def plot_confusion_matrix(counts: torch.Tensor, label_names: list[str], title: s
 BOOTSTRAP_SAMPLES = 1000  # resamples of the sentences for a score's 95% interval
 
 
+def viewed(sequences: list[list[str]], view: Callable[[str], str] | None) -> list[list[str]]:
+    """The labels as they are compared (`view`), or as they are."""
+    if view is None:
+        return sequences
+    return [[view(label) for label in sequence] for sequence in sequences]
+
+
 def word_level_bootstrap(
     gold: list[list[str]], predicted: list[list[str]], span_task: bool
 ) -> dict:
@@ -292,6 +309,8 @@ def evaluate_split(
     write: bool = True,
     settings: dict | None = None,
     seen_entities: set | None = None,
+    view: Callable[[str], str] | None = None,
+    conllu: tuple[Path, int] | None = None,
 ):
     """Evaluate one split and write `predictions.txt`, `metrics.json` (with a bootstrap 95%
     interval of the word-level score), `confusion_matrix.png` and, for span tasks, the span
@@ -301,10 +320,11 @@ def evaluate_split(
     first) writes nothing and has neither figure nor interval;
     `settings` (what was evaluated, how) are recorded in metrics.json beside the scores.
     Gold labels the model cannot predict (see data/sources.py) are scored and written as
-    gold, and have rows of their own in the confusion matrix, after the model's labels."""
+    gold, and have rows of their own in the confusion matrix, after the model's labels.
+    `view` and `conllu`: see `evaluate` and `write_details`."""
     gold = gold_labels(sentences, label_names)
     scores, predicted = evaluate(
-        model, loader, label_names, span_task, level, device, autocast, mode, gold
+        model, loader, label_names, span_task, level, device, autocast, mode, gold, view
     )
     if not write:
         return scores, None, None
@@ -319,6 +339,8 @@ def evaluate_split(
         title,
         settings,
         seen_entities,
+        view,
+        conllu,
     )
     return scores, figure, bootstrap
 
@@ -334,12 +356,23 @@ def write_details(
     title: str,
     settings: dict | None = None,
     seen_entities: set | None = None,
+    view: Callable[[str], str] | None = None,
+    conllu: tuple[Path, int] | None = None,
 ):
     """What is read of an evaluation beyond its scores, into `out_dir`: `predictions.txt`,
     `metrics.json` with the bootstrap interval, the span error analysis, the confusion matrix.
     Returns (confusion-matrix figure, bootstrap interval). Costlier than the scoring itself
-    (the bootstrap above all), so the training loop writes it once, for its last evaluation."""
+    (the bootstrap above all), so the training loop writes it once, for its last evaluation.
+
+    All of them hold the labels as compared (`view`); `conllu` = (the split's CoNLL-U file,
+    the predicted column) also writes `predictions.conllu`: that file with the predictions, as
+    predicted, in the column, every other byte as it was."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if conllu is not None:
+        source, column = conllu
+        by_first_line = dict(zip(sentences["line"], predicted, strict=True))
+        write_conllu(source, out_dir / "predictions.conllu", column, by_first_line)
+    gold, predicted = viewed(gold, view), viewed(predicted, view)
     write_predictions(
         out_dir / PREDICTIONS_FILE, sentences["tokens"], gold, predicted, sentences["document_id"]
     )

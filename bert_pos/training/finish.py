@@ -108,6 +108,8 @@ def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
         title=f"test, best checkpoint (step {state.best.step})",
         write=run.ddp.is_main,
         seen_entities=run.seen_entities,
+        view=run.label_view,
+        conllu=run.conllu_sources.get("test"),
     )
     if figure is not None:
         run.trackers.add_figure("test/confusion_matrix", figure, state.step)

@@ -94,6 +94,8 @@ def write_validation_details(run: Run) -> None:
         run.span_task,
         title=f"validation, step {step}",
         seen_entities=run.seen_entities,
+        view=run.label_view,
+        conllu=run.conllu_sources.get("validation"),
     )
     run.trackers.add_figure("val/confusion_matrix", figure, step)
 
@@ -219,6 +221,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
         run.autocast,
         cfg.eval.mode,
         run.validation_gold,
+        run.label_view,
     )
     run.last_validation = (step, scores, predicted)
     eval_seconds = time.perf_counter() - eval_started

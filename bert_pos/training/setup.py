@@ -16,7 +16,14 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from bert_pos.data.formats import DataSource
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
-from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names, subset
+from bert_pos.data.sources import (
+    conllu_source,
+    gold_labels,
+    label_view,
+    load_splits,
+    resolve_label_names,
+    subset,
+)
 from bert_pos.modeling.encoders import load_tokenizer, max_length_of, random_model_tokenizer
 from bert_pos.modeling.tagger import build_model, tagger_config
 from bert_pos.runtime import distributed
@@ -94,6 +101,12 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
         validation_gold=gold_labels(splits["validation"], label_names),
         seen_entities=seen_entities(splits["train"], label_names),
+        label_view=label_view(cfg.data),
+        conllu_sources={
+            split: source
+            for split in splits
+            if (source := conllu_source(cfg.data, split)) is not None
+        },
     )
     state, resumed = resume_or_start(run)
     run.first_step, run.last_progress_line = state.step, time.perf_counter()

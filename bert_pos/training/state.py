@@ -98,6 +98,8 @@ class Run:
     first_step: int = 0  # the step this process started from (resumed runs: the checkpoint's)
     last_progress_line: float = 0.0  # perf_counter of the last progress line in the log
     seen_entities: set | None = None  # (surface, type) of training entities, for error reports
+    label_view: object = None  # what is compared of a label (CoNLL-U FEATS: UFeats); None: itself
+    conllu_sources: dict = field(default_factory=dict)  # split -> (CoNLL-U file, predicted column)
     loop_started: float = 0.0  # perf_counter when this process's training loop began
     loop_eval_seconds: float = 0.0  # evaluations since then (resumed runs: this session's)
     # Validation score against training time, evaluations excluded (this session's clock):
