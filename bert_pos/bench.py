@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import hydra
+from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
@@ -49,6 +50,7 @@ from bert_pos.scoring.time_to_accuracy import format_time_to_accuracy, times_to_
 
 log = logging.getLogger(__name__)
 register_configs()
+ConfigStore.instance().store(name="bench_schema", node=BenchConfig)
 
 # Dense bf16/fp16 tensor-core peaks (FLOP/s), for model FLOPs utilisation on known GPUs.
 GPU_PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}

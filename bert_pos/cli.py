@@ -17,6 +17,7 @@ torch: a command answers a typo in well under a second.
 
 import functools
 import logging
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,10 +50,14 @@ def command(name: str, schema: type, check: Callable | None = None):
             from bert_pos.runtime.keys import check_known_keys
 
             try:
-                if check is not None:
-                    check(cfg)
-                else:
-                    check_known_keys(cfg, schema, name)
+                try:
+                    if check is not None:
+                        check(cfg)
+                    else:
+                        check_known_keys(cfg, schema, name)
+                except UserError:
+                    remove_unstarted_output_dir()  # a command that never started leaves none
+                    raise
                 return function(cfg)
             except UserError as err:
                 log.error("%s", err)
@@ -89,3 +94,26 @@ def check_command_line(name: str, schema: type, arguments: list[str]) -> None:
     unknown = unknown_override_keys(arguments, schema, groups)
     if unknown:
         raise UserError(not_a_setting(unknown, schema, name))
+
+
+def remove_unstarted_output_dir() -> None:
+    """The folder Hydra made for a single run that stopped at its config check."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN:
+        remove_unstarted_run_dir(Path(HydraConfig.get().runtime.output_dir))
+
+
+def remove_unstarted_run_dir(run_dir: Path) -> None:
+    """Remove the folder Hydra made for a run that stopped before it started (it holds only
+    Hydra's config and the log), and its parent if that leaves it empty. A folder with
+    anything else in it (a run being resumed or evaluated) stays."""
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {
+        ".hydra",
+        "train.log",
+        "bench.log",
+    }:
+        shutil.rmtree(run_dir)
+        if not any(run_dir.parent.iterdir()):
+            run_dir.parent.rmdir()

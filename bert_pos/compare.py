@@ -23,18 +23,13 @@ import sys
 from pathlib import Path
 
 from bert_pos.cli import run_command
-from bert_pos.runtime.choices import RESAMPLING_UNITS
+from bert_pos.runtime.choices import RESAMPLING_UNITS, resampling_unit
 from bert_pos.runtime.errors import UserError
+from bert_pos.runtime.keys import closest_keys
 from bert_pos.scoring.predictions import (
     Predictions,
     predictions_file,
     read_predictions,
-)
-from bert_pos.scoring.significance import (
-    approximate_randomization,
-    paired_bootstrap,
-    resampling_unit,
-    sentence_counts,
 )
 
 OPTIONS = {"unit": "auto", "samples": "1000", "seed": "0", "json": None, "show": None}
@@ -90,6 +85,13 @@ def compare(a: Predictions, b: Predictions, unit: str, samples: int, seed: int) 
     """Scores of A and B, the difference B - A, its interval and p-value, per name."""
     if unit not in RESAMPLING_UNITS:
         raise CompareError(f"unit={unit}: expected one of {', '.join(RESAMPLING_UNITS)}")
+    # numpy and seqeval only now: a wrong argument is answered at once
+    from bert_pos.scoring.significance import (
+        approximate_randomization,
+        paired_bootstrap,
+        sentence_counts,
+    )
+
     unit = resampling_unit(unit, a.has_documents)
     if unit == "document" and not a.has_documents:
         raise CompareError(f"unit=document: {a.path} has no -DOCSTART- lines")
@@ -174,7 +176,11 @@ def parse_arguments(arguments: list[str]) -> tuple[list[str], dict]:
         elif "=" in argument and not Path(argument).exists():
             key, value = argument.split("=", 1)
             if key not in OPTIONS:
-                raise CompareError(f"{key}=: unknown option (known: {', '.join(OPTIONS)})")
+                close = closest_keys(key, list(OPTIONS))
+                hint = f"did you mean {' or '.join(close)}?" if close else "no option is close"
+                raise CompareError(
+                    f"{key}: not an option of bert_pos.compare; {hint} (options: {', '.join(OPTIONS)})"
+                )
             options[key] = value
         else:
             paths.append(argument)

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 class PredictConfig:
     model_dir: str = MISSING  # an exported model folder, or a run folder holding model/
     input: str = MISSING  # a file, or - for stdin
-    input_format: str = MISSING  # text | conll
-    format: str = MISSING  # tsv | jsonl
+    input_format: str = MISSING  # text | conll | conllu
+    format: str = MISSING  # tsv | jsonl | conllu
     output: str = MISSING  # a file, or - for stdout
     batch_size: int = MISSING
     device: str = MISSING
@@ -42,6 +42,8 @@ class PredictConfig:
 
 
 ConfigStore.instance().store(name="predict_schema", node=PredictConfig)
+INPUT_FORMATS = ("text", "conll", "conllu")
+OUTPUT_FORMATS = ("tsv", "jsonl", "conllu")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
@@ -50,6 +52,9 @@ def main(cfg: DictConfig) -> None:
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
     if not Path(cfg.model_dir).is_dir():  # said before torch is imported
         raise UserError(f"model_dir={cfg.model_dir}: no such folder (a run or its model/)")
+    for key, allowed in (("input_format", INPUT_FORMATS), ("format", OUTPUT_FORMATS)):
+        if cfg[key] not in allowed:
+            raise UserError(f"{key}={cfg[key]}: expected one of {', '.join(allowed)}")
     from bert_pos.inference.tagging import predict  # torch and co.: only now
 
     predict(cfg)

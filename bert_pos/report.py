@@ -23,7 +23,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from bert_pos.cli import run_command
-from bert_pos.runtime.choices import RESAMPLING_UNITS
+from bert_pos.runtime.choices import RESAMPLING_UNITS, resampling_unit
+from bert_pos.runtime.errors import UserError
+from bert_pos.runtime.keys import closest_keys
 from bert_pos.runtime.paths import FAILED_MARKER
 
 SEED_KEY = "seed"
@@ -152,7 +154,6 @@ def best_against_runner_up(
     from bert_pos.scoring.significance import (
         approximate_randomization,
         paired_bootstrap,
-        resampling_unit,
         sentence_counts,
     )
 
@@ -366,7 +367,16 @@ def main() -> None:
         help="what the best-vs-runner-up test resamples, as in bert_pos.compare: auto = "
         "documents where the predictions mark them, else sentences",
     )
-    args = parser.parse_args()
+    args, unknown = parser.parse_known_args()
+    if unknown:  # argparse would only say "unrecognized arguments"
+        options = [o for action in parser._actions for o in action.option_strings]
+        answers = []
+        flags = [a for a in unknown if a.startswith("-")] or unknown  # not a flag's value
+        for argument in flags:
+            close = closest_keys(argument.split("=", 1)[0], options)
+            hint = f"did you mean {' or '.join(close)}?" if close else "no option is close"
+            answers.append(f"{argument}: not an option of bert_pos.report; {hint}")
+        raise UserError("; ".join(answers))
     print(report(args.sweep_dir, args.out, args.unit))
 
 

@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from bert_pos.cli import command, run_command
+from bert_pos.cli import command, remove_unstarted_run_dir, run_command
 from bert_pos.config import ConfigError, TrainConfig, check_config, register_configs
 from bert_pos.runtime.errors import TrainingInterrupted, UserError
 from bert_pos.runtime.paths import FAILED_MARKER
@@ -126,16 +126,6 @@ def check_auto_resume_has_a_folder(cfg: DictConfig, hydra_config, run_dir: Path)
         f"resume=auto continues the run in hydra.run.dir, and none was given (a new folder "
         f"would start from scratch); {latest}. Continue it with:\n  {command}"
     )
-
-
-def remove_unstarted_run_dir(run_dir: Path) -> None:
-    """Remove the folder Hydra made for a run that stopped before it started (it holds only
-    Hydra's config and the log), and the experiment's folder if that leaves it empty. A
-    folder with anything else in it (a resumed run's checkpoints) stays."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log"}:
-        shutil.rmtree(run_dir)
-        if not any(run_dir.parent.iterdir()):
-            run_dir.parent.rmdir()
 
 
 def join_main_run_dir(own_run_dir: Path) -> Path:

@@ -28,8 +28,9 @@ def test_experiments_exist():
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_composes_and_passes_checks(experiment):
-    cfg = compose_config([f"experiment={experiment}"])
+def test_every_experiment_composes_and_passes_checks(experiment, tmp_path):
+    local = {"upos": [f"data.dir={tmp_path}"]}  # recipes of local files: a folder to point at
+    cfg = compose_config([f"experiment={experiment}", *local.get(experiment, [])])
     check_config(cfg)
     assert cfg.experiment_name == experiment
 

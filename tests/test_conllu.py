@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from bert_pos.data.conllu import (
     ConlluFormatError,
@@ -16,7 +17,7 @@ from bert_pos.data.conllu import (
     write_conllu,
 )
 from bert_pos.scoring.metrics import token_accuracy
-from tests.helpers import REAL_DATA, ROOT, compose_config
+from tests.helpers import REAL_DATA, ROOT, compose_config, run_command
 
 
 def word(i, form, upos="NOUN", xpos="NN", feats="_"):
@@ -139,7 +140,8 @@ def test_a_file_that_is_no_conllu_says_so(tmp_path):
 
 
 def test_the_ud_preset_reads_a_treebank_folder(tmp_path, good):
-    from bert_pos.data.sources import label_view, load_splits, resolve_label_names
+    from bert_pos.data.columns import label_view
+    from bert_pos.data.sources import load_splits, resolve_label_names
 
     for split in ("train", "dev", "test"):
         (tmp_path / f"xx_tb-ud-{split}.conllu").write_text(GOOD)
@@ -176,7 +178,7 @@ def test_scores_equal_the_official_scorer_on_lines_dev(tmp_path):
     script = REAL_DATA.parent / "tools" / "conll18_ud_eval.py"
     if not dev.is_file() or not script.is_file():
         pytest.skip(f"no UD English-LinES dev file or scorer under {REAL_DATA.parent}")
-    from bert_pos.data.sources import universal_features as ufeats
+    from bert_pos.data.conllu import universal_features as ufeats
 
     for name, column, wrong in [("UPOS", 3, "X"), ("XPOS", 4, "NN"), ("UFeats", 5, "_")]:
         sentences = read_conllu(dev, column, None)
@@ -204,7 +206,7 @@ def test_the_conllu_module_reads_no_heavy_library():
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["upos", "feats"])
 def test_a_run_on_a_treebank_writes_predictions_conllu_scored_as_metrics_say(tmp_path, task):
-    from bert_pos.data.sources import universal_features as ufeats
+    from bert_pos.data.conllu import universal_features as ufeats
     from bert_pos.train import train
     from tests.helpers import TINY_DEMO_OVERRIDES
 
@@ -217,6 +219,8 @@ def test_a_run_on_a_treebank_writes_predictions_conllu_scored_as_metrics_say(tmp
         [*overrides, "data=ud", f"data.dir={treebank}", f"data.task={task}", "epochs=2"]
     )
     metrics = train(cfg, tmp_path / "run")
+    (tmp_path / "run" / ".hydra").mkdir()  # as the command saves it: predict reads the task
+    OmegaConf.save(cfg, tmp_path / "run" / ".hydra" / "config.yaml")
 
     column = {"upos": 3, "feats": 5}[task]
     view = ufeats if task == "feats" else (lambda label: label)
@@ -235,3 +239,30 @@ def test_a_run_on_a_treebank_writes_predictions_conllu_scored_as_metrics_say(tmp
             assert (
                 fields[:column] + fields[column + 1 :] == expected[:column] + expected[column + 1 :]
             )
+
+    # predict tags CoNLL-U as evaluation does, and writes it the same way
+    test_file = treebank / "xx_tb-ud-test.conllu"
+    predicted_file = tmp_path / "predicted.conllu"
+    result = run_command(
+        "predict",
+        f"model_dir={tmp_path / 'run'}",
+        f"input={test_file}",
+        "input_format=conllu",
+        "format=conllu",
+        f"output={predicted_file}",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluated = tmp_path / "run" / "eval" / "test" / "predictions.conllu"
+    assert predicted_file.read_bytes() == evaluated.read_bytes()
+    text_input = tmp_path / "text.txt"
+    text_input.write_text("I cannot go .\nYes\n")
+    result = run_command(
+        "predict", f"model_dir={tmp_path / 'run'}", f"input={text_input}", "format=conllu"
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    from_text = tmp_path / "from_text.conllu"
+    from_text.write_text(result.stdout)
+    assert [s.words for s in read_conllu(from_text, column, None)] == [
+        ["I", "cannot", "go", "."],
+        ["Yes"],
+    ]

@@ -82,6 +82,20 @@ def test_module_is_small_enough_to_read(module):
     assert lines <= MAX_MODULE_LINES, f"{module}: {lines} lines"
 
 
+MAX_FUNCTION_LINES = 62  # a function reads on one screen: "~60", docstring included
+
+
+def test_no_function_is_longer_than_a_screen():
+    long = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{module}.{node.name}: {lines} lines")
+    assert long == []
+
+
 def print_layers() -> None:
     by_layer: dict[str, list[str]] = {layer: [] for layer in LAYERS}
     for module, path in modules().items():

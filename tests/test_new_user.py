@@ -73,17 +73,25 @@ def test_every_command_answers_a_typo_with_the_closest_key():
 
 
 @pytest.mark.slow
-def test_a_run_that_never_started_leaves_no_folder(tmp_path):
+@pytest.mark.parametrize("command", ["train", "bench"])
+def test_a_run_that_never_started_leaves_no_folder(tmp_path, command):
     result = subprocess.run(
-        [sys.executable, "-m", "bert_pos.train", "+experiment=demo", f"data.dir={tmp_path}/none"],
+        [
+            sys.executable,
+            "-m",
+            f"bert_pos.{command}",
+            "+experiment=demo",
+            f"data.dir={tmp_path}/none",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,
     )
+    output = result.stdout + result.stderr
     assert result.returncode == 1
-    assert f"data.dir={tmp_path}/none: no such folder" in result.stdout + result.stderr
-    assert not (tmp_path / "experiments" / "runs" / "demo").exists()
+    assert f"invalid config: data.dir={tmp_path}/none: no such folder" in output  # one line
+    assert [p.name for p in tmp_path.glob("experiments/*/*")] == []
 
 
 @pytest.mark.slow
@@ -155,3 +163,14 @@ def test_the_readme_pipeline_snippet_loads_the_model_once():
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     assert assigned <= used, f"assigned and never used: {assigned - used}"
     assert snippet.count("/model") == 1  # one load, by the pipeline
+
+
+@pytest.mark.slow
+def test_compare_and_report_answer_a_misspelt_option_with_the_closest():
+    compare = run_command("compare", "a.txt", "b.txt", "unti=document")
+    assert compare.returncode == 1
+    assert "unti: not an option of bert_pos.compare; did you mean unit?" in compare.stderr
+    report = run_command("report", "/nonexistent", "--unti", "document")
+    assert report.returncode == 1
+    assert "--unti: not an option of bert_pos.report; did you mean --unit?" in report.stderr
+    assert "document" not in report.stderr.split("did you mean")[1]  # the flag's value is no option

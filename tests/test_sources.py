@@ -429,7 +429,7 @@ PRESET_LAYOUTS = {
 PRESETS = sorted(
     path.stem
     for path in Path(CONF_DIR, "data").glob("*.yaml")
-    if path.stem not in ("conll2003", "demo")  # the hub presets
+    if path.stem not in ("conll2003", "demo", "ud")  # the hub presets (ud: local CoNLL-U files)
 )
 
 
@@ -547,7 +547,10 @@ def test_the_format_follows_the_name_unless_data_format_says(tmp_path):
             ["data.task=srl", "data.dir=/data"],
             "data.task='srl' is not a CoNLL-2003 task (ner, pos, chunk): set data.label_column",
         ),
-        (["data.format=xml"], "data.format='xml': expected null or one of conll, jsonl, saved"),
+        (
+            ["data.format=xml"],
+            "data.format='xml': expected null or one of conll, conllu, jsonl, saved",
+        ),
         (
             ["data.split_names.train=null"],
             "data.split_names={'train': None, 'validation': "

@@ -211,6 +211,15 @@ def write_conllu(
     of `predicted`, with `label_column` of each syntactic word replaced by its predicted label
     and every other byte as in `source`; with every sentence predicted, `out` is `source`
     but that column. Returns the number of sentences written."""
+    text, written = predicted_conllu(source, label_column, predicted)
+    Path(out).write_text(text)
+    return written
+
+
+def predicted_conllu(
+    source: str | Path, label_column: int, predicted: dict[int, list[str]]
+) -> tuple[str, int]:
+    """The text `write_conllu` writes, and its number of sentences."""
     pieces, written = [], 0
     for sentence in parse_conllu(source):
         labels = predicted.get(sentence.first_line)
@@ -231,8 +240,21 @@ def write_conllu(
     text = "\n".join(pieces)
     if pieces and not text.endswith("\n\n"):  # a part of the file: end it as a file ends
         text = text.rstrip("\n") + "\n\n"
-    Path(out).write_text(text)
-    return written
+    return text, written
+
+
+def new_conllu(lines: list[str], sentences: list[list[str]], label_column: int, labels) -> str:
+    """CoNLL-U for words that came without it (raw text): `# text` and ID, FORM and the
+    predicted column of each word, `_` in the others."""
+    out = []
+    for line, words, tags in zip(lines, sentences, labels, strict=True):
+        out.append(f"# text = {line}")
+        for i, (word, tag) in enumerate(zip(words, tags, strict=True), start=1):
+            fields = [str(i), word] + ["_"] * (len(COLUMNS) - 2)
+            fields[label_column] = tag
+            out.append("\t".join(fields))
+        out.append("")
+    return "\n".join(out) + "\n"
 
 
 def universal_features(feats: str) -> str:

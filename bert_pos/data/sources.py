@@ -29,16 +29,14 @@ label outside it stops with file:line.
 
 import logging
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
 from datasets import Dataset, DatasetDict
 from omegaconf import DictConfig
 
+from bert_pos.data.columns import Columns, columns_of, label_column
 from bert_pos.data.conll import Sentence, read_conll, split_file
-from bert_pos.data.conllu import FEATS_COLUMN, read_conllu, universal_features
-from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
+from bert_pos.data.conllu import read_conllu
 from bert_pos.data.demo_corpus import write_demo_corpus
 from bert_pos.data.formats import SPLITS, DataSource, split_format
 from bert_pos.data.jsonl import read_jsonl
@@ -60,44 +58,6 @@ PARQUET_EXPORT = "refs/convert/parquet"
 
 # A split's column of the gold labels its model cannot predict (see the module docstring)
 UNPREDICTABLE_COLUMN = "unpredictable_labels"
-
-
-class Columns(NamedTuple):
-    """The columns (JSON fields) of a table source that hold each thing."""
-
-    tokens: str
-    tags: str
-    document: str | None
-
-
-def columns_of(data: DictConfig) -> Columns:
-    """`data.tokens_column`, `data.tags_column` (null: `{task}_tags` for the CoNLL-2003 tasks,
-    `ner_tags` for others, as the hub's datasets and `run_ner.py` name them) and
-    `data.document_column`."""
-    tags = data.tags_column
-    if tags is None:
-        tags = f"{data.task}_tags" if data.task in CONLL2003_TASKS else "ner_tags"
-    return Columns(data.tokens_column, tags, data.document_column)
-
-
-def label_column(data: DictConfig, fmt: str = "conll") -> int:
-    """The 0-based label column of CoNLL files: `data.label_column`, or the task's column
-    (CoNLL-2003's for conll files; UPOS, XPOS or FEATS for CoNLL-U)."""
-    if data.label_column is not None:
-        return data.label_column
-    if fmt == "conllu":
-        if data.task not in CONLLU_TASK_COLUMNS:
-            raise DataFormatError(
-                f"data.task={data.task!r} is not a CoNLL-U task ({', '.join(CONLLU_TASK_COLUMNS)}): "
-                "set one, or data.label_column (0-based, of the 10 columns)"
-            )
-        return CONLLU_TASK_COLUMNS[data.task]
-    if data.task not in CONLL2003_TASKS:
-        raise DataFormatError(
-            f"data.task={data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): set "
-            "data.label_column, the 0-based column of its tags in the CoNLL files"
-        )
-    return CONLL2003_TASKS[data.task][0]
 
 
 # ---------------------------------------------------------------- the label vocabulary
@@ -191,24 +151,6 @@ def load_splits(
             )
         splits[split] = sentences_dataset(sentences, label_names, f"{split} ({path})")
     return DatasetDict(splits)
-
-
-def conllu_source(data: DictConfig, split: str) -> tuple[Path, int] | None:
-    """A split read from a CoNLL-U file: (its path, the column the run predicts), for writing
-    predictions.conllu; None for any other source."""
-    source = DataSource.of(data)
-    if split not in source.files or source.files[split][1] != "conllu":
-        return None
-    return split_file(data.dir, split, data[f"{split}_file"]), label_column(data, "conllu")
-
-
-def label_view(data: DictConfig) -> Callable[[str], str] | None:
-    """What is compared of a label: the universal features of CoNLL-U FEATS (UFeats, as the
-    CoNLL 2018 scorer compares them); None (the label itself) for every other task."""
-    source = DataSource.of(data)
-    if source.reads_conllu_files and label_column(data, "conllu") == FEATS_COLUMN:
-        return universal_features
-    return None
 
 
 def files_directory(data: DictConfig, demo_corpus_dir: Path | None) -> str:

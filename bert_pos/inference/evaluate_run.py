@@ -8,10 +8,11 @@ from pathlib import Path
 import datasets
 from omegaconf import DictConfig
 
+from bert_pos.data.columns import conllu_source, label_view
 from bert_pos.data.conll import ConllFormatError
-from bert_pos.data.labels import is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
-from bert_pos.data.sources import conllu_source, label_view, load_splits
+from bert_pos.data.sources import load_splits
+from bert_pos.data.tasks import Task
 from bert_pos.inference.loading import TrainedModelError, load_trained, run_data_config
 from bert_pos.modeling.encoders import max_length_of
 from bert_pos.runtime.devices import autocast_for, padding_multiple, pick_device, resolve_precision
@@ -49,12 +50,13 @@ def evaluate_run(cfg: DictConfig) -> dict:
     options = EncodingOptions.of(data, label_names, max_length_of(tokenizer, model.config))
     _, loaders = encode_and_batch(splits, tokenizer, options, batching)  # encoded as trained
     loader = loaders[split]
+    task = Task(data.task, label_names, label_view(data))
     scores, _, _ = evaluate_split(
         model,
         loader,
         splits[split],
         label_names,
-        is_span_label_set(label_names),
+        task.spans,
         level,
         cfg.mode,
         device,
@@ -62,7 +64,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
         run_dir / "eval" / name,
         title=f"{name}, {cfg.checkpoint} checkpoint",
         settings=settings,
-        view=label_view(data),
+        view=task.view,
         conllu=conllu_source(data, split),
     )
     log.info(

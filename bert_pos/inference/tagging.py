@@ -18,6 +18,14 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.conll import read_conll
+from bert_pos.data.conllu import (
+    FORM_COLUMN,
+    new_conllu,
+    parse_conllu,
+    predicted_conllu,
+    read_conllu,
+)
+from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
 from bert_pos.data.encoding import encode_sentences
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.inference.loading import TrainedModelError, load_trained
@@ -125,10 +133,16 @@ def entity_spans(
 
 
 def read_inputs(source, input_format: str) -> tuple[list[str], list[list[tuple[str, int, int]]]]:
-    """Lines and their words with character offsets; CoNLL input reads words from column 0
-    and reports offsets into the words joined by single spaces."""
-    if input_format == "conll":
-        sentences = read_conll(source, label_column=0, label_names=None)
+    """Lines and their words with character offsets; CoNLL input reads words from column 0,
+    CoNLL-U input its syntactic words (FORM), and both report offsets into the words joined
+    by single spaces."""
+    if input_format in ("conll", "conllu"):
+        if not isinstance(source, Path):
+            raise TrainedModelError(f"input_format={input_format} reads a file, not stdin")
+        if input_format == "conll":
+            sentences = read_conll(source, label_column=0, label_names=None)
+        else:
+            sentences = read_conllu(source, FORM_COLUMN, None)
         lines = [" ".join(s.words) for s in sentences]
         return lines, [split_joined(s.words) for s in sentences]
     text = source.read_text() if isinstance(source, Path) else source.read()
@@ -142,6 +156,41 @@ def split_joined(words: list[str]) -> list[tuple[str, int, int]]:
         offsets.append((word, position, position + len(word)))
         position += len(word) + 1
     return offsets
+
+
+def tsv_or_jsonl(output_format: str, lines, words, tagged, spans: bool) -> str:
+    """`word<TAB>tag` lines, or one JSON object per line (with entity spans for span tags)."""
+    out = []
+    for line, line_words, line_tags in zip(lines, words, tagged, strict=True):
+        if output_format == "jsonl":
+            record = {
+                "text": line,
+                "words": [w for w, _, _ in line_words],
+                "tags": [t for t, _ in line_tags],
+            }
+            if spans:
+                record["entities"] = entity_spans(line, line_words, line_tags)
+            out.append(json.dumps(record, ensure_ascii=False))
+        else:
+            out += [f"{w}\t{t}" for (w, _, _), (t, _) in zip(line_words, line_tags)] + [""]
+    return "\n".join(out) + "\n"
+
+
+def conllu_output(cfg: DictConfig, trained, source, lines, words, tagged) -> str:
+    """CoNLL-U with the model's task's column (UPOS, XPOS or FEATS) predicted: a CoNLL-U
+    input with only that column changed, or new lines for text and CoNLL input."""
+    task = trained.run_config.data.task if trained.run_config is not None else None
+    column = CONLLU_TASK_COLUMNS.get(task)
+    if column is None:
+        raise TrainedModelError(
+            f"format=conllu needs a model of a CoNLL-U task ({', '.join(CONLLU_TASK_COLUMNS)}), "
+            f"loaded from its run folder; model_dir={cfg.model_dir} is of task {task!r}"
+        )
+    tags = [[tag for tag, _ in sentence] for sentence in tagged]
+    if cfg.input_format == "conllu":
+        first_lines = [s.first_line for s in parse_conllu(source)]
+        return predicted_conllu(source, column, dict(zip(first_lines, tags, strict=True)))[0]
+    return new_conllu(lines, [[w for w, _, _ in ws] for ws in words], column, tags)
 
 
 def predict(cfg: DictConfig) -> dict:
@@ -169,21 +218,10 @@ def predict(cfg: DictConfig) -> dict:
     )
     seconds = time.perf_counter() - started
 
-    spans = is_span_label_set(label_names)
-    out = []
-    for line, line_words, line_tags in zip(lines, words, tagged, strict=True):
-        if cfg.format == "jsonl":
-            record = {
-                "text": line,
-                "words": [w for w, _, _ in line_words],
-                "tags": [t for t, _ in line_tags],
-            }
-            if spans:
-                record["entities"] = entity_spans(line, line_words, line_tags)
-            out.append(json.dumps(record, ensure_ascii=False))
-        else:
-            out += [f"{w}\t{t}" for (w, _, _), (t, _) in zip(line_words, line_tags)] + [""]
-    text = "\n".join(out) + "\n"
+    if cfg.format == "conllu":
+        text = conllu_output(cfg, trained, source, lines, words, tagged)
+    else:
+        text = tsv_or_jsonl(cfg.format, lines, words, tagged, is_span_label_set(label_names))
     if cfg.output == "-":
         sys.stdout.write(text)
     else:

@@ -18,5 +18,15 @@ COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 NONFINITE_ACTIONS = ("stop", "skip")
 LOSS_NORMALIZATIONS = ("average", "batch")
 RESAMPLING_UNITS = ("auto", "document", "sentence")  # compare unit=, report --unit
+
+
+def resampling_unit(requested: str, has_documents: bool) -> str:
+    """`auto`: documents where the data marks them (sentences of one document share names
+    and topics, so they are no independent draws), else sentences."""
+    if requested != "auto":
+        return requested
+    return "document" if has_documents else "sentence"
+
+
 # `loggers`: each tracker and the package it needs (its pip extra has the tracker's name)
 TRACKERS = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}

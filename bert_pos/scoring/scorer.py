@@ -45,20 +45,10 @@ def evaluate(
 ) -> tuple[dict, list[list[str]]]:
     """Loss and scores of `model` on `loader`, and the predicted tag of every word.
 
-    `view` maps a label to what is compared of it (CoNLL-U FEATS: its universal features,
-    as the CoNLL 2018 scorer compares them); the predictions come back as predicted.
-
     Each word's prediction is the one at its first subword (the model's `decode_words`),
-    whatever the training label strategy. `level="word"` scores those word tags against the gold word labels;
-    `level="subword"` scores every subword that carries a training label instead, as the
-    Hugging Face token-classification recipes do. The loss is the training objective (the
-    model's `loss_sum`: cross-entropy, or a CRF's negative log-likelihood) per labelled
-    subword, as train/loss is.
-
-    The windows of a long sentence (batch keys `sentence`, `first_word`) are stitched back
-    into the whole sentence before scoring, so a span that crosses a window edge is one
-    span; examples without those keys are whole sentences, in the loader's sampler order.
-    Word predictions come back per sentence, in dataset order.
+    whatever the training label strategy; how they are scored: `score_pieces`. The loss is
+    the training objective (the model's `loss_sum`: cross-entropy, or a CRF's negative
+    log-likelihood) per labelled subword, as train/loss is.
 
     A word whose gold label the model cannot predict (outside `label_names`, see
     data/sources.py) has the word label IGNORE_INDEX, so it adds nothing to the loss; it is
@@ -94,18 +84,29 @@ def evaluate(
     pieces = gather_lists(pieces)
     loss_sum, labelled = sum_over_ranks([loss_sum, labelled], device)
 
-    gold_words, predicted_words, gold_subwords, predicted_subwords = stitch_windows(pieces, 4)
-    gold_words = with_gold_names(gold_words, gold)
-    gold_subwords = with_gold_names(gold_subwords, gold)
-    if level == "subword":
-        scores = score_sequences(
-            viewed(gold_subwords, view), viewed(predicted_subwords, view), span_task, mode
-        )
-    else:
-        scores = score_sequences(
-            viewed(gold_words, view), viewed(predicted_words, view), span_task, mode
-        )
+    scores, predicted_words = score_pieces(pieces, gold, level, span_task, mode, view)
     scores["loss"] = loss_sum / max(labelled, 1)
+    return scores, predicted_words
+
+
+def score_pieces(pieces, gold, level: str, span_task: bool, mode: str, view) -> tuple[dict, list]:
+    """The scores of every example's pieces, and the predicted word tags per sentence (in
+    dataset order, as predicted).
+
+    The windows of a long sentence (pieces of one `sentence` from `first_word` on) are
+    stitched back into the whole sentence before scoring, so a span that crosses a window
+    edge is one span. `level="word"` scores the word tags against the gold word labels;
+    `level="subword"` scores every subword that carries a training label instead, as the
+    Hugging Face token-classification recipes do. `view` maps a label to what is compared of
+    it (CoNLL-U FEATS: its universal features, as the CoNLL 2018 scorer compares them)."""
+    gold_words, predicted_words, gold_subwords, predicted_subwords = stitch_windows(pieces, 4)
+    if level == "subword":
+        gold_scored, predicted_scored = with_gold_names(gold_subwords, gold), predicted_subwords
+    else:
+        gold_scored, predicted_scored = with_gold_names(gold_words, gold), predicted_words
+    scores = score_sequences(
+        viewed(gold_scored, view), viewed(predicted_scored, view), span_task, mode
+    )
     return scores, predicted_words
 
 

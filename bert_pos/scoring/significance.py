@@ -41,14 +41,6 @@ class Counts(NamedTuple):
     metric: str
 
 
-def resampling_unit(requested: str, has_documents: bool) -> str:
-    """`auto`: documents where the data marks them (sentences of one document share names
-    and topics, so they are no independent draws), else sentences."""
-    if requested != "auto":
-        return requested
-    return "document" if has_documents else "sentence"
-
-
 def sentence_counts(
     gold: list[list[str]], predicted: list[list[str]], span_task: bool | None = None
 ) -> Counts:

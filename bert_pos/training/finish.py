@@ -29,11 +29,9 @@ def finish(run: Run, state: LoopState) -> dict:
             metrics["test_bootstrap"] = bootstrap
     elif run.cfg.eval.test_at_end:
         log.info("no test split: nothing scored on test (data.test_file names one)")
-    final_metrics = {f"hparams/best_val_{run.selection_metric}": state.best.value}
+    final_metrics = {f"hparams/best_val_{run.task.metric}": state.best.value}
     if "test" in metrics:
-        final_metrics[f"hparams/test_{run.selection_metric}"] = metrics["test"][
-            run.selection_metric
-        ]
+        final_metrics[f"hparams/test_{run.task.metric}"] = metrics["test"][run.task.metric]
     if not run.ddp.is_main:
         metrics["wall_seconds"] = time.perf_counter() - run.started
         return metrics
@@ -45,7 +43,7 @@ def finish(run: Run, state: LoopState) -> dict:
     export_model(
         run.model,
         run.tokenizer,
-        run.label_names,
+        run.task.label_names,
         export_dir,
         model_card(cfg, metrics, base_model, str(export_dir.resolve())),
     )
@@ -53,7 +51,7 @@ def finish(run: Run, state: LoopState) -> dict:
     (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(
         "best val/%s %.4f at step %d; wrote %s",
-        run.selection_metric,
+        run.task.metric,
         state.best.value,
         state.best.step,
         run.run_dir,
@@ -62,7 +60,7 @@ def finish(run: Run, state: LoopState) -> dict:
 
 
 def summary(run: Run, state: LoopState) -> dict:
-    cfg, metric = run.cfg, run.selection_metric
+    cfg, metric = run.cfg, run.task.metric
     return {
         "experiment": cfg.experiment_name,
         "task": cfg.data.task,
@@ -85,7 +83,7 @@ def summary(run: Run, state: LoopState) -> dict:
         "eval_seconds": state.eval_seconds,
         "eval_tokens_per_s": state.eval_tokens / state.eval_seconds,
         "curve": run.curve,
-        "label_names": run.label_names,
+        "label_names": run.task.label_names,
         "world_size": run.ddp.world_size,
         "global_batch_size": cfg.data.batch_size * run.ddp.world_size * run.accum,
     }
@@ -98,8 +96,8 @@ def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
         run.model,
         run.loaders["test"],
         run.splits["test"],
-        run.label_names,
-        run.span_task,
+        run.task.label_names,
+        run.task.spans,
         run.cfg.eval.level,
         run.cfg.eval.mode,
         run.device,
@@ -108,7 +106,7 @@ def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
         title=f"test, best checkpoint (step {state.best.step})",
         write=run.ddp.is_main,
         seen_entities=run.seen_entities,
-        view=run.label_view,
+        view=run.task.view,
         conllu=run.conllu_sources.get("test"),
     )
     if figure is not None:

@@ -90,11 +90,11 @@ def write_validation_details(run: Run) -> None:
         run.validation_gold,
         predicted,
         scores,
-        run.label_names,
-        run.span_task,
+        run.task.label_names,
+        run.task.spans,
         title=f"validation, step {step}",
         seen_entities=run.seen_entities,
-        view=run.label_view,
+        view=run.task.view,
         conllu=run.conllu_sources.get("validation"),
     )
     run.trackers.add_figure("val/confusion_matrix", figure, step)
@@ -214,14 +214,14 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     scores, predicted = evaluate(
         run.model,
         run.loaders["validation"],
-        run.label_names,
-        run.span_task,
+        run.task.label_names,
+        run.task.spans,
         cfg.eval.level,
         run.device,
         run.autocast,
         cfg.eval.mode,
         run.validation_gold,
-        run.label_view,
+        run.task.view,
     )
     run.last_validation = (step, scores, predicted)
     eval_seconds = time.perf_counter() - eval_started
@@ -229,7 +229,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     run.curve.append(
         {
             "step": step,
-            "score": scores[run.selection_metric],
+            "score": scores[run.task.metric],
             "train_seconds": eval_started - run.loop_started - run.loop_eval_seconds,
         }
     )
@@ -242,7 +242,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     state.best, state.evaluations_without_gain, improved = select_best(
         state.best,
         state.evaluations_without_gain,
-        scores[run.selection_metric],
+        scores[run.task.metric],
         row["epoch"],
         step,
         cfg.early_stopping.min_delta,
@@ -254,7 +254,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     patience = cfg.early_stopping.patience
     if patience and state.evaluations_without_gain >= patience:
         state.stop_reason = (
-            f"early stopping: no gain in val/{run.selection_metric} for {patience} evaluations"
+            f"early stopping: no gain in val/{run.task.metric} for {patience} evaluations"
         )
 
 

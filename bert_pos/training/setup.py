@@ -13,17 +13,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
+from bert_pos.data.columns import conllu_source, label_view
 from bert_pos.data.formats import DataSource
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
-from bert_pos.data.sources import (
-    conllu_source,
-    gold_labels,
-    label_view,
-    load_splits,
-    resolve_label_names,
-    subset,
-)
+from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names, subset
+from bert_pos.data.tasks import Task
 from bert_pos.modeling.encoders import load_tokenizer, max_length_of, random_model_tokenizer
 from bert_pos.modeling.tagger import build_model, tagger_config
 from bert_pos.runtime import distributed
@@ -81,8 +76,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         ddp=ddp,
         device=device,
         autocast=autocast_for(device, precision),
-        label_names=label_names,
-        selection_metric="f1" if is_span_label_set(label_names) else "accuracy",
+        task=Task(cfg.data.task, label_names, label_view(cfg.data)),
         splits=splits,
         tokenizer=tokenizer,
         model=model,
@@ -101,17 +95,18 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
         validation_gold=gold_labels(splits["validation"], label_names),
         seen_entities=seen_entities(splits["train"], label_names),
-        label_view=label_view(cfg.data),
-        conllu_sources={
-            split: source
-            for split in splits
-            if (source := conllu_source(cfg.data, split)) is not None
-        },
+        conllu_sources=conllu_sources(cfg.data, splits),
     )
     state, resumed = resume_or_start(run)
     run.first_step, run.last_progress_line = state.step, time.perf_counter()
     run.trackers = open_trackers(cfg, run_dir, state.step, resumed, run.ddp.is_main, sweep_folder())
     return run, state
+
+
+def conllu_sources(data: DictConfig, splits) -> dict:
+    """split -> (its CoNLL-U file, the predicted column), for the splits read from CoNLL-U."""
+    sources = {split: conllu_source(data, split) for split in splits}
+    return {split: source for split, source in sources.items() if source is not None}
 
 
 def batching_of(cfg: DictConfig, tokenizer, device: torch.device, ddp) -> Batching:

@@ -11,6 +11,7 @@ import datasets
 import torch
 from omegaconf import DictConfig
 
+from bert_pos.data.tasks import Task
 from bert_pos.runtime import distributed
 from bert_pos.runtime.checkpoint import CheckpointError
 
@@ -74,8 +75,7 @@ class Run:
     ddp: distributed.Distributed
     device: torch.device
     autocast: object  # the forward passes' mixed-precision context
-    label_names: list[str]
-    selection_metric: str  # f1 for span tasks, accuracy otherwise
+    task: Task  # the tag layer it learns: labels, metric, what is compared
     splits: datasets.DatasetDict  # sentences
     tokenizer: object
     model: torch.nn.Module  # the tagger; evaluation and checkpoints use it
@@ -98,7 +98,6 @@ class Run:
     first_step: int = 0  # the step this process started from (resumed runs: the checkpoint's)
     last_progress_line: float = 0.0  # perf_counter of the last progress line in the log
     seen_entities: set | None = None  # (surface, type) of training entities, for error reports
-    label_view: object = None  # what is compared of a label (CoNLL-U FEATS: UFeats); None: itself
     conllu_sources: dict = field(default_factory=dict)  # split -> (CoNLL-U file, predicted column)
     loop_started: float = 0.0  # perf_counter when this process's training loop began
     loop_eval_seconds: float = 0.0  # evaluations since then (resumed runs: this session's)
@@ -108,10 +107,6 @@ class Run:
     # The latest validation evaluation (step, scores, predicted tags): its details (predictions,
     # bootstrap interval, error tables, confusion matrix) are written once, when the loop ends.
     last_validation: tuple | None = None
-
-    @property
-    def span_task(self) -> bool:
-        return self.selection_metric == "f1"
 
 
 @dataclass
