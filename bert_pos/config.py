@@ -81,6 +81,7 @@ class DataConfig:
     tokens_column: str = MISSING  # columns of hub, saved and JSON-lines data
     tags_column: str | None = MISSING  # null: `{task}_tags` for ner/pos/chunk, else ner_tags
     document_column: str | None = MISSING  # null: documents from -DOCSTART- rows
+    multiword_surface_column: str | None = MISSING  # `_` there: a multiword token's surface row
     split_names: dict[str, str | None] = MISSING  # our split -> the hub or saved dataset's
     validation_fraction: float = MISSING  # of train, held out where a dataset has no validation
     validation_seed: int = MISSING
@@ -308,6 +309,14 @@ def data_problems(data: DictConfig) -> list[str]:
             f"data.task={data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): set "
             "data.label_column, the 0-based column of its tags in the CoNLL files (the labels "
             "are read from the training file, or data.labels)"
+        )
+    if data.multiword_surface_column is not None and DataSource.of(data).kind not in (
+        "hub",
+        "saved",
+    ):
+        problems.append(
+            f"data.multiword_surface_column={data.multiword_surface_column}: read from hub and "
+            "saved datasets only (CoNLL-U files mark multiword tokens with range lines)"
         )
     if data.format is not None and data.format not in FORMATS:
         problems.append(

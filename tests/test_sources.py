@@ -688,3 +688,38 @@ def test_a_bioes_corpus_trains_exactly_like_its_iob2_original(tmp_path):
         runs[scheme] = train(compose_config(overrides), tmp_path / f"run_{scheme}")
     for key in ("epochs", "best", "test"):
         assert runs["bioes"][key] == runs["iob2"][key]
+
+
+def test_hub_ud_trains_the_syntactic_words_of_a_multiword_token(tmp_path, caplog):
+    """The hub's universal_dependencies rows hold a multiword token's surface form with upos
+    `_` before its syntactic words ("don't" then "do", "n't"): the surface row is skipped, as
+    CoNLL-U's range lines are, and counted in the log."""
+    folder, columns, _ = PRESET_LAYOUTS["ud_en_ewt"]
+    features = Features(columns)
+    upos = [UPOS_LABELS.index(t) for t in ["PRON", "_", "AUX", "PART", "VERB"]]
+    row = {column: [["a"] * 5] for column in columns if isinstance(columns[column], Sequence)}
+    row.update({"idx": ["1"], "text": ["I don't go"], "upos": [upos]})
+    row.update(
+        {"tokens": [["I", "don't", "do", "n't", "go"]], "xpos": [["PRP", "_", "VBP", "RB", "VB"]]}
+    )
+    hub = write_parquet_export(
+        tmp_path / "ud", folder, {s: row for s in ("train", "validation", "test")}, features
+    )
+    for task, column, expected in [
+        ("upos", "upos", ["PRON", "AUX", "PART", "VERB"]),
+        ("xpos", "xpos", ["PRP", "VBP", "RB", "VB"]),
+    ]:
+        data = compose_config(
+            [
+                "data=ud_en_ewt",
+                f"data.hub_name={hub}",
+                f"data.task={task}",
+                f"data.tags_column={column}",
+            ]
+        ).data
+        label_names = resolve_label_names(data)
+        with caplog.at_level(logging.INFO):
+            splits = load_splits(data, label_names)
+        assert splits["test"]["tokens"] == [["I", "do", "n't", "go"]]
+        assert [label_names[t] for t in splits["test"]["tags"][0]] == expected
+    assert "1 multiword-token surface rows skipped (`_` in upos)" in caplog.text

@@ -146,7 +146,7 @@ def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
     mlflow = pytest.importorskip("mlflow")
     from bert_pos.training.trackers import open_trackers
 
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = f"sqlite:///{tmp_path}/not/yet/mlflow.db"  # its folder is made
     cfg = compose_config(["+experiment=demo", "loggers=[mlflow]", f"mlflow.tracking_uri={uri}"])
     run_dir = tmp_path / "run"
     run_dir.mkdir()

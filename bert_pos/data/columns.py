@@ -22,16 +22,17 @@ class Columns(NamedTuple):
     tokens: str
     tags: str
     document: str | None
+    surface: str | None = None  # where `_` marks a multiword token's surface row
 
 
 def columns_of(data: DictConfig) -> Columns:
     """`data.tokens_column`, `data.tags_column` (null: `{task}_tags` for the CoNLL-2003 tasks,
     `ner_tags` for others, as the hub's datasets and `run_ner.py` name them) and
-    `data.document_column`."""
+    `data.document_column`, `data.multiword_surface_column`."""
     tags = data.tags_column
     if tags is None:
         tags = f"{data.task}_tags" if data.task in CONLL2003_TASKS else "ner_tags"
-    return Columns(data.tokens_column, tags, data.document_column)
+    return Columns(data.tokens_column, tags, data.document_column, data.multiword_surface_column)
 
 
 def label_column(data: DictConfig, fmt: str = "conll") -> int:

@@ -31,6 +31,8 @@ class Table:
     lines: list[int] | None  # each row's line in its file (JSON lines); None: rows of a dataset
     class_label: list[str] | None  # the dataset's ClassLabel names of the tags column
     data_labels: list[str] | None  # data.labels: names of integer tags without a ClassLabel
+    surface_rows: list[list[bool]] | None = None  # per word: a multiword token's surface row
+    surface_column: str | None = None
 
     def where(self, row: int) -> str:
         return f"{self.source}:{self.lines[row]}" if self.lines else f"{self.source} row {row}"
@@ -44,6 +46,7 @@ def dataset_table(dataset: Dataset, source: str, columns, data_labels: list[str]
         "tokens": "data.tokens_column",
         "tags": "data.tags_column",
         "document": "data.document_column",
+        "surface": "data.multiword_surface_column",
     }
     for field, key in keys.items():
         name = getattr(columns, field)
@@ -84,7 +87,22 @@ def dataset_table(dataset: Dataset, source: str, columns, data_labels: list[str]
         lines=None,
         class_label=class_label,
         data_labels=data_labels,
+        surface_rows=surface_rows(dataset, columns.surface),
+        surface_column=columns.surface,
     )
+
+
+def surface_rows(dataset: Dataset, column: str | None) -> list[list[bool]] | None:
+    """Per row, per word: whether the word is a multiword token's surface row (`_` in
+    `column`, a ClassLabel's name or a string), as the hub's Universal Dependencies mark it."""
+    if column is None:
+        return None
+    inner = getattr(dataset.features[column], "feature", None)
+    names = list(inner.names) if isinstance(inner, ClassLabel) else None
+    return [
+        [(names[value] if names is not None else value) == "_" for value in values]
+        for values in dataset[column]
+    ]
 
 
 def table_sentences(table: Table, check: TagCheck) -> list[Sentence]:
@@ -97,8 +115,17 @@ def table_sentences(table: Table, check: TagCheck) -> list[Sentence]:
     """
     documents = None if table.documents is None else run_numbers(table.documents)
     id_names = table.class_label if table.class_label is not None else table.data_labels
-    sentences, document, empty = [], -1, 0
+    sentences, document, empty, surfaces = [], -1, 0, 0
     for row, (words, tags) in enumerate(zip(table.tokens, table.tags)):
+        if table.surface_rows is not None and len(table.surface_rows[row]) != len(words):
+            raise DataFormatError(
+                f"{table.where(row)}: {len(words)} words but {len(table.surface_rows[row])} "
+                f"values in {table.surface_column} (data.multiword_surface_column)"
+            )
+        if table.surface_rows is not None and any(table.surface_rows[row]):
+            kept = [i for i, surface in enumerate(table.surface_rows[row]) if not surface]
+            surfaces += len(words) - len(kept)
+            words, tags = [words[i] for i in kept], [tags[i] for i in kept]
         if words == [DOCSTART]:
             document += 1
             continue
@@ -118,6 +145,14 @@ def table_sentences(table: Table, check: TagCheck) -> list[Sentence]:
         )
     if empty:
         log.info("%s: %d empty rows skipped", table.source, empty)
+    if surfaces:
+        log.info(
+            "%s: %d multiword-token surface rows skipped (`_` in %s); their syntactic words "
+            "are tagged, as UD scores them",
+            table.source,
+            surfaces,
+            table.surface_column,
+        )
     if not sentences:
         raise DataFormatError(f"{table.source}: no sentences found; expected rows with words")
     return sentences

@@ -75,7 +75,10 @@ class MLflowTracker:
     def __init__(self, cfg, run_dir: Path, sweep_dir: Path | None, run_id: str | None):
         from mlflow import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
+        uri = cfg.mlflow.tracking_uri
+        if uri.startswith("sqlite:///"):  # SQLite makes the file, not its folder
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=uri)
         if run_id is not None:
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
