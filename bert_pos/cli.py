@@ -77,6 +77,9 @@ def run_command(main: Callable, *arguments) -> None:
     try:
         if getattr(main, "schema", None) is not None:
             check_command_line(main.command_name, main.schema, sys.argv[1:])
+            if {"--help", "-h"} & set(sys.argv[1:]):
+                print(command_help(main.command_name, sys.argv[1:]))
+                return
         main(*arguments)
     except UserError as err:
         program = sys.argv[0].rsplit("/", 1)[-1].removesuffix(".py")
@@ -106,14 +109,39 @@ def remove_unstarted_output_dir() -> None:
 
 
 def remove_unstarted_run_dir(run_dir: Path) -> None:
-    """Remove the folder Hydra made for a run that stopped before it started (it holds only
-    Hydra's config and the log), and its parent if that leaves it empty. A folder with
-    anything else in it (a run being resumed or evaluated) stays."""
-    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {
-        ".hydra",
-        "train.log",
-        "bench.log",
-    }:
+    """Remove the folder Hydra made for a run that stopped before it started (it holds
+    Hydra's `.hydra/` and the log, nothing else), and the experiment's folder above it
+    (`experiments/runs/<experiment>/`, `experiments/bench/<experiment>/`) if that leaves it
+    empty. A folder with anything else in it (a run being resumed) stays."""
+    if not (run_dir / ".hydra").is_dir():
+        return  # not a folder Hydra made for this start
+    if {p.name for p in run_dir.iterdir()} <= {".hydra", "train.log", "bench.log"}:
         shutil.rmtree(run_dir)
-        if not any(run_dir.parent.iterdir()):
-            run_dir.parent.rmdir()
+        experiment_dir = run_dir.parent
+        if experiment_dir.parent.name in ("runs", "bench") and not any(experiment_dir.iterdir()):
+            experiment_dir.rmdir()
+
+
+GROUPED_CONFIGS = ("train", "bench")  # the configs composed from conf/'s groups
+
+
+def command_help(name: str, arguments: list[str]) -> str:
+    """`--help`: the config groups and their options, then the config these arguments
+    compose. Written here, not by Hydra: Hydra's copies its config store once per group it
+    lists, over a second on two cores."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    config_name = name.removeprefix("bert_pos.")
+    overrides = [a for a in arguments if a not in ("--help", "-h") and not a.startswith("-")]
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose(config_name, overrides=overrides)
+    lines = [f"python -m {name} [key=value ...]  (conf/{config_name}.yaml)", ""]
+    if config_name in GROUPED_CONFIGS:
+        lines.append("== Config groups (group=option, or +group=option) ==")
+        for group in sorted(p for p in CONF_DIR.iterdir() if p.is_dir()):
+            options = sorted(p.stem for p in group.glob("*.yaml"))
+            lines.append(f"{group.name}: {', '.join(options)}")
+        lines.append("")
+    lines += ["== Config ==", OmegaConf.to_yaml(cfg).rstrip()]
+    return "\n".join(lines)

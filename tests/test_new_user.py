@@ -140,8 +140,12 @@ def test_loading_an_encoder_says_only_what_matters(tmp_path, caplog, capfd):
 @pytest.mark.slow
 def test_help_lists_only_presets_one_can_choose():
     result = run_command("train", "--help")
-    groups = result.stdout.split("== Configuration groups ==")[1].split("== Config ==")[0]
+    groups = result.stdout.split("== Config groups")[1].split("== Config ==")[0]
     assert "model: bert_base_cased," in groups and "common" not in groups
+    config = result.stdout.split("== Config ==")[1]
+    assert "experiment_name: default" in config and "seed: 42" in config
+    bench = run_command("bench", "+experiment=demo", "--help")  # the arguments' config
+    assert "experiment_name: demo" in bench.stdout and "seeds: null" in bench.stdout
 
 
 def test_a_run_scores_its_best_checkpoint_on_test_by_default():
