@@ -76,33 +76,30 @@ def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -
     """
     if data.labels is not None:
         return iob2_label_names(list(data.labels), data.scheme)
-    kind = DataSource.of(data).kind
-    if kind in ("hub", "saved"):
-        source = source_name(data)
-        train = chosen_splits(open_named_splits(data), data.split_names, source)["train"]
+    source = DataSource.of(data)  # read once; what follows takes it
+    if source.kind in ("hub", "saved"):
+        raw = open_named_splits(data, source)
+        train = chosen_splits(raw, data.split_names, source.name)["train"]
         return table_label_names(
-            dataset_table(train, f"{source} train", columns_of(data), None), data.scheme
+            dataset_table(train, f"{source.name} train", columns_of(data), None), data.scheme
         )
-    if uses_task_labels(data):
+    if uses_task_labels(data, source):
         return task_labels(data.task)
     path = split_file(files_directory(data, demo_corpus_dir), "train", data.train_file)
     fmt = split_format(path, data.format)
-    if fmt == "conll":
-        sentences = read_conll(path, label_column(data), None, data.word_column, data.scheme)
-        return training_label_names(tag for s in sentences for tag in s.labels)
-    if fmt == "conllu":
-        sentences = read_conllu(path, label_column(data, fmt), None)
+    if fmt in ("conll", "conllu"):
+        sentences = read_file_split(path, fmt, data, None)
         return training_label_names(tag for s in sentences for tag in s.labels)
     return table_label_names(file_table(path, fmt, data), data.scheme)
 
 
-def uses_task_labels(data: DictConfig) -> bool:
+def uses_task_labels(data: DictConfig, source: DataSource) -> bool:
     """Whether the label list is a CoNLL-2003 task's, fixed as the hub dataset's ClassLabel
     is: the demo corpus or CoNLL files (the first split's decides) of ner, pos or chunk,
     without data.labels."""
     if data.labels is not None or data.task not in CONLL2003_TASKS:
         return False
-    return DataSource.of(data).first_split_is_conll
+    return source.first_split_is_conll
 
 
 def table_label_names(table: Table, scheme: str) -> list[str]:
@@ -127,30 +124,37 @@ def load_splits(
     broken spans. `label_names` are the model's; validation and test may hold labels outside
     them unless the list is a CoNLL-2003 task's (see the module docstring).
     """
-    if DataSource.of(data).kind in ("hub", "saved"):
-        return load_named_splits(data, label_names)
+    source = DataSource.of(data)  # read once; what follows takes it
+    if source.kind in ("hub", "saved"):
+        return load_named_splits(data, source, label_names)
     directory = files_directory(data, demo_corpus_dir)
-    fixed = uses_task_labels(data)
+    fixed = uses_task_labels(data, source)
     splits = {}
     for split in SPLITS:
         name = data[f"{split}_file"]
         if name is None:
             continue
         path = split_file(directory, split, name)
-        fmt = split_format(path, data.format)
         closed = fixed or split == "train"
-        if fmt == "conll":
-            sentences = read_conll(
-                path, label_column(data), label_names, data.word_column, data.scheme, closed=closed
-            )
-        elif fmt == "conllu":
-            sentences = read_conllu(path, label_column(data, fmt), label_names, closed)
-        else:
-            sentences = checked_table_sentences(
-                file_table(path, fmt, data), label_names, data.scheme, closed
-            )
+        sentences = read_file_split(
+            path, split_format(path, data.format), data, label_names, closed
+        )
         splits[split] = sentences_dataset(sentences, label_names, f"{split} ({path})")
     return DatasetDict(splits)
+
+
+def read_file_split(
+    path: Path, fmt: str, data: DictConfig, label_names: list[str] | None, closed: bool = True
+) -> list[Sentence]:
+    """One split's file, by its format: CoNLL columns, CoNLL-U, or a table (JSON lines, a
+    saved split), its tags checked against `label_names` (None: any, to read a label set)."""
+    if fmt == "conll":
+        return read_conll(
+            path, label_column(data), label_names, data.word_column, data.scheme, closed=closed
+        )
+    if fmt == "conllu":
+        return read_conllu(path, label_column(data, fmt), label_names, closed)
+    return checked_table_sentences(file_table(path, fmt, data), label_names, data.scheme, closed)
 
 
 def files_directory(data: DictConfig, demo_corpus_dir: Path | None) -> str:
@@ -175,19 +179,20 @@ def file_table(path: Path, fmt: str, data: DictConfig) -> Table:
     return dataset_table(saved, str(path), columns_of(data), data.labels)
 
 
-def load_named_splits(data: DictConfig, label_names: list[str]) -> DatasetDict:
+def load_named_splits(data: DictConfig, source: DataSource, label_names: list[str]) -> DatasetDict:
     """The splits of a hub or saved dataset, with validation held out of train where the
     dataset has none."""
-    source = source_name(data)
-    raw = open_named_splits(data)
-    chosen = chosen_splits(raw, data.split_names, source)
-    splits = dataset_splits(chosen, source, columns_of(data), label_names, data.scheme, data.labels)
+    raw = open_named_splits(data, source)
+    chosen = chosen_splits(raw, data.split_names, source.name)
+    splits = dataset_splits(
+        chosen, source.name, columns_of(data), label_names, data.scheme, data.labels
+    )
     if "validation" in splits:
         return splits
     log.info(
         "%s: no validation split (its splits: %s). To use one of them, set "
         "data.split_names.validation=NAME",
-        source,
+        source.name,
         ", ".join(raw),
     )
     return with_held_out_validation(splits, data.validation_fraction, data.validation_seed)
@@ -211,14 +216,9 @@ def with_held_out_validation(splits: DatasetDict, fraction: float, seed: int) ->
     return DatasetDict({"train": train.select(kept), "validation": train.select(rows), **others})
 
 
-def source_name(data: DictConfig) -> str:
-    """A hub or saved dataset as messages name it, e.g. `unimelb-nlp/wikiann (en)`."""
-    return DataSource.of(data).name
-
-
-def open_named_splits(data: DictConfig) -> DatasetDict:
+def open_named_splits(data: DictConfig, source: DataSource) -> DatasetDict:
     """The DatasetDict saved in `data.dir`, or the hub dataset `data.hub_name`."""
-    if DataSource.of(data).kind == "saved":
+    if source.kind == "saved":
         from datasets import load_from_disk
 
         return load_from_disk(data.dir)
