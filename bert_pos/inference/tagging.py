@@ -1,8 +1,9 @@
 """Tagging raw text or CoNLL files with a trained model (the work of `bert_pos.predict`).
 
-Sentences go through the same window encoder as training and evaluation
-(`bert_pos.data.encoding.encode_sentences`), in length-sorted batches; each word takes the
-model's decoding at its first subword, so a sentence is tagged exactly as evaluation scores it.
+Sentences are encoded and batched as training and evaluation encode and batch them
+(`bert_pos.data.pipeline.encode_and_batch`: windows for long sentences, length-sorted
+batches); each word takes the model's decoding at its first subword, so a sentence is tagged
+exactly as evaluation scores it.
 """
 
 import json
@@ -12,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import datasets
 import torch
 from omegaconf import DictConfig
 from seqeval.metrics.sequence_labeling import get_entities
 
-from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.conll import read_conll
 from bert_pos.data.conllu import (
     FORM_COLUMN,
@@ -26,8 +27,8 @@ from bert_pos.data.conllu import (
     read_conllu,
 )
 from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
-from bert_pos.data.encoding import encode_sentences
-from bert_pos.data.labels import is_span_label_set
+from bert_pos.data.labels import begin_to_inside_map, is_span_label_set
+from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
 from bert_pos.inference.loading import TrainedModelError, load_trained
 from bert_pos.modeling.encoders import max_length_of
 from bert_pos.modeling.tagger import Tagger
@@ -59,56 +60,53 @@ def tag_sentences(
 ) -> list[list[tuple[str, float]]]:
     """(tag, probability) for every word of every sentence: each word takes the prediction at
     its first subword (argmax, or the model's Viterbi path; the probability is the label's
-    at that subword). Long sentences are tagged in windows, each word from the one that keeps
-    it; words the tokenizer maps to no subword get O (`<none>` where the label set has no O,
-    as in evaluation) with probability 0."""
+    at that subword). The sentences are encoded and batched as evaluation encodes and batches
+    them (`data/pipeline.encode_and_batch`: windows for long sentences, each word from the
+    window that keeps it; length-sorted batches); words the tokenizer maps to no subword get
+    O (`<none>` where the label set has no O, as in evaluation) with probability 0."""
     indices = [index for index, words in enumerate(sentences) if words]
-    encoded = encode_sentences(
-        tokenizer, [sentences[i] for i in indices], max_length_of(tokenizer, model.config)
-    )
-    pieces = [(index, piece) for index, pieces in zip(indices, encoded) for piece in pieces]
-    pieces.sort(key=lambda item: len(item[1].input_ids))
-    # a word with no subword: O where the label set has it, else <none>, as evaluation scores it
     fallback = "O" if "O" in label_names else UNALIGNED
     results = [[(fallback, 0.0)] * len(words) for words in sentences]
-    collate = PaddingCollator(tokenizer.pad_token_id, pad_to_multiple_of=8)
+    if not indices:
+        return results
+    words = [sentences[i] for i in indices]
+    unlabelled = datasets.Dataset.from_dict(
+        {
+            "tokens": words,
+            "tags": [[0] * len(w) for w in words],
+            "document_id": [-1] * len(words),
+            "line": [-1] * len(words),
+        }
+    )
+    options = EncodingOptions(
+        "first", begin_to_inside_map(label_names), max_length_of(tokenizer, model.config), None
+    )
+    batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, pad_to_multiple_of=8)
+    _, loaders = encode_and_batch(
+        datasets.DatasetDict({"input": unlabelled}), tokenizer, options, batching
+    )
+    loader = loaders["input"]
     model.eval()
-    for first in range(0, len(pieces), batch_size):
-        chunk = pieces[first : first + batch_size]
-        batch = collate([example_of(piece, len(sentences[index])) for index, piece in chunk])
+    for rows, batch in zip(loader.batch_sampler, loader, strict=True):
         with autocast:
             logits = model(
                 batch["input_ids"].to(device),
                 batch["attention_mask"].to(device),
                 batch["word_index"].to(device),
-            )
+            ).float()
         word_starts = batch["word_starts"].to(device)
         # argmax, or the best path of a CRF head or constrained decoding
-        best_label = model.decode_words(logits.float(), word_starts)  # (B, W)
-        at_starts = at_word_starts(logits.float().softmax(-1), word_starts)  # (B, W, C)
+        best_label = model.decode_words(logits, word_starts)  # (B, W)
+        at_starts = at_word_starts(logits.softmax(-1), word_starts)  # (B, W, C)
         best_probability = at_starts.gather(2, best_label[..., None]).squeeze(2)  # (B, W)
-        for row, (index, piece) in enumerate(chunk):
+        for row, example in enumerate(loader.dataset[i] for i in rows):
+            sentence = indices[example["sentence"]]
             labels, probabilities = best_label[row].tolist(), best_probability[row].tolist()
-            starts = batch["word_starts"][row].tolist()
-            for w in range(piece.keep_end - piece.keep_start):
-                if starts[w] >= 0:
-                    results[index][piece.keep_start + w] = (
-                        label_names[labels[w]],
-                        probabilities[w],
-                    )
+            for w, start in enumerate(example["word_starts"]):
+                if start >= 0:
+                    word = example["first_word"] + w
+                    results[sentence][word] = (label_names[labels[w]], probabilities[w])
     return results
-
-
-def example_of(piece, num_words: int) -> dict:
-    """A piece as the collator's example, without labels."""
-    starts = piece.word_starts(num_words)
-    return {
-        "input_ids": piece.input_ids,
-        "labels": [0] * len(piece.input_ids),
-        "word_starts": starts,
-        "tags": [0] * len(starts),
-        "word_index": piece.word_index(),
-    }
 
 
 def entity_spans(
@@ -200,6 +198,7 @@ def predict(cfg: DictConfig) -> dict:
         reason = str(err).removeprefix(f"{cfg.model_dir}: ")
         raise TrainedModelError(f"model_dir={cfg.model_dir}: {reason}") from None
     device = pick_device(cfg.device)
+    datasets.disable_progress_bars()
     model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
     source = sys.stdin if cfg.input == "-" else Path(cfg.input)
     if source is not sys.stdin and not source.is_file():
