@@ -90,7 +90,7 @@ def test_schema_rejects_unknown_keys_and_wrong_types(override):
         ("optim.lr=-1", "optim.lr=-1.0: must be > 0"),
         (
             "data.task=srl",
-            "data.task='srl' is not a CoNLL-2003 task (ner, pos, chunk): set data.label_column",
+            "data.task='srl' is not a CoNLL-2003 task (pos, chunk, ner): set one, or data.label_column",
         ),
         ("data.scheme=bio", "data.scheme='bio': expected one of iob2, iob1"),
         ("eval.mode=lenient", "eval.mode='lenient': expected one of conlleval, strict"),

@@ -545,7 +545,7 @@ def test_the_format_follows_the_name_unless_data_format_says(tmp_path):
     [
         (
             ["data.task=srl", "data.dir=/data"],
-            "data.task='srl' is not a CoNLL-2003 task (ner, pos, chunk): set data.label_column",
+            "data.task='srl' is not a CoNLL-2003 task (pos, chunk, ner): set one, or data.label_column",
         ),
         (
             ["data.format=xml"],

@@ -17,7 +17,8 @@ def data_problems(data: DictConfig) -> list[str]:
     problems = []
     if data.dir is not None and not Path(data.dir).expanduser().is_dir():
         problems.append(f"data.dir={data.dir}: no such folder")  # said before torch loads
-    if DataSource.of(data).kind == "hub" and data.hub_name is None:
+    source = DataSource.of(data)
+    if source.kind == "hub" and data.hub_name is None:
         problems.append(
             "data.hub_name=null and data.dir=null: name a hub dataset (data=conll2003, ...) "
             "or a local folder (data.dir=PATH)"
@@ -25,26 +26,17 @@ def data_problems(data: DictConfig) -> list[str]:
     for key in ("train_file", "validation_file"):
         if data[key] is None:
             problems.append(f"data.{key}=null: training needs this split")
-    if (
-        data.task not in CONLLU_TASK_COLUMNS
-        and data.label_column is None
-        and DataSource.of(data).reads_conllu_files
-    ):
-        problems.append(
-            f"data.task={data.task!r} is not a CoNLL-U task ({', '.join(CONLLU_TASK_COLUMNS)}): "
-            "set one, or data.label_column (0-based, of the 10 columns)"
-        )
-    if (
-        data.task not in CONLL2003_TASKS
-        and data.label_column is None
-        and DataSource.of(data).reads_conll_files
-    ):
-        problems.append(
-            f"data.task={data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): set "
-            "data.label_column, the 0-based column of its tags in the CoNLL files (the labels "
-            "are read from the training file, or data.labels)"
-        )
-    if data.multiword_surface_column is not None and DataSource.of(data).kind not in (
+    column_tasks = [
+        (source.reads_conllu_files, CONLLU_TASK_COLUMNS, "CoNLL-U", "of the 10 columns"),
+        (source.reads_conll_files, CONLL2003_TASKS, "CoNLL-2003", "of its tags in the CoNLL files"),
+    ]
+    for reads_files, tasks, kind, column in column_tasks:
+        if reads_files and data.task not in tasks and data.label_column is None:
+            problems.append(
+                f"data.task={data.task!r} is not a {kind} task ({', '.join(tasks)}): set one, "
+                f"or data.label_column, the 0-based column {column}"
+            )
+    if data.multiword_surface_column is not None and source.kind not in (
         "hub",
         "saved",
     ):
