@@ -238,6 +238,7 @@ def test_the_makefile_names_the_data_folder_once():
     assert "RUN ?=" not in makefile  # nothing reads it
 
 
+@pytest.mark.slow
 def test_bert_pos_data_points_the_makefile_and_the_tests_at_a_users_copy(tmp_path):
     environment = {**os.environ, "BERT_POS_DATA": str(tmp_path)}
     dry_run = subprocess.run(

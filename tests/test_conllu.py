@@ -170,6 +170,7 @@ def official_scores(gold: Path, system: Path) -> dict[str, float]:
     return scores
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_scores_equal_the_official_scorer_on_lines_dev(tmp_path):
     """Predictions that differ from gold in known places, scored by bert_pos and by the

@@ -142,6 +142,7 @@ def test_a_sweep_is_one_mlflow_experiment_with_a_run_per_job(tmp_path):
     assert {run.data.tags["sweep"] for run in runs} == {sweep_dir.name}
 
 
+@pytest.mark.slow  # MLflow migrates a new SQLite store: seconds
 def test_a_resumed_run_continues_its_mlflow_run(tmp_path):
     mlflow = pytest.importorskip("mlflow")
     from bert_pos.training.trackers import open_trackers
