@@ -7,9 +7,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
+from bert_pos.data.columns import label_column
 from bert_pos.data.formats import FORMATS, DataSource
-from bert_pos.data.labels import CONLL2003_TASKS
+from bert_pos.data.tags import DataFormatError
 
 
 def data_problems(data: DictConfig) -> list[str]:
@@ -26,16 +26,15 @@ def data_problems(data: DictConfig) -> list[str]:
     for key in ("train_file", "validation_file"):
         if data[key] is None:
             problems.append(f"data.{key}=null: training needs this split")
-    column_tasks = [
-        (source.reads_conllu_files, CONLLU_TASK_COLUMNS, "CoNLL-U", "of the 10 columns"),
-        (source.reads_conll_files, CONLL2003_TASKS, "CoNLL-2003", "of its tags in the CoNLL files"),
-    ]
-    for reads_files, tasks, kind, column in column_tasks:
-        if reads_files and data.task not in tasks and data.label_column is None:
-            problems.append(
-                f"data.task={data.task!r} is not a {kind} task ({', '.join(tasks)}): set one, "
-                f"or data.label_column, the 0-based column {column}"
-            )
+    for fmt, reads_files in (
+        ("conllu", source.reads_conllu_files),
+        ("conll", source.reads_conll_files),
+    ):
+        try:
+            if reads_files:
+                label_column(data, fmt)
+        except DataFormatError as err:
+            problems.append(str(err))
     if data.multiword_surface_column is not None and source.kind not in (
         "hub",
         "saved",

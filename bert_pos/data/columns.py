@@ -35,24 +35,30 @@ def columns_of(data: DictConfig) -> Columns:
     return Columns(data.tokens_column, tags, data.document_column, data.multiword_surface_column)
 
 
+# Per file format: each task's label column, what its tasks are called, and which column
+# data.label_column counts in.
+TASK_COLUMNS = {
+    "conll": (
+        {task: column for task, (column, _) in CONLL2003_TASKS.items()},
+        "CoNLL-2003",
+        "of its tags in the CoNLL files",
+    ),
+    "conllu": (CONLLU_TASK_COLUMNS, "CoNLL-U", "of the 10 columns"),
+}
+
+
 def label_column(data: DictConfig, fmt: str = "conll") -> int:
     """The 0-based label column of CoNLL files: `data.label_column`, or the task's column
     (CoNLL-2003's for conll files; UPOS, XPOS or FEATS for CoNLL-U)."""
     if data.label_column is not None:
         return data.label_column
-    if fmt == "conllu":
-        if data.task not in CONLLU_TASK_COLUMNS:
-            raise DataFormatError(
-                f"data.task={data.task!r} is not a CoNLL-U task ({', '.join(CONLLU_TASK_COLUMNS)}): "
-                "set one, or data.label_column (0-based, of the 10 columns)"
-            )
-        return CONLLU_TASK_COLUMNS[data.task]
-    if data.task not in CONLL2003_TASKS:
+    columns, kind, counted = TASK_COLUMNS[fmt]
+    if data.task not in columns:
         raise DataFormatError(
-            f"data.task={data.task!r} is not a CoNLL-2003 task (ner, pos, chunk): set "
-            "data.label_column, the 0-based column of its tags in the CoNLL files"
+            f"data.task={data.task!r} is not a {kind} task ({', '.join(columns)}): set one, "
+            f"or data.label_column, the 0-based column {counted}"
         )
-    return CONLL2003_TASKS[data.task][0]
+    return columns[data.task]
 
 
 def conllu_source(data: DictConfig, split: str) -> tuple[Path, int] | None:
