@@ -50,17 +50,14 @@ def command(name: str, schema: type, check: Callable | None = None):
             from bert_pos.runtime.keys import check_known_keys
 
             try:
-                try:
-                    if check is not None:
-                        check(cfg)
-                    else:
-                        check_known_keys(cfg, schema, name)
-                except UserError:
-                    remove_unstarted_output_dir()  # a command that never started leaves none
-                    raise
+                if check is not None:
+                    check(cfg)
+                else:
+                    check_known_keys(cfg, schema, name)
                 return function(cfg)
             except UserError as err:
                 log.error("%s", err)
+                remove_unstarted_output_dir()  # a run that never started leaves no folder
                 raise SystemExit(1) from None
 
         wrapped.command_name, wrapped.schema = name, schema  # hydra.main's wrapper copies them
@@ -100,12 +97,17 @@ def check_command_line(name: str, schema: type, arguments: list[str]) -> None:
 
 
 def remove_unstarted_output_dir() -> None:
-    """The folder Hydra made for a single run that stopped at its config check."""
+    """The folder Hydra made for a single run that stopped before it started. Only where
+    Hydra makes one per start (`hydra.output_subdir` set: train, bench); evaluate and
+    predict write into folders that are not theirs."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.RUN:
-        remove_unstarted_run_dir(Path(HydraConfig.get().runtime.output_dir))
+    if not HydraConfig.initialized():
+        return
+    hydra_config = HydraConfig.get()
+    if hydra_config.mode == RunMode.RUN and hydra_config.output_subdir is not None:
+        remove_unstarted_run_dir(Path(hydra_config.runtime.output_dir))
 
 
 def remove_unstarted_run_dir(run_dir: Path) -> None:

@@ -27,7 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from bert_pos.cli import command, remove_unstarted_run_dir, run_command
+from bert_pos.cli import command, run_command
 from bert_pos.config import ConfigError, TrainConfig, check_config, register_configs
 from bert_pos.runtime.errors import TrainingInterrupted, UserError
 from bert_pos.runtime.paths import FAILED_MARKER
@@ -55,14 +55,10 @@ def main(cfg: DictConfig) -> float:
     """
     hydra_config = HydraConfig.get()
     run_dir = Path(hydra_config.runtime.output_dir)
-    if hydra_config.mode == RunMode.RUN:
-        try:  # a run that never starts leaves no folder behind
-            check_config(cfg)
-            if cfg.resume == "auto":
-                check_auto_resume_has_a_folder(cfg, hydra_config, run_dir)
-        except ConfigError:
-            remove_unstarted_run_dir(run_dir)
-            raise
+    if hydra_config.mode == RunMode.RUN:  # a sweep's job writes its error.txt instead
+        check_config(cfg)
+        if cfg.resume == "auto":
+            check_auto_resume_has_a_folder(cfg, hydra_config, run_dir)
     from bert_pos.runtime import distributed
 
     ddp = distributed.setup(cfg.device)
