@@ -25,7 +25,7 @@ from pathlib import Path
 from bert_pos.cli import run_command
 from bert_pos.runtime.choices import RESAMPLING_UNITS, resampling_unit
 from bert_pos.runtime.errors import UserError
-from bert_pos.runtime.keys import closest_keys
+from bert_pos.runtime.keys import did_you_mean
 from bert_pos.scoring.predictions import (
     Predictions,
     predictions_file,
@@ -176,8 +176,7 @@ def parse_arguments(arguments: list[str]) -> tuple[list[str], dict]:
         elif "=" in argument and not Path(argument).exists():
             key, value = argument.split("=", 1)
             if key not in OPTIONS:
-                close = closest_keys(key, list(OPTIONS))
-                hint = f"did you mean {' or '.join(close)}?" if close else "no option is close"
+                hint = did_you_mean(key, list(OPTIONS), "no option is close")
                 raise CompareError(
                     f"{key}: not an option of bert_pos.compare; {hint} (options: {', '.join(OPTIONS)})"
                 )

@@ -25,7 +25,7 @@ from omegaconf import OmegaConf
 from bert_pos.cli import run_command
 from bert_pos.runtime.choices import RESAMPLING_UNITS, resampling_unit
 from bert_pos.runtime.errors import UserError
-from bert_pos.runtime.keys import closest_keys
+from bert_pos.runtime.keys import did_you_mean
 from bert_pos.runtime.paths import FAILED_MARKER
 
 SEED_KEY = "seed"
@@ -370,12 +370,12 @@ def main() -> None:
     args, unknown = parser.parse_known_args()
     if unknown:  # argparse would only say "unrecognized arguments"
         options = [o for action in parser._actions for o in action.option_strings]
-        answers = []
         flags = [a for a in unknown if a.startswith("-")] or unknown  # not a flag's value
-        for argument in flags:
-            close = closest_keys(argument.split("=", 1)[0], options)
-            hint = f"did you mean {' or '.join(close)}?" if close else "no option is close"
-            answers.append(f"{argument}: not an option of bert_pos.report; {hint}")
+        answers = [
+            f"{argument}: not an option of bert_pos.report; "
+            + did_you_mean(argument.split("=", 1)[0], options, "no option is close")
+            for argument in flags
+        ]
         raise UserError("; ".join(answers))
     print(report(args.sweep_dir, args.out, args.unit))
 

@@ -95,15 +95,20 @@ def closest_keys(key: str, keys: list[str]) -> list[str]:
     return close[:3]
 
 
+def did_you_mean(key: str, known: list[str], nothing_close: str) -> str:
+    """`did you mean X or Y?` with the known names closest to `key`, else `nothing_close`."""
+    close = closest_keys(key, known)
+    return f"did you mean {' or '.join(close)}?" if close else nothing_close
+
+
 def not_a_setting(unknown: list[str], schema: type, command: str) -> str:
     """One line for keys that are no setting: the closest existing keys, and where to see
     them all; never the `+key=` form, which would only add the typo to the config."""
     keys, _ = schema_keys(schema)
-    answers = []
-    for key in unknown:
-        close = closest_keys(key, keys)
-        hint = f"did you mean {' or '.join(close)}?" if close else "no setting is close to it"
-        answers.append(f"{key}: not a setting of {command}; {hint}")
+    answers = [
+        f"{key}: not a setting of {command}; {did_you_mean(key, keys, 'no setting is close to it')}"
+        for key in unknown
+    ]
     return "; ".join(answers) + f" (`python -m {command} --cfg job` lists every key)"
 
 

@@ -52,7 +52,7 @@ def log_progress(run: Run, state: LoopState, loss: float, tokens_per_s: float, n
 
 def log_evaluation(run: Run, step: int, epoch: float, scores: dict, seconds: float, best: bool):
     """An evaluation in one line: where, the validation loss and scores, how long it took."""
-    if "f1" in scores:
+    if run.task.spans:
         scored = f"P {scores['precision']:.4f} R {scores['recall']:.4f} F1 {scores['f1']:.4f}"
     else:
         scored = f"accuracy {scores['accuracy']:.4f}"
