@@ -75,10 +75,10 @@ class MLflowTracker:
     def __init__(self, cfg, run_dir: Path, sweep_dir: Path | None, run_id: str | None):
         from mlflow import MlflowClient
 
-        uri = cfg.mlflow.tracking_uri
-        if uri.startswith("sqlite:///"):  # SQLite makes the file, not its folder
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=uri)
+        database = sqlite_file(cfg.mlflow.tracking_uri)
+        if database is not None:  # SQLite makes the file, not its folder
+            database.parent.mkdir(parents=True, exist_ok=True)
+        self.client = MlflowClient(tracking_uri=cfg.mlflow.tracking_uri)
         if run_id is not None:
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
@@ -90,7 +90,7 @@ class MLflowTracker:
             experiment.experiment_id
             if experiment is not None
             else self.client.create_experiment(
-                experiment_name, artifact_location=artifact_location(cfg.mlflow.tracking_uri)
+                experiment_name, artifact_location=artifact_location(database)
             )
         )
         tags = {"run_dir": str(run_dir.resolve())}
@@ -123,14 +123,18 @@ class MLflowTracker:
         self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
 
 
-def artifact_location(tracking_uri: str) -> str | None:
-    """Where a new experiment's files (the epoch table, the confusion matrices) go: beside a
-    SQLite store's file, not MLflow's default `./mlruns` in whatever folder the run started
-    from; a server's own default elsewhere."""
+def sqlite_file(tracking_uri: str) -> Path | None:
+    """The database file of a SQLite tracking URI (`sqlite:///<path>`), else None."""
     if not tracking_uri.startswith("sqlite:///"):
         return None
-    database = Path(tracking_uri.removeprefix("sqlite:///")).resolve()
-    return (database.parent / "mlflow-artifacts").as_uri()
+    return Path(tracking_uri.removeprefix("sqlite:///")).resolve()
+
+
+def artifact_location(database: Path | None) -> str | None:
+    """Where a new experiment's files (the epoch table, the confusion matrices) go: beside a
+    SQLite store's file, not MLflow's default `./mlruns` in whatever folder the run started
+    from; a server's own default elsewhere (None)."""
+    return None if database is None else (database.parent / "mlflow-artifacts").as_uri()
 
 
 class WandbTracker:
@@ -180,11 +184,8 @@ class WandbTracker:
         self.run.finish(exit_code=1 if failed else 0)
 
 
-TRACKER_CLASSES = {
-    "tensorboard": TensorBoardTracker,
-    "mlflow": MLflowTracker,
-    "wandb": WandbTracker,
-}
+# The trackers that keep a run of their own, continued by its id (trackers.json) on resume.
+TRACKERS_WITH_RUNS = {"mlflow": MLflowTracker, "wandb": WandbTracker}
 
 
 def run_name(run_dir: Path, sweep_dir: Path | None) -> str:
@@ -196,8 +197,8 @@ def run_name(run_dir: Path, sweep_dir: Path | None) -> str:
 
 
 class Trackers:
-    """Every tracker the run logs to, behind one interface. The first failure of a tracker
-    (a server gone, a full disk) stops the run with its name; none is dropped silently."""
+    """Every tracker the run logs to, behind one interface. A tracker that fails (a server
+    gone, a full disk) stops the run as any error does; none is dropped silently."""
 
     def __init__(self, trackers: dict):
         self.trackers = trackers
@@ -243,8 +244,8 @@ def open_trackers(
         if name == "tensorboard":
             trackers[name] = TensorBoardTracker(run_dir, cfg, step, resumed)
         else:
-            trackers[name] = TRACKER_CLASSES[name](cfg, run_dir, sweep_dir, ids.get(name))
-    ids = {name: t.run_id for name, t in trackers.items() if hasattr(t, "run_id")}
+            trackers[name] = TRACKERS_WITH_RUNS[name](cfg, run_dir, sweep_dir, ids.get(name))
+    ids = {name: t.run_id for name, t in trackers.items() if name in TRACKERS_WITH_RUNS}
     if ids:
         ids_file.write_text(json.dumps(ids, indent=2) + "\n")
         log.info(
