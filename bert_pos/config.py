@@ -230,8 +230,7 @@ def sweep_subdir(override_dirname: str, seed: int) -> str:
 
 
 def register_configs() -> None:
-    # only the training schema: each schema in the store makes `--help` slower (Hydra copies
-    # the store once per config group it lists); the bench registers its own
+    # the training schema only; the bench registers its own (bench.py)
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     if not OmegaConf.has_resolver("sweep_subdir"):
         OmegaConf.register_new_resolver("sweep_subdir", sweep_subdir)
