@@ -1,8 +1,8 @@
 """Where an evaluation's time goes: the model's forward passes, the scoring, and each of the
 details `evaluation.write_details` adds (predictions file, bootstrap interval, span error
-tables, confusion matrix).
+tables, confusion matrix), beside the floor: the encoder alone on the same batches.
 
-    python experiments/eval_parts.py +experiment=baseline model=minilm data.dir=../shared/data/conll2003 \
+    python experiments/eval_parts.py experiment=baseline model=minilm data.dir=../shared/data/conll2003 \
         eval.level=subword [data.max_eval_sentences=500]
 
 The run's validation split, its loader (eval.batch_size), the model as `setup` builds it
@@ -54,7 +54,7 @@ def main(overrides: list[str]) -> None:
     out_dir = Path(tempfile.mkdtemp(prefix="bert_pos_eval_parts_"))
     run, _ = setup(cfg, out_dir)
     loader, sentences = run.loaders["validation"], run.splits["validation"]
-    gold = gold_labels(sentences, run.label_names)
+    gold = gold_labels(sentences, run.task.label_names)
     run.model.eval()
 
     @torch.inference_mode()
@@ -63,12 +63,20 @@ def main(overrides: list[str]) -> None:
             with run.autocast:
                 run.model(batch["input_ids"], batch["attention_mask"], batch["word_index"])
 
+    @torch.inference_mode()
+    def encoder_only():  # the floor: transformers' encoder alone on the same batches
+        for batch in loader:
+            with run.autocast:
+                run.model.encoder(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]
+                )
+
     def scores_only():
         return evaluate(
             run.model,
             loader,
-            run.label_names,
-            run.span_task,
+            run.task.label_names,
+            run.task.spans,
             cfg.eval.level,
             run.device,
             run.autocast,
@@ -77,9 +85,10 @@ def main(overrides: list[str]) -> None:
         )
 
     tokens = sum(int(batch["attention_mask"].sum()) for batch in loader)
+    encoder_seconds, _ = fastest(encoder_only)
     forward_seconds, _ = fastest(forward_only)
     evaluate_seconds, (_, predicted) = fastest(scores_only)
-    labels = run.label_names
+    labels = run.task.label_names
 
     def confusion_image():
         figure = plot_confusion_matrix(confusion_matrix(gold, predicted, labels), labels, "t")
@@ -91,7 +100,7 @@ def main(overrides: list[str]) -> None:
             out_dir / "p.txt", sentences["tokens"], gold, predicted, sentences["document_id"]
         ),
         "bootstrap interval (1,000 resamples)": lambda: word_level_bootstrap(
-            gold, predicted, run.span_task
+            gold, predicted, run.task.spans
         ),
         "span error tables": lambda: write_error_report(
             out_dir / "e.json", out_dir / "e.md", sentences["tokens"], gold, predicted
@@ -103,6 +112,7 @@ def main(overrides: list[str]) -> None:
         f"{cfg.eval.batch_size}, {torch.get_num_threads()} threads, CPU: {cpu_description()}"
     )
     print(f"{'part':<40} {'seconds':>8}")
+    print(f"{'the encoder alone (the floor)':<40} {encoder_seconds:>8.2f}")
     print(f"{'forward passes':<40} {forward_seconds:>8.2f}")
     print(
         f"{'scoring (evaluate() less the forward)':<40} {evaluate_seconds - forward_seconds:>8.2f}"
