@@ -66,6 +66,9 @@ CHOICES = {
 @dataclass
 class DataConfig:
     task: str = MISSING  # ner | pos | chunk (CoNLL-2003 columns), or any name
+    tasks: list[str] | None = MISSING  # several tag layers on one encoder; null: `task` alone
+    task_columns: dict[str, Any] = MISSING  # task -> its CoNLL column (int) or table column
+    task_weights: dict[str, float] = MISSING  # task -> its weight in the summed loss (default 1)
     word_column: int = MISSING
     label_column: int | None = MISSING  # null: the CoNLL-2003 task's column
     scheme: str = MISSING  # SCHEMES
@@ -111,6 +114,7 @@ class ModelConfig:
     dropout: float = MISSING
     pooling: str = MISSING  # POOLINGS
     head: str = MISSING  # HEADS
+    task_heads: dict[str, str] = MISSING  # with data.tasks: task -> its head (HEADS); others `head`
     decode: str = MISSING  # DECODINGS
     padding_free: bool | None = MISSING  # pack each batch's real tokens; null: where exact
 
@@ -134,6 +138,7 @@ class EvalConfig:
     level: str = MISSING  # EVAL_LEVELS
     mode: str = MISSING  # EVAL_MODES
     test_at_end: bool = MISSING
+    select: str | None = MISSING  # the score selecting the best checkpoint; null: the first task's
 
 
 @dataclass
@@ -312,9 +317,10 @@ def check_config(cfg: DictConfig, schema: type | None = None) -> None:
     layer_decay = cfg.optim.layer_decay
     if layer_decay is not None and not 0 < layer_decay <= 1:
         problems.append(f"optim.layer_decay={layer_decay}: must be within (0, 1] or null")
+    problems += task_problems(cfg)
     word_level = {
         "model.pooling": cfg.model.pooling != "first",
-        "model.head": cfg.model.head == "crf",
+        "model.head": cfg.model.head == "crf" or "crf" in cfg.model.task_heads.values(),
     }
     for key, needs_first in word_level.items():
         if needs_first and cfg.data.label_strategy != "first":
@@ -327,6 +333,23 @@ def check_config(cfg: DictConfig, schema: type | None = None) -> None:
         raise ConfigError(f"invalid config: {problems[0]}")
     if problems:
         raise ConfigError("invalid config:\n  " + "\n  ".join(problems))
+
+
+def task_problems(cfg: DictConfig) -> list[str]:
+    """Per-task settings name tasks of data.tasks and known heads; weights are >= 0."""
+    names = list(cfg.data.tasks or [cfg.data.task])
+    problems = []
+    for key in ("data.task_columns", "data.task_weights", "model.task_heads"):
+        unknown = sorted(set(OmegaConf.select(cfg, key)) - set(names))
+        if unknown:
+            problems.append(f"{key}: {', '.join(unknown)} is not among the run's tasks {names}")
+    for task, head in cfg.model.task_heads.items():
+        if head not in HEADS:
+            problems.append(f"model.task_heads.{task}={head!r}: expected one of {', '.join(HEADS)}")
+    for task, weight in cfg.data.task_weights.items():
+        if weight < 0:
+            problems.append(f"data.task_weights.{task}={weight}: must be >= 0")
+    return problems
 
 
 def tracker_problems(loggers: list[str]) -> list[str]:

@@ -36,16 +36,15 @@ def main(overrides: list[str]) -> None:
     import matplotlib.pyplot as plt
     from hydra import compose, initialize_config_dir
 
-    from bert_pos.data.sources import gold_labels
     from bert_pos.runtime.devices import cpu_description
-    from bert_pos.scoring.error_analysis import write_error_report
-    from bert_pos.scoring.predictions import write_predictions
-    from bert_pos.scoring.scorer import (
+    from bert_pos.scoring.details import (
         confusion_matrix,
-        evaluate,
         plot_confusion_matrix,
         word_level_bootstrap,
     )
+    from bert_pos.scoring.error_analysis import write_error_report
+    from bert_pos.scoring.predictions import write_predictions
+    from bert_pos.scoring.scorer import evaluate
     from bert_pos.training.setup import setup
 
     register_configs()
@@ -54,7 +53,7 @@ def main(overrides: list[str]) -> None:
     out_dir = Path(tempfile.mkdtemp(prefix="bert_pos_eval_parts_"))
     run, _ = setup(cfg, out_dir)
     loader, sentences = run.loaders["validation"], run.splits["validation"]
-    gold = gold_labels(sentences, run.task.label_names)
+    gold = run.validation_golds[0]
     run.model.eval()
 
     @torch.inference_mode()

@@ -11,6 +11,7 @@ import torch
 
 from bert_pos.data.batching import PaddingCollator
 from bert_pos.data.labels import NER_LABELS
+from bert_pos.data.tasks import Task
 from bert_pos.scoring.scorer import evaluate
 from tests.helpers import ID, FixedTagger, example, loader_for
 
@@ -95,7 +96,7 @@ def test_predictions_file_round_trip_keeps_documents(tmp_path):
 
 
 def test_confusion_matrix_counts():
-    from bert_pos.scoring.scorer import confusion_matrix
+    from bert_pos.scoring.details import confusion_matrix
 
     counts = confusion_matrix([["B-PER", "O", "O"]], [["B-LOC", "O", "<none>"]], NER_LABELS)
     assert counts[ID["B-PER"], ID["B-LOC"]] == 1 and counts[ID["O"], ID["O"]] == 1
@@ -223,18 +224,17 @@ def test_windows_name_unpredictable_gold_by_their_place_in_the_sentence():
 def test_evaluate_split_writes_unpredictable_gold_and_gives_it_confusion_rows(tmp_path, caplog):
     from bert_pos.data.conll import Sentence
     from bert_pos.data.sources import sentences_dataset
-    from bert_pos.scoring.scorer import evaluate_split
+    from bert_pos.scoring.details import evaluate_split
 
     sentence = Sentence(["Paris", "on", "22", "August"], UNSEEN_GOLD[0], 0, 1)
     sentences = sentences_dataset([sentence], NER_LABELS, "validation (v.txt)")
     assert "validation (v.txt): 1 word(s) have the gold label 'I-DATE'" in caplog.text
     assert sentences["tags"] == [UNSEEN_EXAMPLE["tags"]]
-    scores, figure, _ = evaluate_split(
+    scores, figures, _ = evaluate_split(
         FixedTagger(),
         loader_for([UNSEEN_EXAMPLE]),
         sentences,
-        NER_LABELS,
-        True,
+        [Task("ner", NER_LABELS)],
         "word",
         "conlleval",
         torch.device("cpu"),
@@ -246,6 +246,6 @@ def test_evaluate_split_writes_unpredictable_gold_and_gives_it_confusion_rows(tm
         "-DOCSTART- O O\n\nParis B-LOC B-LOC\non O O\n22 B-DATE O\nAugust I-DATE O\n\n"
     )
     assert scores["per_type"]["DATE"]["support"] == 1
-    rows = [label.get_text() for label in figure.axes[0].get_yticklabels()]
+    rows = [label.get_text() for label in figures[""].axes[0].get_yticklabels()]
     assert rows == NER_LABELS + ["B-DATE", "I-DATE"]
     assert (tmp_path / "confusion_matrix.png").is_file()

@@ -282,13 +282,15 @@ def test_the_default_packs_where_the_family_packs_exactly(model_type, packs):
 
 @pytest.mark.parametrize("compiled", [False, True])
 def test_the_default_recipe_trains_random_padding_free_batches_unless_compiled(tokenizer, compiled):
+    from bert_pos.data.tasks import Task
     from bert_pos.runtime.distributed import Distributed
     from bert_pos.training.setup import build_tagger
     from tests.helpers import compose_config
 
     cfg = compose_config(["+experiment=baseline", "model=tiny", f"compile={compiled}"])
     assert cfg.data.group_by_length is False and cfg.model.padding_free is None
-    model, _ = build_tagger(cfg, NER_LABELS, tokenizer, None, Distributed(), torch.device("cpu"))
+    tasks = [Task("ner", NER_LABELS)]
+    model, _ = build_tagger(cfg, tasks, tokenizer, None, Distributed(), torch.device("cpu"))
     assert model.padding_free is not compiled  # a compiled step wants padded, bucketed shapes
 
 

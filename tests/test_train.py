@@ -146,13 +146,13 @@ def test_evaluations_during_training_score_and_the_last_writes_its_details(tmp_p
     import bert_pos.training.loop
 
     written = []
-    write_details = bert_pos.training.loop.write_details
+    write_evaluation = bert_pos.training.loop.write_evaluation
 
-    def counting_write_details(out_dir, *args, **kwargs):
+    def counting_write_evaluation(out_dir, *args, **kwargs):
         written.append(out_dir)
-        return write_details(out_dir, *args, **kwargs)
+        return write_evaluation(out_dir, *args, **kwargs)
 
-    monkeypatch.setattr(bert_pos.training.loop, "write_details", counting_write_details)
+    monkeypatch.setattr(bert_pos.training.loop, "write_evaluation", counting_write_evaluation)
     cfg = compose_config(
         TINY_DEMO_OVERRIDES + ["epochs=1", "eval.every_n_steps=10", "eval.test_at_end=false"]
     )

@@ -35,6 +35,10 @@ class PaddingCollator:
         word_starts = torch.full((batch_size, most_words), -1, dtype=torch.long)
         word_labels = torch.full((batch_size, most_words), IGNORE_INDEX, dtype=torch.long)
         word_index = torch.full((batch_size, length), -1, dtype=torch.long)
+        # a run with several tasks: each further task's labels (data/tasks.py), padded alike
+        keys = [column[len("labels") :] for column in examples[0] if column.startswith("labels.")]
+        more_labels = {key: torch.full_like(labels, IGNORE_INDEX) for key in keys}
+        more_word_labels = {key: torch.full_like(word_labels, IGNORE_INDEX) for key in keys}
         for row, example in enumerate(examples):
             n = len(example["input_ids"])
             input_ids[row, :n] = torch.tensor(example["input_ids"])
@@ -43,6 +47,9 @@ class PaddingCollator:
             w = len(example["word_starts"])
             word_starts[row, :w] = torch.tensor(example["word_starts"])
             word_labels[row, :w] = torch.tensor(example["tags"])
+            for key in keys:
+                more_labels[key][row, :n] = torch.tensor(example["labels" + key])
+                more_word_labels[key][row, :w] = torch.tensor(example["tags" + key])
             if "word_index" in example:
                 word_index[row, :n] = torch.tensor(example["word_index"])
         batch = {
@@ -53,6 +60,11 @@ class PaddingCollator:
             "word_labels": word_labels,  # (B, W) gold word labels, IGNORE_INDEX pad
             "word_index": word_index,  # (B, T) word of each subword among the scored, -1 none
         }
+        for key in keys:
+            batch["labels" + key], batch["word_labels" + key] = (
+                more_labels[key],
+                more_word_labels[key],
+            )
         if "sentence" in examples[0]:  # where evaluation puts each example's words back
             batch["sentence"] = torch.tensor([e["sentence"] for e in examples])  # (B,)
             batch["first_word"] = torch.tensor([e["first_word"] for e in examples])  # (B,)
@@ -141,8 +153,9 @@ class TrainExamples(list):
     def __getitem__(self, index):
         if isinstance(index, int) and index >= len(self):
             example = dict(super().__getitem__(index - len(self)))
-            example["labels"] = [IGNORE_INDEX] * len(example["labels"])
-            example["tags"] = [IGNORE_INDEX] * len(example["tags"])
+            for column in example:  # every task's labels
+                if column.split(".")[0] in ("labels", "tags"):
+                    example[column] = [IGNORE_INDEX] * len(example[column])
             example["word_index"] = [-1] * len(example["input_ids"])
             return example
         return super().__getitem__(index)
@@ -178,7 +191,9 @@ def build_dataloaders(
     collator = PaddingCollator(pad_token_id, pad_to_multiple_of)
     loaders = {}
     for split, dataset in tokenized.items():
-        examples = dataset.select_columns(list(EXAMPLE_COLUMNS)).to_list()  # fast to index
+        # every task's labels too (`labels.<task>`, `tags.<task>`: data/tasks.py)
+        columns = list(EXAMPLE_COLUMNS) + [c for c in dataset.column_names if "." in c]
+        examples = dataset.select_columns(columns).to_list()  # fast to index
         lengths = [len(e["input_ids"]) for e in examples]
         if split == "train":
             examples = TrainExamples(examples)

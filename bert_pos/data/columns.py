@@ -14,6 +14,7 @@ from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
 from bert_pos.data.formats import DataSource
 from bert_pos.data.labels import CONLL2003_TASKS
 from bert_pos.data.tags import DataFormatError
+from bert_pos.data.tasks import task_data_configs
 
 
 class Columns(NamedTuple):
@@ -61,13 +62,14 @@ def label_column(data: DictConfig, fmt: str = "conll") -> int:
     return columns[data.task]
 
 
-def conllu_source(data: DictConfig, split: str) -> tuple[Path, int] | None:
-    """A split read from a CoNLL-U file: (its path, the column the run predicts), for writing
-    predictions.conllu; None for any other source."""
+def conllu_source(data: DictConfig, split: str) -> tuple[Path, list[int]] | None:
+    """A split read from a CoNLL-U file: (its path, the column each task of the run
+    predicts), for writing predictions.conllu; None for any other source."""
     source = DataSource.of(data)
     if split not in source.files or source.files[split][1] != "conllu":
         return None
-    return split_file(data.dir, split, data[f"{split}_file"]), label_column(data, "conllu")
+    columns = [label_column(one, "conllu") for one in task_data_configs(data)]
+    return split_file(data.dir, split, data[f"{split}_file"]), columns
 
 
 def label_view(data: DictConfig) -> Callable[[str], str] | None:

@@ -205,36 +205,40 @@ def word_location(path: Path, sentence: ConlluSentence):
 
 
 def write_conllu(
-    source: str | Path, out: str | Path, label_column: int, predicted: dict[int, list[str]]
+    source: str | Path, out: str | Path, label_columns: int | list[int], predicted: dict
 ) -> int:
     """Write `out`: the sentences of the CoNLL-U file `source` whose first word's line is a key
-    of `predicted`, with `label_column` of each syntactic word replaced by its predicted label
-    and every other byte as in `source`; with every sentence predicted, `out` is `source`
-    but that column. Returns the number of sentences written."""
-    text, written = predicted_conllu(source, label_column, predicted)
+    of `predicted`, with the label column of each syntactic word replaced by its predicted
+    label and every other byte as in `source`; with every sentence predicted, `out` is `source`
+    but that column. Several columns (`label_columns` a list, one per task): each sentence's
+    value is a list of label lists, one per column. Returns the number of sentences written."""
+    text, written = predicted_conllu(source, label_columns, predicted)
     Path(out).write_text(text)
     return written
 
 
 def predicted_conllu(
-    source: str | Path, label_column: int, predicted: dict[int, list[str]]
+    source: str | Path, label_columns: int | list[int], predicted: dict
 ) -> tuple[str, int]:
     """The text `write_conllu` writes, and its number of sentences."""
+    several = isinstance(label_columns, list)
+    columns = label_columns if several else [label_columns]
     pieces, written = [], 0
     for sentence in parse_conllu(source):
         labels = predicted.get(sentence.first_line)
         if labels is None:
             continue
         lines = sentence.text.split("\n")
-        if len(labels) != len(sentence.word_lines):
-            raise ValueError(
-                f"{source}:{sentence.first_line}: {len(labels)} predicted labels for "
-                f"{len(sentence.word_lines)} words"
-            )
-        for index, label in zip(sentence.word_lines, labels, strict=True):
-            fields = lines[index].split("\t")
-            fields[label_column] = label
-            lines[index] = "\t".join(fields)
+        for column, column_labels in zip(columns, labels if several else [labels], strict=True):
+            if len(column_labels) != len(sentence.word_lines):
+                raise ValueError(
+                    f"{source}:{sentence.first_line}: {len(column_labels)} predicted labels "
+                    f"for {len(sentence.word_lines)} words"
+                )
+            for index, label in zip(sentence.word_lines, column_labels, strict=True):
+                fields = lines[index].split("\t")
+                fields[column] = label
+                lines[index] = "\t".join(fields)
         pieces.append("\n".join(lines))
         written += 1
     text = "\n".join(pieces)
@@ -243,15 +247,19 @@ def predicted_conllu(
     return text, written
 
 
-def new_conllu(lines: list[str], sentences: list[list[str]], label_column: int, labels) -> str:
+def new_conllu(
+    lines: list[str], sentences: list[list[str]], label_columns: list[int], labels
+) -> str:
     """CoNLL-U for words that came without it (raw text): `# text` and ID, FORM and the
-    predicted column of each word, `_` in the others."""
+    predicted columns of each word (`labels`: per sentence, a label list per column), `_` in
+    the others."""
     out = []
     for line, words, tags in zip(lines, sentences, labels, strict=True):
         out.append(f"# text = {line}")
-        for i, (word, tag) in enumerate(zip(words, tags, strict=True), start=1):
+        for i, word in enumerate(words, start=1):
             fields = [str(i), word] + ["_"] * (len(COLUMNS) - 2)
-            fields[label_column] = tag
+            for column, column_tags in zip(label_columns, tags, strict=True):
+                fields[column] = column_tags[i - 1]
             out.append("\t".join(fields))
         out.append("")
     return "\n".join(out) + "\n"

@@ -5,7 +5,7 @@ a sentence that fits the model's window is one `Piece`; a longer one is cut into
 word windows, each word kept (trained on and scored) in exactly one of them. Training and
 evaluation then turn pieces into examples with subword labels (`tokenize_splits`), and
 optionally fill each example with the neighbouring sentences of its document as unlabelled
-context (`add_document_context`).
+context (data/context.py).
 """
 
 import json
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datasets import Dataset, DatasetDict
 from transformers import PreTrainedTokenizerFast
 
+from bert_pos.data.context import add_document_context
 from bert_pos.data.labels import IGNORE_INDEX
 
 log = logging.getLogger(__name__)
@@ -218,6 +219,7 @@ def tokenize_splits(
     continuation_label: list[int],
     max_length: int,
     context_subwords: int | None = None,
+    more_tasks: dict[str, list[int]] | None = None,
 ) -> DatasetDict:
     """Sentences into examples: `input_ids`, subword `labels` (the loss), and for evaluation
     `word_starts` and `tags` of the words the example scores, which are the words from
@@ -229,10 +231,12 @@ def tokenize_splits(
     (they are still scored, as wrong unless their gold label is O).
 
     `context_subwords`: document context, see `add_document_context` (None: sentences alone).
+    `more_tasks`: the further tasks of a run with several (data/tasks.py), each task's column
+    key and its `continuation_label`; each gets its `labels<key>` and `tags<key>` the same way.
     """
-    tokenized = {}
+    tokenized, continuations = {}, {"": continuation_label, **(more_tasks or {})}
     for split, dataset in splits.items():
-        encode = sentence_encoder(split, tokenizer, label_strategy, continuation_label, max_length)
+        encode = sentence_encoder(split, tokenizer, label_strategy, continuations, max_length)
         tokenized[split] = dataset.map(
             encode,
             batched=True,
@@ -272,10 +276,11 @@ def sentence_encoder(
     split: str,
     tokenizer: PreTrainedTokenizerFast,
     label_strategy: str,
-    continuation_label: list[int],
+    continuations: dict[str, list[int]],
     max_length: int,
 ):
-    """The batched `.map` function of `tokenize_splits` for one split."""
+    """The batched `.map` function of `tokenize_splits` for one split: `continuations`, each
+    task's column key and its continuation labels."""
 
     def encode(batch: dict, indices: list[int]) -> dict:
         try:
@@ -287,108 +292,29 @@ def sentence_encoder(
                 f"{split} sentence {indices[row]} (line {batch['line'][row]}), word {word!r}: {err}"
             ) from None
         out = {column: [] for column in EXAMPLE_COLUMNS}
+        out.update({f"{column}{key}": [] for key in continuations for column in ("labels", "tags")})
         for row, sentence in enumerate(indices):
-            words, word_labels = batch["tokens"][row], batch["tags"][row]
+            words = batch["tokens"][row]
             for piece in pieces_of[row]:
-                labels = align_labels(
-                    piece.word_ids, word_labels, label_strategy, continuation_label
-                )
-                if piece.keep_end - piece.keep_start < len(words):  # context words: no loss
-                    labels = [
-                        label
-                        if w is not None and piece.keep_start <= w < piece.keep_end
-                        else IGNORE_INDEX
-                        for label, w in zip(labels, piece.word_ids)
-                    ]
+                for key, continuation_label in continuations.items():
+                    word_labels = batch["tags" + key][row]
+                    labels = align_labels(
+                        piece.word_ids, word_labels, label_strategy, continuation_label
+                    )
+                    if piece.keep_end - piece.keep_start < len(words):  # context words: no loss
+                        labels = [
+                            label
+                            if w is not None and piece.keep_start <= w < piece.keep_end
+                            else IGNORE_INDEX
+                            for label, w in zip(labels, piece.word_ids)
+                        ]
+                    out["labels" + key].append(labels)
+                    out["tags" + key].append(word_labels[piece.keep_start : piece.keep_end])
                 out["input_ids"].append(piece.input_ids)
-                out["labels"].append(labels)
                 out["word_starts"].append(piece.word_starts(len(words)))
                 out["word_index"].append(piece.word_index())
-                out["tags"].append(word_labels[piece.keep_start : piece.keep_end])
                 out["sentence"].append(sentence)
                 out["first_word"].append(piece.keep_start)
         return out
 
     return encode
-
-
-# ---------------------------------------------------------------- document context
-
-
-def same_document_neighbours(sentence: int, step: int, document_ids: list[int], inner: dict):
-    """Subwords of the sentences before (step -1, nearest first) or after (+1) `sentence`
-    in its document."""
-    other = sentence + step
-    while 0 <= other < len(document_ids) and document_ids[other] == document_ids[sentence]:
-        yield inner.get(other, [])
-        other += step
-
-
-def add_document_context(
-    examples: Dataset,
-    document_ids: list[int],
-    budget: int,
-    split: str = "split",
-    specials: tuple[int, int] = (1, 1),
-) -> Dataset:
-    """Each sentence's example with the subwords of its neighbours in the same document
-    around it, up to `budget` subwords in all (the `specials` before and after included):
-    half the room before, half after, and the room one side cannot fill goes to the other. Context
-    subwords carry no labels, no word starts and no word index, so only the sentence's own
-    words are trained on and scored, once each. Sentences that needed windows (longer than
-    the model's window) stay as they are. Documents come from the `-DOCSTART-` lines; where
-    they are unknown (document id -1, e.g. a hub copy without those lines) the split's
-    sentence order is one stream, with a warning.
-    """
-    columns = examples.to_dict()
-    sentences = columns["sentence"]
-    leading, trailing = specials
-    if any(document < 0 for document in document_ids):
-        log.warning(
-            "%s: document boundaries unknown; context comes from the neighbouring "
-            "sentences in file order, across documents",
-            split,
-        )
-    per_sentence = Counter(sentences)
-    # the subwords of each whole sentence, without its special tokens
-    inner = {
-        s: ids[leading : len(ids) - trailing]
-        for s, ids in zip(sentences, columns["input_ids"])
-        if per_sentence[s] == 1
-    }
-    for row, sentence in enumerate(sentences):
-        if per_sentence[sentence] > 1:
-            continue
-        room = budget - len(columns["input_ids"][row])
-        if room <= 0:
-            continue
-        before, after = [], []
-        for ids in same_document_neighbours(sentence, -1, document_ids, inner):
-            if len(before) >= room:
-                break
-            before = ids + before
-        for ids in same_document_neighbours(sentence, +1, document_ids, inner):
-            if len(after) >= room:
-                break
-            after = after + ids
-        left = min(len(before), max(room // 2, room - len(after)))
-        right = min(len(after), room - left)
-        left_ids, right_ids = before[len(before) - left :], after[:right]
-        ids = columns["input_ids"][row]
-        columns["input_ids"][row] = around(ids, left_ids, right_ids, leading, trailing)
-        none_left, none_right = [IGNORE_INDEX] * left, [IGNORE_INDEX] * right
-        labels = columns["labels"][row]
-        columns["labels"][row] = around(labels, none_left, none_right, leading, trailing)
-        index = columns["word_index"][row]
-        columns["word_index"][row] = around(index, [-1] * left, [-1] * right, leading, trailing)
-        columns["word_starts"][row] = [
-            start + left if start >= 0 else start for start in columns["word_starts"][row]
-        ]
-    return Dataset.from_dict(columns)
-
-
-def around(sequence: list, left: list, right: list, leading: int, trailing: int) -> list:
-    """`sequence` with `left` inserted after its `leading` special tokens and `right` before
-    its `trailing` ones."""
-    end = len(sequence) - trailing
-    return sequence[:leading] + left + sequence[leading:end] + right + sequence[end:]

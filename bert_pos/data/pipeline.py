@@ -1,6 +1,6 @@
 """Sentences to batches, one way for training and evaluation: encode (cached), then batch.
 
-    options = EncodingOptions.of(cfg.data, label_names, max_length)
+    options = EncodingOptions.of(cfg.data, tasks, max_length)
     tokenized, loaders = encode_and_batch(splits, tokenizer, options, batching, cache_dir)
 
 The encoding options are what decides an example (and the cache key); `Batching` is how the
@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from bert_pos.data.batching import build_dataloaders
 from bert_pos.data.cache import tokenize_splits_cached
 from bert_pos.data.labels import begin_to_inside_map
+from bert_pos.data.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,16 @@ class EncodingOptions:
     continuation_label: list[int]  # per label id, the id a word's later subwords get (all)
     max_length: int  # subwords per example, special tokens included
     context_subwords: int | None  # document context per side; None: sentences alone
+    # a run with several tasks: each further task's column key and its continuation labels
+    more_tasks: dict[str, list[int]] | None = None
 
     @classmethod
-    def of(cls, data: DictConfig, label_names: list[str], max_length: int) -> "EncodingOptions":
+    def of(cls, data: DictConfig, tasks: list[Task], max_length: int) -> "EncodingOptions":
         """The options a data config asks for, read once here."""
         context = data.context_subwords if data.context == "document" else None
-        return cls(data.label_strategy, begin_to_inside_map(label_names), max_length, context)
+        more = {task.key: begin_to_inside_map(task.label_names) for task in tasks[1:]}
+        continuation = begin_to_inside_map(tasks[0].label_names)
+        return cls(data.label_strategy, continuation, max_length, context, more or None)
 
 
 @dataclass(frozen=True)
@@ -63,5 +68,6 @@ def encode_and_batch(
         options.continuation_label,
         options.max_length,
         options.context_subwords,
+        options.more_tasks,
     )
     return tokenized, build_dataloaders(tokenized, **asdict(batching))

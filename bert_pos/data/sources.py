@@ -332,15 +332,16 @@ def warn_unpredictable(unpredictable: list[list[str]], label_names: list[str], s
         )
 
 
-def gold_labels(sentences: Dataset, label_names: list[str]) -> list[list[str]]:
+def gold_labels(sentences: Dataset, label_names: list[str], key: str = "") -> list[list[str]]:
     """Every word's gold label, per sentence: its `tags` id's name, or where the id is
-    IGNORE_INDEX the next of the sentence's `unpredictable_labels` (see `sentences_dataset`)."""
-    if UNPREDICTABLE_COLUMN in sentences.column_names:
-        unpredictable = sentences[UNPREDICTABLE_COLUMN]
+    IGNORE_INDEX the next of the sentence's `unpredictable_labels` (see `sentences_dataset`).
+    `key`: a further task's columns (`tags.<task>`, see data/tasks.py)."""
+    if UNPREDICTABLE_COLUMN + key in sentences.column_names:
+        unpredictable = sentences[UNPREDICTABLE_COLUMN + key]
     else:
         unpredictable = [[]] * len(sentences)
     gold = []
-    for tags, others in zip(sentences["tags"], unpredictable, strict=True):
+    for tags, others in zip(sentences["tags" + key], unpredictable, strict=True):
         others = iter(others)
         gold.append([label_names[tag] if tag != IGNORE_INDEX else next(others) for tag in tags])
     return gold

@@ -17,8 +17,8 @@ from bert_pos.inference.loading import TrainedModelError, load_trained, run_data
 from bert_pos.modeling.encoders import max_length_of
 from bert_pos.runtime.devices import autocast_for, padding_multiple, pick_device, resolve_precision
 from bert_pos.runtime.paths import FAILED_MARKER, SHELL_UNSAFE
+from bert_pos.scoring.details import evaluate_split
 from bert_pos.scoring.metrics import format_per_type_table
-from bert_pos.scoring.scorer import evaluate_split
 
 log = logging.getLogger(__name__)
 

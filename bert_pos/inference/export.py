@@ -34,9 +34,11 @@ def export_model(
 def weights_file_name(model: Tagger) -> str:
     """`model.safetensors`, which the Hugging Face classes load; with mean or first_last
     pooling they cannot compute the tagger (no pooling; first_last's head is twice as wide),
-    so the weights go to `bert_pos.safetensors` and `from_pretrained` refuses to load the
-    folder (no model.safetensors) instead of loading something else."""
-    return MODEL_FILE if model.pooling == "first" else BERT_POS_ONLY_FILE
+    and with several tasks they would compute the first task only, so the weights go to
+    `bert_pos.safetensors` and `from_pretrained` refuses to load the folder (no
+    model.safetensors) instead of loading something else. (Each task of such a tagger is
+    exported on its own too, in the Hugging Face layout.)"""
+    return MODEL_FILE if model.pooling == "first" and not model.more_tasks else BERT_POS_ONLY_FILE
 
 
 def _version(package: str) -> str:
@@ -123,16 +125,21 @@ FRAMEWORKS = [
 ]
 
 
-def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str = ".") -> str:
+def model_card(
+    cfg: DictConfig, metrics: dict, base_model: str, model_dir: str = ".", task=None
+) -> str:
     """A model card in the layout of the Hugging Face Trainer's cards (the reference card's),
     with every setting of the recipe (the config's flat view) below the Trainer's lines, and
-    the pipeline call that tags as bert_pos does (`model_dir`: where the export is)."""
+    the pipeline call that tags as bert_pos does (`model_dir`: where the export is). A run
+    with several tasks: the card of the whole tagger lists every task's scores; `task`: the
+    card of that task's own export."""
     best = next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
-    validation = [
-        f"- {title}: {best[f'val/{key}']:.4f}" for key, title in SCORE_NAMES if f"val/{key}" in best
-    ]
+    names = metrics.get("tasks") or [cfg.data.task]
+    prefixes = card_prefixes(names, task)
+    validation = card_validation(best, prefixes, task)
     data = dataset_name(cfg.data)
     head = "a linear-chain CRF over the words" if cfg.model.head == "crf" else "a linear"
+    described, labels_line = card_tasks(metrics, names, task)
     sections = [
         "---",
         "library_name: transformers",
@@ -141,19 +148,17 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str =
         f"base_model: {base_model}",
         "---",
         "",
-        f"# {cfg.experiment_name}",
+        f"# {cfg.experiment_name}" + (f" ({task.name})" if task is not None else ""),
         "",
         f"This model is a fine-tuned version of {base_model} on {data} "
-        f"(task `{cfg.data.task}`), trained with bert_pos. It achieves the following results "
+        f"({described}), trained with bert_pos. It achieves the following results "
         f"on the validation set (checkpoint of epoch {best['epoch']:g}, scored at "
         f"{cfg.eval.level} level):",
         *validation,
         "",
         "## Model description",
         "",
-        f"A BERT encoder with dropout and {head} token-classification head; labels: "
-        + ", ".join(f"`{n}`" for n in metrics["label_names"])
-        + ".",
+        f"A BERT encoder with dropout and {head} token-classification head; {labels_line}",
         "",
         "## Training procedure",
         "",
@@ -175,25 +180,72 @@ def model_card(cfg: DictConfig, metrics: dict, base_model: str, model_dir: str =
         format_results_table(metrics["epochs"]),
         "",
     ]
-    sections += test_results(metrics)
+    sections += test_results(metrics, prefixes)
     sections += ["### Framework versions", ""]
     sections += [f"- {name} {_version(package)}" for name, package in FRAMEWORKS]
     return "\n".join(sections + [""])
 
 
-def test_results(metrics: dict) -> list[str]:
+def card_validation(best: dict, prefixes: list[str], task) -> list[str]:
+    """The card's validation scores: each task's (`prefixes`), and AllTags where there is one."""
+    lines = [
+        f"- {prefix}{title}: {best[f'val/{prefix}{key}']:.4f}"
+        for prefix in prefixes
+        for key, title in SCORE_NAMES
+        if f"val/{prefix}{key}" in best
+    ]
+    if task is None and "val/alltags/accuracy" in best:
+        lines.append(f"- AllTags accuracy: {best['val/alltags/accuracy']:.4f}")
+    return lines
+
+
+def card_tasks(metrics: dict, names: list[str], task) -> tuple[str, str]:
+    """What a card says the model tags, and its labels."""
+    if len(names) > 1 and task is None:
+        counts = metrics.get("task_label_names", {})
+        described = "tasks " + ", ".join(f"`{name}`" for name in names) + ", on one encoder"
+        labels = ", ".join(f"{name} {len(counts.get(name, []))}" for name in names)
+        return described, (
+            f"one head per task; label counts: {labels}. Each task is also exported on its "
+            "own, in the Hugging Face layout, in the subfolder named after it."
+        )
+    if task is not None:
+        return f"task `{task.name}`", "labels: " + ", ".join(
+            f"`{n}`" for n in task.label_names
+        ) + "."
+    name, label_names = names[0], metrics["label_names"]
+    return f"task `{name}`", "labels: " + ", ".join(f"`{n}`" for n in label_names) + "."
+
+
+def card_prefixes(names: list[str], task) -> list[str]:
+    """The score-key prefixes a card shows: "" for a one-task run, `<task>/` otherwise."""
+    if task is not None:
+        return [f"{task.name}/"]
+    return [f"{name}/" for name in names] if len(names) > 1 else [""]
+
+
+def test_results(metrics: dict, prefixes: list[str] = ("",)) -> list[str]:
     """The card's test section: the best checkpoint's scores and their bootstrap interval."""
     if "test" not in metrics:
         return []
     test = metrics["test"]
     lines = ["### Test results", ""]
-    lines += [f"- {title}: {test[key]:.4f}" for key, title in SCORE_NAMES if key in test]
-    if "test_bootstrap" in metrics:
-        overall = metrics["test_bootstrap"]["scores"]["overall"]
-        low, high = overall["interval"]
-        lines.append(
-            f"- 95% interval of the word-level {'F1' if 'f1' in test else 'accuracy'} "
-            f"({overall['score']:.4f}), 1,000 bootstrap resamples of the test "
-            f"sentences: [{low:.4f}, {high:.4f}]"
-        )
+    for prefix in prefixes:
+        lines += [
+            f"- {prefix}{title}: {test[prefix + key]:.4f}"
+            for key, title in SCORE_NAMES
+            if prefix + key in test
+        ]
+        bootstrap = metrics.get("test_bootstrap")
+        if bootstrap is not None and prefix:  # several tasks: one interval per task
+            bootstrap = bootstrap.get(prefix[:-1])
+        if bootstrap is not None:
+            overall = bootstrap["scores"]["overall"]
+            low, high = overall["interval"]
+            lines.append(
+                f"- {prefix}95% interval of the word-level "
+                f"{'F1' if prefix + 'f1' in test else 'accuracy'} "
+                f"({overall['score']:.4f}), 1,000 bootstrap resamples of the test "
+                f"sentences: [{low:.4f}, {high:.4f}]"
+            )
     return lines + [""]

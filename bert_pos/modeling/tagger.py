@@ -15,6 +15,11 @@ bert_pos to run, the Hugging Face class would ignore the extra parts):
 - decode: `constrained` runs Viterbi over the linear head's log-probabilities with the same
   forbidden transitions, a CRF's decoding without its training.
 
+Several tasks (`data.tasks`): one encoder pass, then a classifier and a head per task. The
+first task's are `classifier` and the head above; each further task's sit in `task_classifiers`
+and `task_heads` under its name, and its labels, name and head are saved in the config
+(`tagger_config`). `forward(..., all_tasks=True)` returns every task's logits, in task order.
+
 `model.padding_free` is no option of the model but of how it runs: the encoder computes a
 padded batch packed, without its padding (bert_pos/modeling/packing.py), and the logits come back in
 the padded layout; checkpoints and exports do not record it.
@@ -26,6 +31,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig
 
+from bert_pos.data.tasks import task_batch, task_key
 from bert_pos.modeling import encoders, packing
 from bert_pos.modeling.heads import HEADS, build_head
 from bert_pos.modeling.words import pool_words
@@ -48,7 +54,11 @@ class Tagger(nn.Module):
         decode: str = "argmax",
         label_names: list[str] | None = None,
         padding_free: bool = False,
+        task_name: str | None = None,
+        more_tasks: list[dict] | None = None,
     ):
+        """`task_name` and `more_tasks` (each {"name", "labels", "head"}): a run with several
+        tasks (the first task's name, and each further task); None for one task."""
         super().__init__()
         if pooling not in POOLINGS or head not in HEADS or decode not in DECODINGS:
             raise ValueError(
@@ -71,10 +81,22 @@ class Tagger(nn.Module):
         nn.init.normal_(self.classifier.weight, std=config.initializer_range)
         nn.init.zeros_(self.classifier.bias)
         self.pooling, self.head_type, self.decoding = pooling, head, decode
+        self.label_names = label_names
         # the head (heads/): registered under its own name, the prefix of its parameters
         tag_head = build_head(head, num_labels, label_names, decode)
         self.tag_head_name = tag_head.module_name
         self.add_module(tag_head.module_name, tag_head)
+        self.task_name, self.more_tasks = task_name, list(more_tasks or [])
+        if self.more_tasks:  # created after the first task's, so its random draws stay put
+            self.task_classifiers, self.task_heads = nn.ModuleDict(), nn.ModuleDict()
+            for task in self.more_tasks:
+                classifier = nn.Linear(width, len(task["labels"]))
+                nn.init.normal_(classifier.weight, std=config.initializer_range)
+                nn.init.zeros_(classifier.bias)
+                self.task_classifiers[task["name"]] = classifier
+                self.task_heads[task["name"]] = build_head(
+                    task["head"], len(task["labels"]), task["labels"], decode
+                )
 
     @property
     def tag_head(self) -> nn.Module:
@@ -93,11 +115,13 @@ class Tagger(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         word_index: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Logits (B, T, num_labels) at every subword. With mean or first_last pooling, a
-        word's first subword carries the logits of the pooled word (`word_index` (B, T): the
-        word of each subword among the example's scored words, -1 for none). Padding-free, the
-        encoder runs on the batch's real tokens only, its output scattered back to (B, T, H)."""
+        all_tasks: bool = False,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Logits (B, T, num_labels) at every subword; `all_tasks`: a list of every task's.
+        With mean or first_last pooling, a word's first subword carries the logits of the
+        pooled word (`word_index` (B, T): the word of each subword among the example's scored
+        words, -1 for none). Padding-free, the encoder runs on the batch's real tokens only,
+        its output scattered back to (B, T, H)."""
         if self.padding_free:
             hidden = packing.encode_packed(self.encoder, input_ids, attention_mask)
         else:
@@ -109,12 +133,65 @@ class Tagger(nn.Module):
             if word_index is None:
                 raise ValueError(f"pooling={self.pooling} needs the batch's word_index")
             hidden = pool_words(hidden, word_index, self.pooling)
-        return self.classifier(self.dropout(hidden))  # (B, T, num_labels)
+        hidden = self.dropout(hidden)
+        logits = self.classifier(hidden)  # (B, T, num_labels)
+        if not all_tasks:
+            return logits
+        return [logits] + [self.task_classifiers[task["name"]](hidden) for task in self.more_tasks]
 
     def loss_sum(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         """The summed training loss of a batch, as the head defines it (cross-entropy over
         labelled subwords, or the CRF's negative log-likelihood of the gold word tags)."""
         return self.tag_head.loss_sum(logits, batch)
+
+    def heads(self) -> list[nn.Module]:
+        """Every task's head, in task order."""
+        return [self.tag_head] + [self.task_heads[task["name"]] for task in self.more_tasks]
+
+    def tasks_loss_sum(self, logits: list[torch.Tensor], batch: dict, weights: list[float]):
+        """The summed loss of every task (`forward(..., all_tasks=True)`'s logits), each
+        weighted; with one task of weight 1, exactly `loss_sum`."""
+        keys = [""] + [task_key(1, task["name"]) for task in self.more_tasks]
+        total = None
+        for head, task_logits, key, weight in zip(self.heads(), logits, keys, weights, strict=True):
+            loss = head.loss_sum(task_logits, task_batch(batch, key))
+            loss = loss if weight == 1 else loss * weight
+            total = loss if total is None else total + loss
+        return total
+
+    def task_view(self, index: int) -> "Tagger":
+        """Task `index` alone: a one-task tagger sharing this one's encoder, with a copy of
+        that task's classifier and head (to export it as a standard token-classification
+        model)."""
+        if index == 0:
+            classifier, tag_head, head, labels = (
+                self.classifier,
+                self.tag_head,
+                self.head_type,
+                None,
+            )
+        else:
+            task = self.more_tasks[index - 1]
+            classifier, tag_head = (
+                self.task_classifiers[task["name"]],
+                self.task_heads[task["name"]],
+            )
+            head, labels = task["head"], task["labels"]
+        view = Tagger(
+            self.encoder,
+            classifier.out_features,
+            self.dropout.p,
+            self.pooling,
+            head,
+            self.decoding,
+            labels if labels is not None else self.label_names,
+            padding_free=self.padding_free,
+        )
+        if hasattr(self, "head"):
+            view.head = self.head
+        view.classifier.load_state_dict(classifier.state_dict())
+        view.tag_head.load_state_dict(tag_head.state_dict())
+        return view
 
     @torch.no_grad()
     def decode_words(self, logits: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
@@ -140,6 +217,8 @@ def tagger_config(model: Tagger, label_names: list[str]):
     config.label2id = {label: i for i, label in enumerate(label_names)}
     config.classifier_dropout = model.dropout.p
     options = {"pooling": model.pooling, "head": model.head_type, "decode": model.decoding}
+    if model.more_tasks:
+        options.update(task_name=model.task_name, more_tasks=model.more_tasks)
     if options != {"pooling": "first", "head": "linear", "decode": "argmax"}:
         config.bert_pos = options
         config.architectures = ["Tagger (bert_pos)"]
@@ -151,7 +230,8 @@ def tagger_from_config(config, **option_overrides) -> tuple[Tagger, list[str]]:
     `option_overrides` (e.g. `decode="constrained"`) replace the saved options."""
     label_names = [config.id2label[i] for i in range(len(config.id2label))]
     dropout = config.classifier_dropout if config.classifier_dropout is not None else 0.1
-    options = dict(getattr(config, "bert_pos", None) or {})  # pooling, head, decode
+    # pooling, head, decode; with several tasks task_name and more_tasks
+    options = dict(getattr(config, "bert_pos", None) or {})
     options.update({key: value for key, value in option_overrides.items() if value is not None})
     model = Tagger(
         encoders.build_encoder(config),
@@ -176,6 +256,8 @@ def build_model(
     label_names: list[str] | None = None,
     special_ids: dict | None = None,
     padding_free: bool | None = False,
+    task_name: str | None = None,
+    more_tasks: list[dict] | None = None,
 ) -> Tagger:
     """A tagger on pretrained weights (a local folder or hub name, any family `AutoModel`
     loads) or on a random config (`random_init`: shape fields, optionally `model_type`; the
@@ -200,5 +282,14 @@ def build_model(
     if padding_free is None:
         padding_free = encoder.config.model_type in packing.SUPPORTED
     return Tagger(
-        encoder, num_labels, dropout, pooling, head, decode, label_names, padding_free=padding_free
+        encoder,
+        num_labels,
+        dropout,
+        pooling,
+        head,
+        decode,
+        label_names,
+        padding_free=padding_free,
+        task_name=task_name,
+        more_tasks=more_tasks,
     )

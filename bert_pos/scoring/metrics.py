@@ -64,7 +64,10 @@ def format_per_type_table(scores: dict) -> str:
 
 
 def format_results_table(rows: list[dict]) -> str:
-    """Per-evaluation results in the reference model card's layout (a Markdown table)."""
+    """Per-evaluation results in the reference model card's layout (a Markdown table); a run
+    with several tasks has a column per task's metric (`<task>/f1`, `<task>/accuracy`)."""
+    if rows and "val/accuracy" not in rows[0]:
+        return format_tasks_results_table(rows)
     header = (
         "| Training Loss | Epoch | Step | Validation Loss | Precision | Recall | F1 | Accuracy |"
     )
@@ -81,5 +84,25 @@ def format_results_table(rows: list[dict]) -> str:
             for key in ("val/precision", "val/recall", "val/f1")
         ]
         cells.append(f"{row['val/accuracy']:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_tasks_results_table(rows: list[dict]) -> str:
+    scores = [
+        key
+        for key in rows[0]
+        if key.count("/") == 2 and key.endswith(("/f1", "/accuracy")) and key.startswith("val/")
+    ]
+    header = ["Training Loss", "Epoch", "Step", "Validation Loss"] + [k[4:] for k in scores]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [
+            f"{row['train/loss']:.4f}",
+            f"{row['epoch']:g}",
+            str(row["step"]),
+            f"{row['val/loss']:.4f}",
+        ]
+        cells += [f"{row[key]:.4f}" for key in scores]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

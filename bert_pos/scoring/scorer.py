@@ -1,36 +1,29 @@
 """Running a tagger over a split and scoring its predictions, as the CoNLL shared task scores.
 
-`evaluate` returns the scores and every word's predicted tag; `evaluate_split` also writes
-them (predictions in conlleval's format, metrics.json, a confusion matrix); `evaluate_run`
+`evaluate` returns the scores and every word's predicted tag (`evaluate_tasks`: of every task
+of a run, in one pass); details.py writes what else is read of an evaluation (predictions in
+conlleval's format, metrics.json, a confusion matrix), and bert_pos/inference/evaluate_run.py
 does it for a trained run folder, as `python -m bert_pos.evaluate` asks.
 """
 
-import json
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 
 import torch
-from datasets import Dataset
 from torch.utils.data import DataLoader
 
-from bert_pos.data.conllu import write_conllu
 from bert_pos.data.labels import IGNORE_INDEX
-from bert_pos.data.sources import gold_labels
+from bert_pos.data.tasks import ALL_TAGS, Task, has_all_tags, task_batch
 from bert_pos.modeling.tagger import unwrap
 from bert_pos.runtime.distributed import gather_lists, sum_over_ranks
-from bert_pos.scoring.error_analysis import write_error_report
 from bert_pos.scoring.metrics import score_sequences
-from bert_pos.scoring.predictions import PREDICTIONS_FILE, write_predictions
-from bert_pos.scoring.significance import bootstrap_interval, sentence_counts
 
 log = logging.getLogger(__name__)
 
 UNALIGNED = "<none>"  # prediction of a word with no subword, where the label set has no O
 
 
-@torch.inference_mode()
 def evaluate(
     model: torch.nn.Module,
     loader: DataLoader,
@@ -56,37 +49,111 @@ def evaluate(
     order: `gold_labels`), at word level and, at its first subword, at subword level, as a
     word the model gets wrong. Without such words `gold` may be None.
     """
+    task = Task("", label_names, view)
+    if span_task != task.spans:
+        raise ValueError(f"span_task={span_task} for labels {label_names}")
+    golds = None if gold is None else [gold]
+    scores, predicted = evaluate_tasks(model, loader, [task], level, device, autocast, mode, golds)
+    return scores, predicted[0]
+
+
+@torch.inference_mode()
+def evaluate_tasks(
+    model: torch.nn.Module,
+    loader: DataLoader,
+    tasks: list[Task],
+    level: str,
+    device: torch.device,
+    autocast: AbstractContextManager,
+    mode: str = "conlleval",
+    golds: list | None = None,
+    weights: list[float] | None = None,
+) -> tuple[dict, list[list[list[str]]]]:
+    """`evaluate` for every task of a run in one pass of the encoder per batch: the scores,
+    and each task's predicted word tags. With one task the scores are that task's (`f1`,
+    `loss`, ...); with several, each task's as `<task>/<score>`, `loss` their `weights`-ed sum
+    (the training objective), and `alltags/accuracy` where the tasks are UPOS, XPOS and FEATS
+    (the CoNLL 2018 scorer's AllTags: a word counts where all three are right). `golds`: each
+    task's `gold` (see `evaluate`)."""
     was_training = model.training
     model.eval()
-    loss_sum, labelled = 0.0, 0
-    # per example: (sentence, first word, gold words, predicted words, gold and predicted
-    # labelled subwords), in the order the loader visits them (longest first)
-    pieces = []
+    heads = unwrap(model).heads()
+    loss_sums, labelled = [0.0] * len(tasks), [0] * len(tasks)
+    # per task, per example: (sentence, first word, gold words, predicted words, gold and
+    # predicted labelled subwords), in the order the loader visits them (longest first)
+    pieces = [[] for _ in tasks]
     for indices, batch in zip(loader.batch_sampler, loader, strict=True):
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
         with autocast:
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"])
-        logits = logits.float()  # (B, T, C)
-        labels = batch["labels"]
-        # the training objective (cross-entropy, or the CRF's negative log-likelihood), so
-        # val/loss and train/loss measure the same quantity per labelled subword
-        loss_sum += unwrap(model).loss_sum(logits, batch).item()
-        labelled += int((labels != IGNORE_INDEX).sum())
+            logits = model(
+                batch["input_ids"], batch["attention_mask"], batch["word_index"], all_tasks=True
+            )
         # each example's own word count: padding hides it where a word has no subword and
         # no predictable label (start -1, label IGNORE_INDEX)
         word_counts = [len(loader.dataset[index]["word_starts"]) for index in indices]
-        pieces += batch_pieces(
-            unwrap(model), logits, batch, label_names, level, indices, word_counts
-        )
+        for i, task in enumerate(tasks):
+            task_logits = logits[i].float()  # (B, T, C)
+            one = task_batch(batch, task.key)
+            # the training objective (cross-entropy, or the CRF's negative log-likelihood), so
+            # val/loss and train/loss measure the same quantity per labelled subword
+            loss_sums[i] += heads[i].loss_sum(task_logits, one).item()
+            labelled[i] += int((one["labels"] != IGNORE_INDEX).sum())
+            pieces[i] += batch_pieces(
+                heads[i], task_logits, one, task.label_names, level, indices, word_counts
+            )
     model.train(was_training)
-    # Data-parallel: each process scored its share of the batches; score all of them together,
-    # on every process, so metrics equal a single process's exactly and all ranks agree.
-    pieces = gather_lists(pieces)
-    loss_sum, labelled = sum_over_ranks([loss_sum, labelled], device)
+    per_task, predicted = [], []
+    for i, task in enumerate(tasks):
+        # Data-parallel: each process scored its share of the batches; score all of them
+        # together, on every process, so metrics equal a single process's exactly.
+        task_pieces = gather_lists(pieces[i])
+        loss_sum, count = sum_over_ranks([loss_sums[i], labelled[i]], device)
+        gold = None if golds is None else golds[i]
+        scores, words = score_pieces(task_pieces, gold, level, task.spans, mode, task.view)
+        scores["loss"] = loss_sum / max(count, 1)
+        per_task.append(scores)
+        predicted.append(words)
+    return combined_scores(tasks, per_task, weights, golds, predicted), predicted
 
-    scores, predicted_words = score_pieces(pieces, gold, level, span_task, mode, view)
-    scores["loss"] = loss_sum / max(labelled, 1)
-    return scores, predicted_words
+
+def combined_scores(tasks: list[Task], per_task: list[dict], weights, golds, predicted) -> dict:
+    """One task's scores as they are; several tasks' as `<task>/<score>`, with `loss` their
+    weighted sum and AllTags where the tasks have it (see `evaluate_tasks`)."""
+    if len(tasks) == 1:
+        return per_task[0]
+    weights = weights or [1.0] * len(tasks)
+    scores = {"loss": sum(w * s["loss"] for w, s in zip(weights, per_task, strict=True))}
+    for task, one in zip(tasks, per_task, strict=True):
+        scores.update({f"{task.name}/{key}": value for key, value in one.items()})
+    if has_all_tags(tasks) and golds is not None:
+        scores["alltags/accuracy"] = all_tags_accuracy(tasks, golds, predicted)
+    return scores
+
+
+def all_tags_accuracy(tasks: list[Task], golds: list, predicted: list) -> float:
+    """The share of words whose UPOS, XPOS and FEATS (as compared: UFeats) are all right."""
+    chosen = [i for i, task in enumerate(tasks) if task.name in ALL_TAGS]
+    right = words = 0
+    for sentence in range(len(golds[chosen[0]])):
+        columns = [
+            (
+                viewed([golds[i][sentence]], tasks[i].view)[0],
+                viewed([predicted[i][sentence]], tasks[i].view)[0],
+            )
+            for i in chosen
+        ]
+        for w in range(len(columns[0][0])):
+            words += 1
+            right += all(gold[w] == guess[w] for gold, guess in columns)
+    return right / max(words, 1)
+
+
+def task_scores(scores: dict, tasks: list[Task], index: int) -> dict:
+    """One task's scores out of `evaluate_tasks`'s (its `<task>/` keys, unprefixed)."""
+    if len(tasks) == 1:
+        return scores
+    prefix = f"{tasks[index].name}/"
+    return {key[len(prefix) :]: value for key, value in scores.items() if key.startswith(prefix)}
 
 
 def score_pieces(pieces, gold, level: str, span_task: bool, mode: str, view) -> tuple[dict, list]:
@@ -228,172 +295,8 @@ def stitch_windows(pieces: list[tuple], count: int) -> list[list[list[str]]]:
     return stitched
 
 
-def confusion_matrix(gold: list[list[str]], predicted: list[list[str]], label_names: list[str]):
-    """Token counts, rows = gold label, columns = predicted label (an unaligned word's
-    `<none>` prediction, if any, counts in no column)."""
-    index = {label: i for i, label in enumerate(label_names)}
-    counts = torch.zeros(len(label_names), len(label_names), dtype=torch.long)
-    for gold_tags, predicted_tags in zip(gold, predicted, strict=True):
-        for g, p in zip(gold_tags, predicted_tags, strict=True):
-            if p in index:
-                counts[index[g], index[p]] += 1
-    return counts
-
-
-def plot_confusion_matrix(counts: torch.Tensor, label_names: list[str], title: str):
-    """A row-normalised heat map with the raw counts written in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rates = counts.float() / counts.sum(1, keepdim=True).clamp(min=1)
-    size = max(4.0, 0.35 * len(label_names) + 2)
-    figure, axes = plt.subplots(figsize=(size, size))
-    axes.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
-    axes.set_xticks(range(len(label_names)), label_names, rotation=90, fontsize=7)
-    axes.set_yticks(range(len(label_names)), label_names, fontsize=7)
-    axes.set_xlabel("predicted")
-    axes.set_ylabel("gold")
-    axes.set_title(title, fontsize=9)
-    if len(label_names) <= 25:
-        for g in range(len(label_names)):
-            for p in range(len(label_names)):
-                if counts[g, p]:
-                    color = "white" if rates[g, p] > 0.5 else "black"
-                    axes.text(
-                        p, g, int(counts[g, p]), ha="center", va="center", fontsize=6, color=color
-                    )
-    figure.tight_layout()
-    return figure
-
-
-BOOTSTRAP_SAMPLES = 1000  # resamples of the sentences for a score's 95% interval
-
-
 def viewed(sequences: list[list[str]], view: Callable[[str], str] | None) -> list[list[str]]:
     """The labels as they are compared (`view`), or as they are."""
     if view is None:
         return sequences
     return [[view(label) for label in sequence] for sequence in sequences]
-
-
-def word_level_bootstrap(
-    gold: list[list[str]], predicted: list[list[str]], span_task: bool
-) -> dict:
-    """The word-level score (entity F1, or accuracy without spans) and its 95% percentile
-    interval over 1,000 resamples of the sentences (seed 0): how much the score would move on
-    another sample of sentences like these."""
-    counts = sentence_counts(gold, predicted, span_task)
-    overall = bootstrap_interval(counts, samples=BOOTSTRAP_SAMPLES, seed=0)
-    return {
-        "level": "word",
-        "unit": "sentence",
-        "samples": BOOTSTRAP_SAMPLES,
-        "seed": 0,
-        "scores": overall,
-    }
-
-
-def evaluate_split(
-    model: torch.nn.Module,
-    loader: DataLoader,
-    sentences: Dataset,
-    label_names: list[str],
-    span_task: bool,
-    level: str,
-    mode: str,
-    device: torch.device,
-    autocast: AbstractContextManager,
-    out_dir: Path,
-    title: str,
-    write: bool = True,
-    settings: dict | None = None,
-    seen_entities: set | None = None,
-    view: Callable[[str], str] | None = None,
-    conllu: tuple[Path, int] | None = None,
-):
-    """Evaluate one split and write `predictions.txt`, `metrics.json` (with a bootstrap 95%
-    interval of the word-level score), `confusion_matrix.png` and, for span tasks, the span
-    error analysis `errors.json` / `errors.md` (split by entities seen in training where
-    `seen_entities`, (surface, type) pairs, are given) into `out_dir`. Returns (scores,
-    confusion-matrix figure, bootstrap interval); `write=False` (data-parallel ranks but the
-    first) writes nothing and has neither figure nor interval;
-    `settings` (what was evaluated, how) are recorded in metrics.json beside the scores.
-    Gold labels the model cannot predict (see data/sources.py) are scored and written as
-    gold, and have rows of their own in the confusion matrix, after the model's labels.
-    `view` and `conllu`: see `evaluate` and `write_details`."""
-    gold = gold_labels(sentences, label_names)
-    scores, predicted = evaluate(
-        model, loader, label_names, span_task, level, device, autocast, mode, gold, view
-    )
-    if not write:
-        return scores, None, None
-    figure, bootstrap = write_details(
-        out_dir,
-        sentences,
-        gold,
-        predicted,
-        scores,
-        label_names,
-        span_task,
-        title,
-        settings,
-        seen_entities,
-        view,
-        conllu,
-    )
-    return scores, figure, bootstrap
-
-
-def write_details(
-    out_dir: Path,
-    sentences: Dataset,
-    gold: list[list[str]],
-    predicted: list[list[str]],
-    scores: dict,
-    label_names: list[str],
-    span_task: bool,
-    title: str,
-    settings: dict | None = None,
-    seen_entities: set | None = None,
-    view: Callable[[str], str] | None = None,
-    conllu: tuple[Path, int] | None = None,
-):
-    """What is read of an evaluation beyond its scores, into `out_dir`: `predictions.txt`,
-    `metrics.json` with the bootstrap interval, the span error analysis, the confusion matrix.
-    Returns (confusion-matrix figure, bootstrap interval). Costlier than the scoring itself
-    (the bootstrap above all), so the training loop writes it once, for its last evaluation.
-
-    All of them hold the labels as compared (`view`); `conllu` = (the split's CoNLL-U file,
-    the predicted column) also writes `predictions.conllu`: that file with the predictions, as
-    predicted, in the column, every other byte as it was."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if conllu is not None:
-        source, column = conllu
-        by_first_line = dict(zip(sentences["line"], predicted, strict=True))
-        write_conllu(source, out_dir / "predictions.conllu", column, by_first_line)
-    gold, predicted = viewed(gold, view), viewed(predicted, view)
-    write_predictions(
-        out_dir / PREDICTIONS_FILE, sentences["tokens"], gold, predicted, sentences["document_id"]
-    )
-    recorded = {**scores, "bootstrap": word_level_bootstrap(gold, predicted, span_task)}
-    if settings is not None:
-        recorded["settings"] = settings
-    (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
-    if span_task:
-        write_error_report(
-            out_dir / "errors.json",
-            out_dir / "errors.md",
-            sentences["tokens"],
-            gold,
-            predicted,
-            seen_entities,
-        )
-    unpredictable = sorted({tag for tags in gold for tag in tags} - set(label_names))
-    matrix_labels = label_names + unpredictable
-    figure = plot_confusion_matrix(
-        confusion_matrix(gold, predicted, matrix_labels), matrix_labels, title
-    )
-    figure.savefig(out_dir / "confusion_matrix.png", dpi=120)
-    return figure, recorded["bootstrap"]

@@ -10,8 +10,9 @@ from safetensors.torch import load_file
 
 from bert_pos.inference.export import export_model, model_card
 from bert_pos.runtime.paths import weights_file
+from bert_pos.scoring.details import evaluate_split
 from bert_pos.scoring.metrics import format_per_type_table, format_results_table
-from bert_pos.scoring.scorer import evaluate_split
+from bert_pos.scoring.scorer import task_scores
 from bert_pos.training.state import LoopState, Run
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,9 @@ def finish(run: Run, state: LoopState) -> dict:
             metrics["test_bootstrap"] = bootstrap
     elif run.cfg.eval.test_at_end:
         log.info("no test split: nothing scored on test (data.test_file names one)")
-    final_metrics = {f"hparams/best_val_{run.task.metric}": state.best.value}
+    final_metrics = {f"hparams/best_val_{run.select}": state.best.value}
     if "test" in metrics:
-        final_metrics[f"hparams/test_{run.task.metric}"] = metrics["test"][run.task.metric]
+        final_metrics[f"hparams/test_{run.select}"] = metrics["test"][run.select]
     if not run.ddp.is_main:
         metrics["wall_seconds"] = time.perf_counter() - run.started
         return metrics
@@ -47,11 +48,18 @@ def finish(run: Run, state: LoopState) -> dict:
         export_dir,
         model_card(cfg, metrics, base_model, str(export_dir.resolve())),
     )
+    if len(run.tasks) > 1:  # each task alone, as a standard token-classification model
+        for index, task in enumerate(run.tasks):
+            card = model_card(
+                cfg, metrics, base_model, str((export_dir / task.name).resolve()), task
+            )
+            view = run.model.task_view(index)
+            export_model(view, run.tokenizer, task.label_names, export_dir / task.name, card)
     metrics["wall_seconds"] = time.perf_counter() - run.started
     (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(
         "best val/%s %.4f at step %d; wrote %s",
-        run.task.metric,
+        run.select,
         state.best.value,
         state.best.step,
         run.run_dir,
@@ -60,10 +68,11 @@ def finish(run: Run, state: LoopState) -> dict:
 
 
 def summary(run: Run, state: LoopState) -> dict:
-    cfg, metric = run.cfg, run.task.metric
+    cfg, metric = run.cfg, run.select
     return {
         "experiment": cfg.experiment_name,
         "task": cfg.data.task,
+        "tasks": [task.name for task in run.tasks],
         "eval_level": cfg.eval.level,
         "selection_metric": f"val/{metric}",
         "best": {
@@ -84,6 +93,7 @@ def summary(run: Run, state: LoopState) -> dict:
         "eval_tokens_per_s": state.eval_tokens / state.eval_seconds,
         "curve": run.curve,
         "label_names": run.task.label_names,
+        "task_label_names": {task.name: task.label_names for task in run.tasks},
         "world_size": run.ddp.world_size,
         "global_batch_size": cfg.data.batch_size * run.ddp.world_size * run.accum,
     }
@@ -92,12 +102,11 @@ def summary(run: Run, state: LoopState) -> dict:
 def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
     """The best checkpoint (loaded into `run.model`) on the test split: its scores, and their
     bootstrap 95% interval (None on data-parallel processes but the first)."""
-    scores, figure, bootstrap = evaluate_split(
+    scores, figures, bootstrap = evaluate_split(
         run.model,
         run.loaders["test"],
         run.splits["test"],
-        run.task.label_names,
-        run.task.spans,
+        run.tasks,
         run.cfg.eval.level,
         run.cfg.eval.mode,
         run.device,
@@ -106,13 +115,16 @@ def evaluate_test(run: Run, state: LoopState) -> tuple[dict, dict | None]:
         title=f"test, best checkpoint (step {state.best.step})",
         write=run.ddp.is_main,
         seen_entities=run.seen_entities,
-        view=run.task.view,
         conllu=run.conllu_sources.get("test"),
+        weights=run.task_weights,
     )
-    if figure is not None:
-        run.trackers.add_figure("test/confusion_matrix", figure, state.step)
+    for prefix, figure in (figures or {}).items():
+        run.trackers.add_figure(f"test/{prefix}confusion_matrix", figure, state.step)
     for key, value in scores.items():
-        if key != "per_type":
+        if not key.endswith("per_type"):
             run.trackers.add_scalar(f"test/{key}", value, state.step)
-    log.info("test, best checkpoint:\n%s", format_per_type_table(scores))
+    for index, task in enumerate(run.tasks):
+        table = format_per_type_table(task_scores(scores, run.tasks, index))
+        name = f" {task.name}" if len(run.tasks) > 1 else ""
+        log.info("test%s, best checkpoint:\n%s", name, table)
     return scores, bootstrap

@@ -20,7 +20,8 @@ from bert_pos.runtime.checkpoint import save_weights
 from bert_pos.runtime.errors import NonFiniteError
 from bert_pos.runtime.paths import weights_file
 from bert_pos.runtime.signals import StopRequests
-from bert_pos.scoring.scorer import evaluate, write_details
+from bert_pos.scoring.details import write_evaluation
+from bert_pos.scoring.scorer import evaluate_tasks
 from bert_pos.training.progress import log_evaluation, log_step
 from bert_pos.training.resume import interrupted, save_resumable
 from bert_pos.training.state import Best, LoopState, Run, StepResult
@@ -84,20 +85,19 @@ def write_validation_details(run: Run) -> None:
     if run.last_validation is None or not run.ddp.is_main:
         return
     step, scores, predicted = run.last_validation
-    figure, _ = write_details(
+    figures, _ = write_evaluation(
         run.run_dir / "eval" / "validation",
         run.splits["validation"],
-        run.validation_gold,
+        run.tasks,
+        run.validation_golds,
         predicted,
         scores,
-        run.task.label_names,
-        run.task.spans,
         title=f"validation, step {step}",
         seen_entities=run.seen_entities,
-        view=run.task.view,
         conllu=run.conllu_sources.get("validation"),
     )
-    run.trackers.add_figure("val/confusion_matrix", figure, step)
+    for prefix, figure in figures.items():
+        run.trackers.add_figure(f"val/{prefix}confusion_matrix", figure, step)
 
 
 def due(every_n_steps: int | None, step: int) -> bool:
@@ -116,7 +116,13 @@ def train_step(run: Run, state: LoopState, window: list[dict], stop: StopRequest
     then (over all processes) clip, check for non-finite values, step."""
     started = time.perf_counter()
     loss_sum, labelled = accumulate_gradients(
-        run.step_model, window, run.autocast, run.scaler, run.device, run.loss_divisor
+        run.step_model,
+        window,
+        run.autocast,
+        run.scaler,
+        run.device,
+        run.loss_divisor,
+        run.task_weights,
     )
     # Over all processes: the loss and counts, and whether any process was asked to stop
     # (all must stop after the same step).
@@ -171,14 +177,22 @@ def skip_nonfinite_step(run: Run, state: LoopState, loss_sum: float, grad_norm: 
 
 
 def accumulate_gradients(
-    model, window: list[dict], autocast, scaler, device, divisor: float | None = None
+    model,
+    window: list[dict],
+    autocast,
+    scaler,
+    device,
+    divisor: float | None = None,
+    task_weights: list[float] = (1.0,),
 ) -> tuple[float, int]:
     """Forward and backward over the micro-batches of one optimizer step.
 
     Each micro-batch's summed loss is divided by the labelled tokens of the whole window (or by
     a fixed `divisor`), never per micro-batch, so the accumulated gradient equals that of one
     batch holding all of them: k micro-batches of b give the gradient of one batch of k*b, the
-    last, shorter window of an epoch included. Returns (summed loss, labelled tokens).
+    last, shorter window of an epoch included. With several tasks the loss is their
+    `task_weights`-ed sum, counted over the first task's labelled tokens (every task labels
+    the same subwords). Returns (summed loss, labelled tokens).
     """
     window_labelled = sum(int((batch["labels"] != IGNORE_INDEX).sum()) for batch in window)
     if divisor is None:  # the labelled tokens of the global window, over all processes
@@ -196,8 +210,11 @@ def accumulate_gradients(
         sync = ddp_model.no_sync() if isinstance(ddp_model, DDP) and not last else nullcontext()
         with sync:
             with autocast:
-                logits = model(batch["input_ids"], batch["attention_mask"], batch["word_index"])
-            loss_sum = unwrap(model).loss_sum(logits, batch)  # cross-entropy, or the CRF's
+                logits = model(
+                    batch["input_ids"], batch["attention_mask"], batch["word_index"], all_tasks=True
+                )
+            # each task's head's loss (cross-entropy, or the CRF's), weighted and summed
+            loss_sum = unwrap(model).tasks_loss_sum(logits, batch, task_weights)
             scaler.scale(loss_sum * world_size / divisor).backward()
         window_loss_sum += loss_sum.item()
     return window_loss_sum, window_labelled
@@ -211,17 +228,16 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     train_loss = state.epoch_loss_sum / max(state.epoch_labelled, 1)
     eval_started = time.perf_counter()
     # Scores only: what selection and the curves need (details: write_validation_details).
-    scores, predicted = evaluate(
+    scores, predicted = evaluate_tasks(
         run.model,
         run.loaders["validation"],
-        run.task.label_names,
-        run.task.spans,
+        run.tasks,
         cfg.eval.level,
         run.device,
         run.autocast,
         cfg.eval.mode,
-        run.validation_gold,
-        run.task.view,
+        run.validation_golds,
+        run.task_weights,
     )
     run.last_validation = (step, scores, predicted)
     eval_seconds = time.perf_counter() - eval_started
@@ -229,7 +245,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     run.curve.append(
         {
             "step": step,
-            "score": scores[run.task.metric],
+            "score": scores[run.select],
             "train_seconds": eval_started - run.loop_started - run.loop_eval_seconds,
         }
     )
@@ -242,7 +258,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     state.best, state.evaluations_without_gain, improved = select_best(
         state.best,
         state.evaluations_without_gain,
-        scores[run.task.metric],
+        scores[run.select],
         row["epoch"],
         step,
         cfg.early_stopping.min_delta,
@@ -254,16 +270,18 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     patience = cfg.early_stopping.patience
     if patience and state.evaluations_without_gain >= patience:
         state.stop_reason = (
-            f"early stopping: no gain in val/{run.task.metric} for {patience} evaluations"
+            f"early stopping: no gain in val/{run.select} for {patience} evaluations"
         )
 
 
 def evaluation_row(epoch: float, step: int, train_loss: float, scores: dict) -> dict:
     """One row of metrics.json's `epochs` (and of the card's results table)."""
     row = {"epoch": round(epoch, 4), "step": step, "train/loss": train_loss}
-    row.update({f"val/{k}": v for k, v in scores.items() if k != "per_type"})
-    for entity_type, values in scores.get("per_type", {}).items():
-        row[f"val/{entity_type}/f1"] = values["f1"]
+    row.update({f"val/{k}": v for k, v in scores.items() if not k.endswith("per_type")})
+    for key in [key for key in scores if key.endswith("per_type")]:  # `<task>/per_type` too
+        prefix = key[: -len("per_type")]
+        for entity_type, values in scores[key].items():
+            row[f"val/{prefix}{entity_type}/f1"] = values["f1"]
     return row
 
 

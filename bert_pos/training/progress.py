@@ -7,6 +7,7 @@ import time
 
 from tqdm import tqdm
 
+from bert_pos.scoring.scorer import task_scores
 from bert_pos.training.state import LoopState, Run, StepResult
 
 log = logging.getLogger(__name__)
@@ -51,11 +52,17 @@ def log_progress(run: Run, state: LoopState, loss: float, tokens_per_s: float, n
 
 
 def log_evaluation(run: Run, step: int, epoch: float, scores: dict, seconds: float, best: bool):
-    """An evaluation in one line: where, the validation loss and scores, how long it took."""
-    if run.task.spans:
-        scored = f"P {scores['precision']:.4f} R {scores['recall']:.4f} F1 {scores['f1']:.4f}"
+    """An evaluation in one line: where, the validation loss and scores (each task's, with
+    several), how long it took."""
+    if len(run.tasks) == 1:
+        scored = scored_text(run.task, scores)
     else:
-        scored = f"accuracy {scores['accuracy']:.4f}"
+        scored = ", ".join(
+            f"{task.name} {scored_text(task, task_scores(scores, run.tasks, i))}"
+            for i, task in enumerate(run.tasks)
+        )
+        if "alltags/accuracy" in scores:
+            scored += f", AllTags {scores['alltags/accuracy']:.4f}"
     log.info(
         "validation at step %d/%d (epoch %.2f): loss %.4f, %s%s, %.1f s",
         step,
@@ -66,6 +73,12 @@ def log_evaluation(run: Run, step: int, epoch: float, scores: dict, seconds: flo
         " (best so far)" if best else "",
         seconds,
     )
+
+
+def scored_text(task, scores: dict) -> str:
+    if task.spans:
+        return f"P {scores['precision']:.4f} R {scores['recall']:.4f} F1 {scores['f1']:.4f}"
+    return f"accuracy {scores['accuracy']:.4f}"
 
 
 def clock(seconds: float) -> str:

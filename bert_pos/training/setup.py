@@ -13,12 +13,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from bert_pos.data.columns import conllu_source, label_view
+from bert_pos.data.columns import conllu_source
 from bert_pos.data.formats import DataSource
-from bert_pos.data.labels import is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
-from bert_pos.data.sources import gold_labels, load_splits, resolve_label_names, subset
-from bert_pos.data.tasks import Task
+from bert_pos.data.sources import gold_labels, subset
+from bert_pos.data.task_sources import load_task_splits, resolve_tasks
+from bert_pos.data.tasks import Task, selection_key, task_weights
 from bert_pos.modeling.encoders import load_tokenizer, max_length_of, random_model_tokenizer
 from bert_pos.modeling.tagger import build_model, tagger_config
 from bert_pos.runtime import distributed
@@ -50,12 +50,11 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
     run_dir.mkdir(parents=True, exist_ok=True)
     seed_everything(cfg.seed)
     device = pick_device(cfg.device, ddp.local_rank)
-    label_names, splits, tokenizer, model_source = load_data_and_tokenizer(cfg, run_dir, ddp)
-    model, step_model = build_tagger(cfg, label_names, tokenizer, model_source, ddp, device)
+    tasks, splits, tokenizer, model_source = load_data_and_tokenizer(cfg, run_dir, ddp)
+    model, step_model = build_tagger(cfg, tasks, tokenizer, model_source, ddp, device)
     if ddp.is_main:  # with the tokenizer, a run folder loads at any checkpoint (loading.py)
-        checkpoints_dir(run_dir).mkdir(exist_ok=True)
-        tagger_config(model, label_names).to_json_file(checkpoints_dir(run_dir) / TAGGER_CONFIG)
-    options = EncodingOptions.of(cfg.data, label_names, max_length_of(tokenizer, model.config))
+        save_tagger_config(model, checkpoints_dir(run_dir) / TAGGER_CONFIG)
+    options = EncodingOptions.of(cfg.data, tasks, max_length_of(tokenizer, model.config))
     with distributed.main_first():  # rank 0 fills the cache, the others read it
         tokenized, loaders = encode_and_batch(
             splits, tokenizer, options, batching_of(cfg, tokenizer, device, ddp), cfg.data.cache_dir
@@ -76,7 +75,9 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         ddp=ddp,
         device=device,
         autocast=autocast_for(device, precision),
-        task=Task(cfg.data.task, label_names, label_view(cfg.data)),
+        tasks=tasks,
+        task_weights=task_weights(cfg.data, tasks),
+        select=selection_key(tasks, cfg.eval.select),
         splits=splits,
         tokenizer=tokenizer,
         model=model,
@@ -93,8 +94,8 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         started=started,
         mean_train_length=statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
-        validation_gold=gold_labels(splits["validation"], label_names),
-        seen_entities=seen_entities(splits["train"], label_names),
+        validation_golds=[gold_labels(splits["validation"], t.label_names, t.key) for t in tasks],
+        seen_entities=[seen_entities(splits["train"], task) for task in tasks],
         conllu_sources=conllu_sources(cfg.data, splits),
     )
     state, resumed = resume_or_start(run)
@@ -103,8 +104,14 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
     return run, state
 
 
+def save_tagger_config(model, config_file: Path) -> None:
+    config_file.parent.mkdir(exist_ok=True)
+    tagger_config(model, model.label_names).to_json_file(config_file)
+
+
 def conllu_sources(data: DictConfig, splits) -> dict:
-    """split -> (its CoNLL-U file, the predicted column), for the splits read from CoNLL-U."""
+    """split -> (its CoNLL-U file, the predicted column of each task), for the splits read
+    from CoNLL-U."""
     sources = {split: conllu_source(data, split) for split in splits}
     return {split: source for split, source in sources.items() if source is not None}
 
@@ -151,18 +158,23 @@ def device_description(device: torch.device) -> str:
     return cpu_description() if device.type == "cpu" else torch.cuda.get_device_name(device)
 
 
-def seen_entities(train: datasets.Dataset, label_names: list[str]) -> set | None:
-    """(surface, type) of every training entity, for the seen/unseen error tables; None
-    for tag sets without spans."""
-    if not is_span_label_set(label_names):
+def seen_entities(train: datasets.Dataset, task: Task) -> set | None:
+    """(surface, type) of every training entity of `task`, for the seen/unseen error tables;
+    None for tag sets without spans."""
+    if not task.spans:
         return None
-    tags = [[label_names[t] if t >= 0 else "O" for t in sentence] for sentence in train["tags"]]
+    label_names = task.label_names
+    tags = [
+        [label_names[t] if t >= 0 else "O" for t in sentence]
+        for sentence in train[task.tags_column]
+    ]
     return training_entities(train["tokens"], tags)
 
 
 def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
-    """Label names, sentences of each split, the tokenizer, and where the pretrained weights
-    are (None: random init). Fails fast where they would need an absent network."""
+    """The tasks (each with its label names), sentences of each split, the tokenizer, and
+    where the pretrained weights are (None: random init). Fails fast where they would need an
+    absent network."""
     model_source = resolve_model_source(cfg.model)
     from_hub = DataSource.of(cfg.data).kind == "hub"
     check_hub_access(
@@ -173,8 +185,8 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
     datasets.disable_progress_bars()
     # data-parallel: rank 0 writes the demo corpus and the tokenizer, the others read them
     with distributed.main_first():
-        label_names = resolve_label_names(cfg.data, demo_corpus_dir)
-        splits = load_splits(cfg.data, label_names, demo_corpus_dir)
+        tasks = resolve_tasks(cfg.data, demo_corpus_dir)
+        splits = load_task_splits(cfg.data, tasks, demo_corpus_dir)
         splits = subset(splits, cfg.data.max_train_sentences, cfg.data.max_eval_sentences)
         if cfg.model.tokenizer is not None or model_source is not None:
             tokenizer = load_tokenizer(cfg.model.tokenizer or model_source)
@@ -189,12 +201,12 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
         raise ValueError("a fast tokenizer is needed (word_ids() maps subwords to words)")
     if ddp.is_main:
         tokenizer.save_pretrained(run_dir / "tokenizer")
-    return label_names, splits, tokenizer, model_source
+    return tasks, splits, tokenizer, model_source
 
 
 def build_tagger(
     cfg: DictConfig,
-    label_names: list[str],
+    tasks: list[Task],
     tokenizer,
     model_source: str | None,
     ddp,
@@ -206,6 +218,11 @@ def build_tagger(
     if padding_free is None and cfg.compile:
         # a compiled step wants few shapes: padded batches (data.pad_to_multiple_of buckets them)
         padding_free = False
+    label_names, heads = tasks[0].label_names, cfg.model.task_heads
+    more_tasks = [
+        {"name": t.name, "labels": t.label_names, "head": heads.get(t.name, cfg.model.head)}
+        for t in tasks[1:]
+    ]
     model = build_model(
         num_labels=len(label_names),
         dropout=cfg.model.dropout,
@@ -213,11 +230,13 @@ def build_tagger(
         random_init=OmegaConf.to_container(random_init) if random_init else None,
         vocab_size=len(tokenizer),
         pooling=cfg.model.pooling,
-        head=cfg.model.head,
+        head=heads.get(tasks[0].name, cfg.model.head),
         decode=cfg.model.decode,
         label_names=label_names,
         special_ids=special_ids(tokenizer),
         padding_free=padding_free,
+        task_name=tasks[0].name if more_tasks else None,
+        more_tasks=more_tasks,
     ).to(device)
     log.info(
         "model: %.1fM parameters%s",

@@ -75,7 +75,9 @@ class Run:
     ddp: distributed.Distributed
     device: torch.device
     autocast: object  # the forward passes' mixed-precision context
-    task: Task  # the tag layer it learns: labels, metric, what is compared
+    tasks: list[Task]  # every tag layer it learns (data.tasks): labels, metric, what is compared
+    task_weights: list[float]  # each task's weight in the summed loss
+    select: str  # the validation score that selects the best checkpoint (eval.select)
     splits: datasets.DatasetDict  # sentences
     tokenizer: object
     model: torch.nn.Module  # the tagger; evaluation and checkpoints use it
@@ -92,13 +94,15 @@ class Run:
     started: float  # perf_counter at the start of setup
     mean_train_length: float
     validation_tokens: int  # real tokens of one pass over validation, for eval tokens/s
-    validation_gold: list[list[str]]  # every word's gold label, per validation sentence
+    validation_golds: list  # per task: every word's gold label, per validation sentence
     first_step_seconds: float | None = None  # from the start of setup to the end of step 1
     loop_seconds: float = 0.0  # steps, evaluations, checkpoints
     first_step: int = 0  # the step this process started from (resumed runs: the checkpoint's)
     last_progress_line: float = 0.0  # perf_counter of the last progress line in the log
-    seen_entities: set | None = None  # (surface, type) of training entities, for error reports
-    conllu_sources: dict = field(default_factory=dict)  # split -> (CoNLL-U file, predicted column)
+    # per task: (surface, type) of its training entities, for error reports (None: no spans)
+    seen_entities: list = field(default_factory=list)
+    # split -> (CoNLL-U file, each task's predicted column)
+    conllu_sources: dict = field(default_factory=dict)
     loop_started: float = 0.0  # perf_counter when this process's training loop began
     loop_eval_seconds: float = 0.0  # evaluations since then (resumed runs: this session's)
     # Validation score against training time, evaluations excluded (this session's clock):
@@ -107,6 +111,11 @@ class Run:
     # The latest validation evaluation (step, scores, predicted tags): its details (predictions,
     # bootstrap interval, error tables, confusion matrix) are written once, when the loop ends.
     last_validation: tuple | None = None
+
+    @property
+    def task(self) -> Task:
+        """The run's first task (its only one, unless data.tasks lists several)."""
+        return self.tasks[0]
 
 
 @dataclass
