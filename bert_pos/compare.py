@@ -1,12 +1,13 @@
 """Is B really better than A? Compare two taggers' predictions of the same test set.
 
     python -m bert_pos.compare A B [unit=auto|document|sentence] [samples=1000] [seed=0] \
-        [json=PATH] [--sentences]
+        [task=NAME] [json=PATH] [--sentences]
 
 A and B are conlleval-format prediction files (`word gold predicted` per line, a blank line
 after each sentence, `-DOCSTART-` lines between documents, as `scoring.predictions`
 writes them), evaluation folders holding `predictions.txt`, or run folders (their
-`eval/test/predictions.txt`). Both must hold the same words and gold tags. The table gives
+`eval/test/predictions.txt`); `task=NAME` picks one task's of runs with several tasks
+(`<folder>/<task>/predictions.txt`). Both must hold the same words and gold tags. The table gives
 entity F1 (token accuracy for tag sets without spans) of A and B, overall and per type, the
 difference B - A, its 95% paired bootstrap interval and the approximate randomization p-value
 (`significance`), all in percentage points. The resampling unit is the document where the
@@ -32,7 +33,14 @@ from bert_pos.scoring.predictions import (
     read_predictions,
 )
 
-OPTIONS = {"unit": "auto", "samples": "1000", "seed": "0", "json": None, "show": None}
+OPTIONS = {
+    "unit": "auto",
+    "samples": "1000",
+    "seed": "0",
+    "task": None,
+    "json": None,
+    "show": None,
+}
 PERMUTATIONS_PER_RESAMPLE = 10  # approximate randomization draws 10x the bootstrap's samples
 SHOWN_SENTENCES = 20  # sentences listed per direction by --sentences
 
@@ -186,7 +194,7 @@ def parse_arguments(arguments: list[str]) -> tuple[list[str], dict]:
     if len(paths) != 2:
         raise CompareError(
             "usage: python -m bert_pos.compare A B [unit=auto|document|sentence] "
-            "[samples=1000] [seed=0] [json=PATH] [--sentences]"
+            "[samples=1000] [seed=0] [task=NAME] [json=PATH] [--sentences]"
         )
     for key in ("samples", "seed"):
         if not options[key].isdigit():
@@ -197,7 +205,7 @@ def parse_arguments(arguments: list[str]) -> tuple[list[str], dict]:
 def main(arguments: list[str]) -> dict:
     """Compare, print the table, and write the JSON if asked; returns the comparison."""
     paths, options = parse_arguments(arguments)
-    a, b = (read_predictions(predictions_file(path)) for path in paths)
+    a, b = (read_predictions(predictions_file(path, options["task"])) for path in paths)
     by_document = resampling_unit(options["unit"], a.has_documents) == "document"
     difference = first_difference(a, b, by_document)
     if difference is not None:

@@ -67,8 +67,8 @@ CHOICES = {
 class DataConfig:
     task: str = MISSING  # ner | pos | chunk (CoNLL-2003 columns), or any name
     tasks: list[str] | None = MISSING  # several tag layers on one encoder; null: `task` alone
-    task_columns: dict[str, Any] = MISSING  # task -> its CoNLL column (int) or table column
-    task_weights: dict[str, float] = MISSING  # task -> its weight in the summed loss (default 1)
+    task_columns: Any = MISSING  # null, or task -> its CoNLL column (int) or table column
+    task_weights: Any = MISSING  # null, or task -> its weight in the summed loss (default 1)
     word_column: int = MISSING
     label_column: int | None = MISSING  # null: the CoNLL-2003 task's column
     scheme: str = MISSING  # SCHEMES
@@ -114,7 +114,7 @@ class ModelConfig:
     dropout: float = MISSING
     pooling: str = MISSING  # POOLINGS
     head: str = MISSING  # HEADS
-    task_heads: dict[str, str] = MISSING  # with data.tasks: task -> its head (HEADS); others `head`
+    task_heads: Any = MISSING  # null, or with data.tasks: task -> its head (HEADS)
     decode: str = MISSING  # DECODINGS
     padding_free: bool | None = MISSING  # pack each batch's real tokens; null: where exact
 
@@ -320,7 +320,7 @@ def check_config(cfg: DictConfig, schema: type | None = None) -> None:
     problems += task_problems(cfg)
     word_level = {
         "model.pooling": cfg.model.pooling != "first",
-        "model.head": cfg.model.head == "crf" or "crf" in cfg.model.task_heads.values(),
+        "model.head": cfg.model.head == "crf" or "crf" in (cfg.model.task_heads or {}).values(),
     }
     for key, needs_first in word_level.items():
         if needs_first and cfg.data.label_strategy != "first":
@@ -340,13 +340,13 @@ def task_problems(cfg: DictConfig) -> list[str]:
     names = list(cfg.data.tasks or [cfg.data.task])
     problems = []
     for key in ("data.task_columns", "data.task_weights", "model.task_heads"):
-        unknown = sorted(set(OmegaConf.select(cfg, key)) - set(names))
+        unknown = sorted(set(OmegaConf.select(cfg, key) or {}) - set(names))
         if unknown:
             problems.append(f"{key}: {', '.join(unknown)} is not among the run's tasks {names}")
-    for task, head in cfg.model.task_heads.items():
+    for task, head in (cfg.model.task_heads or {}).items():
         if head not in HEADS:
             problems.append(f"model.task_heads.{task}={head!r}: expected one of {', '.join(HEADS)}")
-    for task, weight in cfg.data.task_weights.items():
+    for task, weight in (cfg.data.task_weights or {}).items():
         if weight < 0:
             problems.append(f"data.task_weights.{task}={weight}: must be >= 0")
     return problems

@@ -48,7 +48,9 @@ def main(cfg: DictConfig) -> float:
     from bert_pos.inference.evaluate_run import evaluate_run  # torch and co.: only now
 
     scores = evaluate_run(cfg)
-    return scores.get("f1", scores["accuracy"])
+    # several tasks: the first task's score (their keys come first, after the summed loss)
+    task = next((key.split("/")[0] + "/" for key in scores if "/" in key), "")
+    return scores.get(f"{task}f1", scores.get(f"{task}accuracy"))
 
 
 if __name__ == "__main__":

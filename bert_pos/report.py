@@ -2,6 +2,7 @@
 
     python -m bert_pos.report experiments/multirun/baseline/2026-11-29_10-00-00
     python -m bert_pos.report <sweep folder> --out experiments/sweeps/lr_seed
+    python -m bert_pos.report <sweep folder> --task ner      # runs with several tasks
 
 Reads every run folder below the sweep folder (each holds `.hydra/`), groups the runs whose
 overrides differ only by `seed`, and prints a table: the swept values, mean ± std of the best
@@ -9,7 +10,9 @@ validation score (F1; accuracy for pos) and of the test score when present, the 
 seeds and each seed's best epoch, the best configuration last. Writes `report.csv`,
 `report.md` and `report.png` (validation score per epoch, mean with a min-max band across
 seeds) into `--out` (default: the sweep folder). Runs that failed (`error.txt`) or have no
-`metrics.json` yet (running, or killed) are listed, not averaged.
+`metrics.json` yet (running, or killed) are listed, not averaged. Runs with several tasks
+report the score they selected by, or with `--task NAME` that task's (its F1 or accuracy at the
+selected checkpoint, and its test predictions for the best-vs-runner-up test).
 """
 
 import argparse
@@ -84,7 +87,23 @@ def score_of(scores: dict, metric: str) -> float | None:
     return scores.get(metric) if scores else None
 
 
-def summarise(runs: list[SweepRun]) -> tuple[list[str], list[dict]]:
+def task_metric(metrics: dict, task: str | None) -> str:
+    """The score a row reports: the run's selection score, or `task`'s F1 (accuracy)."""
+    if task is None:
+        return metrics["selection_metric"].removeprefix("val/")  # "f1", "upos/accuracy", ...
+    row = metrics["epochs"][0]
+    for metric in (f"{task}/f1", f"{task}/accuracy"):
+        if f"val/{metric}" in row:
+            return metric
+    tasks = metrics.get("tasks") or [metrics.get("task")]
+    raise UserError(f"--task {task}: the runs' tasks are {', '.join(map(str, tasks))}")
+
+
+def best_row(metrics: dict) -> dict:
+    return next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
+
+
+def summarise(runs: list[SweepRun], task: str | None = None) -> tuple[list[str], list[dict]]:
     """(swept keys, one row per configuration of finished runs, best configuration last)."""
     keys = swept_keys(runs)
     groups: dict[tuple, list[SweepRun]] = {}
@@ -94,9 +113,9 @@ def summarise(runs: list[SweepRun]) -> tuple[list[str], list[dict]]:
     rows = []
     for values, members in groups.items():
         members.sort(key=lambda run: int(run.overrides.get(SEED_KEY, 0)))
-        selection = members[0].metrics["selection_metric"]  # "val/f1" or "val/accuracy"
-        metric = selection.removeprefix("val/")
-        val = [run.metrics["best"][selection] for run in members]
+        metric = task_metric(members[0].metrics, task)
+        selection = f"val/{metric}"
+        val = [best_row(run.metrics)[selection] for run in members]
         test = [score_of(run.metrics.get("test"), metric) for run in members]
         test = [value for value in test if value is not None]
         val_mean, val_std = mean_std(val)
@@ -137,7 +156,7 @@ def seed_interval(values: list[float]) -> tuple[float, float]:
 
 
 def best_against_runner_up(
-    rows: list[dict], unit: str = "auto", samples: int = 1000, seed: int = 0
+    rows: list[dict], unit: str = "auto", samples: int = 1000, seed: int = 0, task=None
 ) -> str:
     """Is the best configuration distinguishable from the second? A paired bootstrap interval
     and approximate randomization test over the same test sentences, each unit's counts
@@ -165,7 +184,7 @@ def best_against_runner_up(
         )
     try:
         pooled = [
-            pooled_predictions(row["folders"], predictions_file, read_predictions)
+            pooled_predictions(row["folders"], predictions_file, read_predictions, task)
             for row in (second, best)
         ]
     except PredictionsFileError as err:
@@ -190,13 +209,13 @@ def best_against_runner_up(
     )
 
 
-def pooled_predictions(folders, predictions_file, read_predictions):
+def pooled_predictions(folders, predictions_file, read_predictions, task=None):
     """Gold and predicted test tags of every seed's run, one after another, with each
     sentence's index and its document's (None where the files mark no documents) as units,
     so a sentence's (or a document's) counts are pooled over the seeds."""
     gold, predicted, sentences, documents = [], [], [], []
     for folder in folders:
-        predictions = read_predictions(predictions_file(str(folder)))
+        predictions = read_predictions(predictions_file(str(folder), task))
         gold += predictions.gold
         predicted += predictions.predicted
         sentences += list(range(len(predictions.gold)))
@@ -340,15 +359,17 @@ def plot_curves(path: Path, keys: list[str], rows: list[dict]) -> None:
     plt.close(figure)
 
 
-def report(sweep_dir: Path, out_dir: Path | None = None, unit: str = "auto") -> str:
+def report(
+    sweep_dir: Path, out_dir: Path | None = None, unit: str = "auto", task: str | None = None
+) -> str:
     """Summarise the sweep in `sweep_dir`; writes report.{csv,md,png} and returns the table."""
     runs = find_runs(sweep_dir)
     if not runs:
         raise SystemExit(f"{sweep_dir}: no run folders (with .hydra/overrides.yaml) below it")
     out_dir = out_dir or sweep_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    keys, rows = summarise(runs)
-    table = markdown_table(keys, rows, runs) + best_against_runner_up(rows, unit)
+    keys, rows = summarise(runs, task)
+    table = markdown_table(keys, rows, runs) + best_against_runner_up(rows, unit, task=task)
     (out_dir / "report.md").write_text(f"# Sweep {sweep_dir}\n\n{table}\n")
     write_csv(out_dir / "report.csv", keys, rows, runs)
     if rows:
@@ -367,6 +388,9 @@ def main() -> None:
         help="what the best-vs-runner-up test resamples, as in bert_pos.compare: auto = "
         "documents where the predictions mark them, else sentences",
     )
+    parser.add_argument(
+        "--task", default=None, help="runs with several tasks: report this task's score"
+    )
     args, unknown = parser.parse_known_args()
     if unknown:  # argparse would only say "unrecognized arguments"
         options = [o for action in parser._actions for o in action.option_strings]
@@ -377,7 +401,7 @@ def main() -> None:
             for argument in flags
         ]
         raise UserError("; ".join(answers))
-    print(report(args.sweep_dir, args.out, args.unit))
+    print(report(args.sweep_dir, args.out, args.unit, args.task))
 
 
 if __name__ == "__main__":

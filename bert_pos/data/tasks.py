@@ -102,7 +102,7 @@ def check_tasks(data: DictConfig, names: list[str]) -> None:
         if data[key] is not None:
             raise DataFormatError(
                 f"data.{key} applies to one task; with data.tasks={names} give each task's "
-                "column in data.task_columns (e.g. data.task_columns.lemma=2) and let each "
+                "column in data.task_columns (e.g. 'data.task_columns={lemma: 2}') and let each "
                 "read its labels from the data"
             )
     weights = OmegaConf.select(data, "task_weights", default=None) or {}

@@ -11,14 +11,15 @@ from omegaconf import DictConfig
 from bert_pos.data.columns import conllu_source, label_view
 from bert_pos.data.conll import ConllFormatError
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
-from bert_pos.data.sources import load_splits
-from bert_pos.data.tasks import Task
+from bert_pos.data.task_sources import load_task_splits
+from bert_pos.data.tasks import Task, task_data_configs, task_key, task_weights
 from bert_pos.inference.loading import TrainedModelError, load_trained, run_data_config
 from bert_pos.modeling.encoders import max_length_of
 from bert_pos.runtime.devices import autocast_for, padding_multiple, pick_device, resolve_precision
 from bert_pos.runtime.paths import FAILED_MARKER, SHELL_UNSAFE
 from bert_pos.scoring.details import evaluate_split
 from bert_pos.scoring.metrics import format_per_type_table
+from bert_pos.scoring.scorer import task_scores
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,10 @@ def evaluate_run(cfg: DictConfig) -> dict:
     settings = evaluation_settings(cfg, trained, level)
     name = folder_name(settings, trained)
     device = pick_device(cfg.device)
-    model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
+    model, tokenizer = trained.model.to(device), trained.tokenizer
     datasets.disable_progress_bars()
-    splits = load_splits(data, label_names, run_dir / "demo_corpus")
+    tasks = trained_tasks(data, model)
+    splits = load_task_splits(data, tasks, run_dir / "demo_corpus")
     if split not in splits:
         raise ConllFormatError(f"split={split}: the run's data has no such split")
     splits = datasets.DatasetDict({split: splits[split]})
@@ -47,16 +49,13 @@ def evaluate_run(cfg: DictConfig) -> dict:
         pad_to_multiple_of=padding_multiple(data.get("pad_to_multiple_of", 8), device),
         pin_memory=device.type == "cuda",
     )
-    options = EncodingOptions.of(data, label_names, max_length_of(tokenizer, model.config))
+    options = EncodingOptions.of(data, tasks, max_length_of(tokenizer, model.config))
     _, loaders = encode_and_batch(splits, tokenizer, options, batching)  # encoded as trained
-    loader = loaders[split]
-    task = Task(data.task, label_names, label_view(data))
     scores, _, _ = evaluate_split(
         model,
-        loader,
+        loaders[split],
         splits[split],
-        label_names,
-        task.spans,
+        tasks,
         level,
         cfg.mode,
         device,
@@ -64,14 +63,24 @@ def evaluate_run(cfg: DictConfig) -> dict:
         run_dir / "eval" / name,
         title=f"{name}, {cfg.checkpoint} checkpoint",
         settings=settings,
-        view=task.view,
         conllu=conllu_source(data, split),
+        weights=task_weights(data, tasks),
     )
-    log.info(
-        "%s (%s checkpoint, %s):\n%s", name, cfg.checkpoint, cfg.mode, format_per_type_table(scores)
-    )
+    for index, task in enumerate(tasks):
+        table = format_per_type_table(task_scores(scores, tasks, index))
+        named = f" {task.name}" if len(tasks) > 1 else ""
+        log.info("%s%s (%s checkpoint, %s):\n%s", name, named, cfg.checkpoint, cfg.mode, table)
     log.info("wrote %s", run_dir / "eval" / name)
     return scores
+
+
+def trained_tasks(data: DictConfig, model) -> list[Task]:
+    """The run's tasks with the trained model's label names (data/tasks.py)."""
+    configs = task_data_configs(data)
+    return [
+        Task(one.task, labels, label_view(one), task_key(index, one.task))
+        for index, (one, labels) in enumerate(zip(configs, model.task_label_names, strict=True))
+    ]
 
 
 def data_to_score(run_config: DictConfig, file: str | None, split: str):

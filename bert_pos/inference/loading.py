@@ -46,6 +46,15 @@ class Trained:
     step: int | None  # the optimizer step of those weights, where recorded
     run_config: DictConfig | None  # the training config, when loaded from a run folder
 
+    @property
+    def task_names(self) -> list[str | None]:
+        """The tagger's tasks: a multi-task tagger names them; a one-task tagger's is its run's
+        data.task (None from an export, which does not record it)."""
+        names = self.model.task_names
+        if names[0] is None and self.run_config is not None:
+            return [self.run_config.data.task]
+        return names
+
 
 def load_trained(
     path: str | Path, checkpoint: str | None = None, decode: str | None = None

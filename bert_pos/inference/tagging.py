@@ -48,7 +48,6 @@ def split_words(line: str) -> list[tuple[str, int, int]]:
     return [(m.group(), m.start(), m.end()) for m in WORD.finditer(line)]
 
 
-@torch.inference_mode()
 def tag_sentences(
     model: Tagger,
     tokenizer,
@@ -64,9 +63,26 @@ def tag_sentences(
     them (`data/pipeline.encode_and_batch`: windows for long sentences, each word from the
     window that keeps it; length-sorted batches); words the tokenizer maps to no subword get
     O (`<none>` where the label set has no O, as in evaluation) with probability 0."""
+    return tag_tasks(model, tokenizer, sentences, [label_names], batch_size, device, autocast)[0]
+
+
+@torch.inference_mode()
+def tag_tasks(
+    model: Tagger,
+    tokenizer,
+    sentences: list[list[str]],
+    task_labels: list[list[str]],
+    batch_size: int,
+    device: torch.device,
+    autocast,
+) -> list[list[list[tuple[str, float]]]]:
+    """`tag_sentences` for the first `len(task_labels)` tasks of the model (their label names),
+    in one encoder pass per batch: per task, (tag, probability) of every word."""
     indices = [index for index, words in enumerate(sentences) if words]
-    fallback = "O" if "O" in label_names else UNALIGNED
-    results = [[(fallback, 0.0)] * len(words) for words in sentences]
+    results = [
+        [[("O" if "O" in labels else UNALIGNED, 0.0)] * len(words) for words in sentences]
+        for labels in task_labels
+    ]
     if not indices:
         return results
     words = [sentences[i] for i in indices]
@@ -79,7 +95,7 @@ def tag_sentences(
         }
     )
     options = EncodingOptions(
-        "first", begin_to_inside_map(label_names), max_length_of(tokenizer, model.config), None
+        "first", begin_to_inside_map(task_labels[0]), max_length_of(tokenizer, model.config), None
     )
     batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, pad_to_multiple_of=8)
     _, loaders = encode_and_batch(
@@ -87,25 +103,30 @@ def tag_sentences(
     )
     loader = loaders["input"]
     model.eval()
+    heads = model.heads()
     for rows, batch in zip(loader.batch_sampler, loader, strict=True):
         with autocast:
-            logits = model(
+            every_logits = model(
                 batch["input_ids"].to(device),
                 batch["attention_mask"].to(device),
                 batch["word_index"].to(device),
-            ).float()
+                all_tasks=True,
+            )
         word_starts = batch["word_starts"].to(device)
-        # argmax, or the best path of a CRF head or constrained decoding
-        best_label = model.decode_words(logits, word_starts)  # (B, W)
-        at_starts = at_word_starts(logits.softmax(-1), word_starts)  # (B, W, C)
-        best_probability = at_starts.gather(2, best_label[..., None]).squeeze(2)  # (B, W)
-        for row, example in enumerate(loader.dataset[i] for i in rows):
-            sentence = indices[example["sentence"]]
-            labels, probabilities = best_label[row].tolist(), best_probability[row].tolist()
-            for w, start in enumerate(example["word_starts"]):
-                if start >= 0:
-                    word = example["first_word"] + w
-                    results[sentence][word] = (label_names[labels[w]], probabilities[w])
+        examples = [loader.dataset[i] for i in rows]
+        for head, logits, labels, task_results in zip(heads, every_logits, task_labels, results):
+            logits = logits.float()
+            # argmax, or the best path of a CRF head or constrained decoding
+            best_label = head.decode_words(logits, word_starts)  # (B, W)
+            at_starts = at_word_starts(logits.softmax(-1), word_starts)  # (B, W, C)
+            best_probability = at_starts.gather(2, best_label[..., None]).squeeze(2)  # (B, W)
+            for row, example in enumerate(examples):
+                sentence = indices[example["sentence"]]
+                ids, probabilities = best_label[row].tolist(), best_probability[row].tolist()
+                for w, start in enumerate(example["word_starts"]):
+                    if start >= 0:
+                        word = example["first_word"] + w
+                        task_results[sentence][word] = (labels[ids[w]], probabilities[w])
     return results
 
 
@@ -156,39 +177,54 @@ def split_joined(words: list[str]) -> list[tuple[str, int, int]]:
     return offsets
 
 
-def tsv_or_jsonl(output_format: str, lines, words, tagged, spans: bool) -> str:
-    """`word<TAB>tag` lines, or one JSON object per line (with entity spans for span tags)."""
+def tsv_or_jsonl(output_format: str, lines, words, tagged: list, tasks: list[str], spans) -> str:
+    """`word<TAB>tag` lines (a tag column per task), or one JSON object per line (with entity
+    spans for span tags; with several tasks, `tags` and `entities` map each task to its own).
+    `tagged`: per task, `tag_sentences`'s output; `tasks`: their names; `spans`: whether each
+    task's labels are spans."""
     out = []
-    for line, line_words, line_tags in zip(lines, words, tagged, strict=True):
-        if output_format == "jsonl":
-            record = {
-                "text": line,
-                "words": [w for w, _, _ in line_words],
-                "tags": [t for t, _ in line_tags],
-            }
-            if spans:
-                record["entities"] = entity_spans(line, line_words, line_tags)
-            out.append(json.dumps(record, ensure_ascii=False))
+    for i, (line, line_words) in enumerate(zip(lines, words, strict=True)):
+        line_tags = [task_tagged[i] for task_tagged in tagged]
+        if output_format == "tsv":
+            for k, (word, _, _) in enumerate(line_words):
+                out.append("\t".join([word] + [tags[k][0] for tags in line_tags]))
+            out.append("")
+            continue
+        tags = {name: [t for t, _ in one] for name, one in zip(tasks, line_tags, strict=True)}
+        entities = {
+            name: entity_spans(line, line_words, one)
+            for name, one, span in zip(tasks, line_tags, spans, strict=True)
+            if span
+        }
+        record = {"text": line, "words": [w for w, _, _ in line_words]}
+        if len(tasks) > 1:
+            record["tags"] = tags
+            if entities:
+                record["entities"] = entities
         else:
-            out += [f"{w}\t{t}" for (w, _, _), (t, _) in zip(line_words, line_tags)] + [""]
+            record["tags"] = tags[tasks[0]]
+            if entities:
+                record["entities"] = entities[tasks[0]]
+        out.append(json.dumps(record, ensure_ascii=False))
     return "\n".join(out) + "\n"
 
 
-def conllu_output(cfg: DictConfig, trained, source, lines, words, tagged) -> str:
-    """CoNLL-U with the model's task's column (UPOS, XPOS or FEATS) predicted: a CoNLL-U
-    input with only that column changed, or new lines for text and CoNLL input."""
-    task = trained.run_config.data.task if trained.run_config is not None else None
-    column = CONLLU_TASK_COLUMNS.get(task)
-    if column is None:
+def conllu_output(cfg: DictConfig, tasks: list, source, lines, words, tagged: list) -> str:
+    """CoNLL-U with the column of each of the model's tasks (UPOS, XPOS or FEATS) predicted: a
+    CoNLL-U input with only those columns changed, or new lines for text and CoNLL input."""
+    columns = [CONLLU_TASK_COLUMNS.get(task) for task in tasks]
+    if None in columns:
         raise TrainedModelError(
-            f"format=conllu needs a model of a CoNLL-U task ({', '.join(CONLLU_TASK_COLUMNS)}), "
-            f"loaded from its run folder; model_dir={cfg.model_dir} is of task {task!r}"
+            f"format=conllu needs a model of CoNLL-U tasks ({', '.join(CONLLU_TASK_COLUMNS)}), "
+            f"loaded from its run folder or a multi-task export; model_dir={cfg.model_dir} "
+            f"has the tasks {tasks}"
         )
-    tags = [[tag for tag, _ in sentence] for sentence in tagged]
+    # per sentence, one label list per task's column
+    tags = [[[tag for tag, _ in one[i]] for one in tagged] for i in range(len(lines))]
     if cfg.input_format == "conllu":
         first_lines = [s.first_line for s in parse_conllu(source)]
-        return predicted_conllu(source, column, dict(zip(first_lines, tags, strict=True)))[0]
-    return new_conllu(lines, [[w for w, _, _ in ws] for ws in words], column, tags)
+        return predicted_conllu(source, columns, dict(zip(first_lines, tags, strict=True)))[0]
+    return new_conllu(lines, [[w for w, _, _ in ws] for ws in words], columns, tags)
 
 
 def predict(cfg: DictConfig) -> dict:
@@ -199,18 +235,19 @@ def predict(cfg: DictConfig) -> dict:
         raise TrainedModelError(f"model_dir={cfg.model_dir}: {reason}") from None
     device = pick_device(cfg.device)
     datasets.disable_progress_bars()
-    model, tokenizer, label_names = trained.model.to(device), trained.tokenizer, trained.label_names
+    model, tokenizer = trained.model.to(device), trained.tokenizer
+    tasks, task_labels = trained.task_names, model.task_label_names
     source = sys.stdin if cfg.input == "-" else Path(cfg.input)
     if source is not sys.stdin and not source.is_file():
         raise TrainedModelError(f"input={cfg.input}: no such file (or - for stdin)")
     lines, words = read_inputs(source, cfg.input_format)
 
     started = time.perf_counter()
-    tagged = tag_sentences(
+    tagged = tag_tasks(  # every task in one pass
         model,
         tokenizer,
         [[w for w, _, _ in ws] for ws in words],
-        label_names,
+        task_labels,
         cfg.batch_size,
         device,
         autocast_for(device, resolve_precision(cfg.precision, device)),
@@ -218,9 +255,10 @@ def predict(cfg: DictConfig) -> dict:
     seconds = time.perf_counter() - started
 
     if cfg.format == "conllu":
-        text = conllu_output(cfg, trained, source, lines, words, tagged)
+        text = conllu_output(cfg, tasks, source, lines, words, tagged)
     else:
-        text = tsv_or_jsonl(cfg.format, lines, words, tagged, is_span_label_set(label_names))
+        spans = [is_span_label_set(labels) for labels in task_labels]
+        text = tsv_or_jsonl(cfg.format, lines, words, tagged, tasks, spans)
     if cfg.output == "-":
         sys.stdout.write(text)
     else:

@@ -144,6 +144,16 @@ class Tagger(nn.Module):
         labelled subwords, or the CRF's negative log-likelihood of the gold word tags)."""
         return self.tag_head.loss_sum(logits, batch)
 
+    @property
+    def task_names(self) -> list[str | None]:
+        """Every task's name, in task order ([None] for a one-task tagger, which has no name)."""
+        return [self.task_name] + [task["name"] for task in self.more_tasks]
+
+    @property
+    def task_label_names(self) -> list[list[str]]:
+        """Every task's label names, in task order."""
+        return [self.label_names] + [task["labels"] for task in self.more_tasks]
+
     def heads(self) -> list[nn.Module]:
         """Every task's head, in task order."""
         return [self.tag_head] + [self.task_heads[task["name"]] for task in self.more_tasks]

@@ -52,20 +52,33 @@ class Predictions(NamedTuple):
     has_documents: bool
 
 
-def predictions_file(path: str) -> Path:
+def predictions_file(path: str, task: str | None = None) -> Path:
     """The predictions file a command-line argument names: itself, `<dir>/predictions.txt`,
-    or a run folder's `eval/test/predictions.txt`."""
+    or a run folder's `eval/test/predictions.txt`. An evaluation of several tasks keeps one
+    per task (`<dir>/<task>/predictions.txt`): `task` names it."""
     given = Path(path)
-    for candidate in (
-        given,
-        given / PREDICTIONS_FILE,
-        given / "eval" / "test" / PREDICTIONS_FILE,
-    ):
+    folders = [given, given / "eval" / "test"]
+    candidates = [given] + [
+        folder / name / PREDICTIONS_FILE
+        for folder in folders
+        for name in [task, ""]
+        if name is not None
+    ]
+    for candidate in candidates:
         if candidate.is_file():
             return candidate
+    per_task = sorted(
+        p.parent.name for folder in folders for p in folder.glob(f"*/{PREDICTIONS_FILE}")
+    )
+    if per_task and task is None:
+        raise PredictionsFileError(
+            f"{path}: an evaluation of several tasks ({', '.join(per_task)}); name one with "
+            "task=NAME"
+        )
+    named = f" or {task}/predictions.txt" if task else ""
     raise PredictionsFileError(
         f"{path}: no predictions file (neither a file, nor a folder with "
-        "predictions.txt or eval/test/predictions.txt)"
+        f"predictions.txt{named} or eval/test/predictions.txt)"
     )
 
 

@@ -218,7 +218,7 @@ def build_tagger(
     if padding_free is None and cfg.compile:
         # a compiled step wants few shapes: padded batches (data.pad_to_multiple_of buckets them)
         padding_free = False
-    label_names, heads = tasks[0].label_names, cfg.model.task_heads
+    label_names, heads = tasks[0].label_names, cfg.model.task_heads or {}
     more_tasks = [
         {"name": t.name, "labels": t.label_names, "head": heads.get(t.name, cfg.model.head)}
         for t in tasks[1:]
