@@ -35,6 +35,7 @@ from bert_pos.runtime.choices import (
     POOLINGS,
     PRECISIONS,
     SCHEMES,
+    SPAN_DECODINGS,
     TRACKERS,
 )
 from bert_pos.runtime.errors import UserError
@@ -50,6 +51,7 @@ CHOICES = {
     "model.pooling": POOLINGS,
     "model.head": tuple(HEADS),
     "model.decode": DECODINGS,
+    "model.span_decode": SPAN_DECODINGS,
     "eval.level": EVAL_LEVELS,
     "eval.mode": EVAL_MODES,
     "precision": PRECISIONS,
@@ -82,6 +84,8 @@ class DataConfig:
     tags_column: str | None = MISSING  # null: `{task}_tags` for ner/pos/chunk, else ner_tags
     document_column: str | None = MISSING  # null: documents from -DOCSTART- rows
     multiword_surface_column: str | None = MISSING  # `_` there: a multiword token's surface row
+    spans_column: str | None = MISSING  # JSON lines: the field of each row's mentions (spans)
+    span_fields: list[str] = MISSING  # a mention object's start, end (exclusive) and type fields
     split_names: dict[str, str | None] = MISSING  # our split -> the hub or saved dataset's
     validation_fraction: float = MISSING  # of train, held out where a dataset has no validation
     validation_seed: int = MISSING
@@ -116,6 +120,8 @@ class ModelConfig:
     head: str = MISSING  # HEADS
     task_heads: Any = MISSING  # null, or with data.tasks: task -> its head (HEADS)
     decode: str = MISSING  # DECODINGS
+    max_span_words: int = MISSING  # head=span: the longest span it scores, in words
+    span_decode: str = MISSING  # SPAN_DECODINGS
     padding_free: bool | None = MISSING  # pack each batch's real tokens; null: where exact
 
 
@@ -243,7 +249,10 @@ def register_configs() -> None:
         OmegaConf.register_new_resolver("run_dir_of", run_dir_of)
 
 
+WORD_HEADS = {"crf", "span"}  # heads that score words, not subwords
+
 POSITIVE = [
+    "model.max_span_words",
     "optim.lr",
     "epochs",
     "grad_accum_steps",
@@ -320,7 +329,8 @@ def check_config(cfg: DictConfig, schema: type | None = None) -> None:
     problems += task_problems(cfg)
     word_level = {
         "model.pooling": cfg.model.pooling != "first",
-        "model.head": cfg.model.head == "crf" or "crf" in (cfg.model.task_heads or {}).values(),
+        "model.head": cfg.model.head in WORD_HEADS
+        or bool(WORD_HEADS & set((cfg.model.task_heads or {}).values())),
     }
     for key, needs_first in word_level.items():
         if needs_first and cfg.data.label_strategy != "first":

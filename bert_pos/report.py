@@ -99,8 +99,11 @@ def task_metric(metrics: dict, task: str | None) -> str:
     raise UserError(f"--task {task}: the runs' tasks are {', '.join(map(str, tasks))}")
 
 
-def best_row(metrics: dict) -> dict:
-    return next(row for row in metrics["epochs"] if row["step"] == metrics["best"]["step"])
+def best_score(metrics: dict, selection: str) -> float:
+    """`selection` at the selected checkpoint: recorded as such, or (another task's) its row."""
+    if selection in metrics["best"]:
+        return metrics["best"][selection]
+    return next(r for r in metrics["epochs"] if r["step"] == metrics["best"]["step"])[selection]
 
 
 def summarise(runs: list[SweepRun], task: str | None = None) -> tuple[list[str], list[dict]]:
@@ -115,7 +118,7 @@ def summarise(runs: list[SweepRun], task: str | None = None) -> tuple[list[str],
         members.sort(key=lambda run: int(run.overrides.get(SEED_KEY, 0)))
         metric = task_metric(members[0].metrics, task)
         selection = f"val/{metric}"
-        val = [best_row(run.metrics)[selection] for run in members]
+        val = [best_score(run.metrics, selection) for run in members]
         test = [score_of(run.metrics.get("test"), metric) for run in members]
         test = [value for value in test if value is not None]
         val_mean, val_std = mean_std(val)
@@ -165,11 +168,7 @@ def best_against_runner_up(
     mark them (`unit=auto`), else sentences; scores in percentage points, as compare's."""
     if len(rows) < 2:
         return ""
-    from bert_pos.scoring.predictions import (
-        PredictionsFileError,
-        predictions_file,
-        read_predictions,
-    )
+    from bert_pos.scoring.predictions import PredictionsFileError, pooled_predictions
     from bert_pos.scoring.significance import (
         approximate_randomization,
         paired_bootstrap,
@@ -183,10 +182,7 @@ def best_against_runner_up(
             "the pooled test needs as many seeds on both sides)."
         )
     try:
-        pooled = [
-            pooled_predictions(row["folders"], predictions_file, read_predictions, task)
-            for row in (second, best)
-        ]
+        pooled = [pooled_predictions(row["folders"], task) for row in (second, best)]
     except PredictionsFileError as err:
         return f"\nBest vs runner-up: not compared ({err})."
     (gold_a, predicted_a, sentences, documents), (gold_b, predicted_b, _, _) = pooled
@@ -207,23 +203,6 @@ def best_against_runner_up(
         f"{100 * overall['difference']:+.2f} points, 95% CI [{100 * low:+.2f}, {100 * high:+.2f}], "
         f"p = {p_value:.4f}: {verdict} at 5%."
     )
-
-
-def pooled_predictions(folders, predictions_file, read_predictions, task=None):
-    """Gold and predicted test tags of every seed's run, one after another, with each
-    sentence's index and its document's (None where the files mark no documents) as units,
-    so a sentence's (or a document's) counts are pooled over the seeds."""
-    gold, predicted, sentences, documents = [], [], [], []
-    for folder in folders:
-        predictions = read_predictions(predictions_file(str(folder), task))
-        gold += predictions.gold
-        predicted += predictions.predicted
-        sentences += list(range(len(predictions.gold)))
-        if documents is not None and predictions.has_documents:
-            documents += predictions.documents
-        else:
-            documents = None
-    return gold, predicted, sentences, documents
 
 
 def format_interval(interval: tuple[float, float]) -> str:

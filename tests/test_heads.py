@@ -251,7 +251,6 @@ def test_every_head_in_the_registry_builds_and_is_a_config_choice():
     from bert_pos.modeling.heads import HEADS, build_head
 
     assert CHOICES["model.head"] == tuple(HEADS)
-    logits = torch.randn(2, 5, len(NER_LABELS))
     word_starts = torch.tensor([[1, 2, 3], [1, 3, -1]])
     batch = {
         "labels": torch.full((2, 5), -100).index_fill_(1, torch.tensor([1, 2]), 0),
@@ -260,7 +259,9 @@ def test_every_head_in_the_registry_builds_and_is_a_config_choice():
     }
     for name in HEADS:
         head = build_head(name, len(NER_LABELS), NER_LABELS, "argmax")
+        # what the classifier gives the head: tag scores, or (span) a projection per subword
+        logits = torch.randn(2, 5, getattr(head, "input_width", len(NER_LABELS)))
         assert head.loss_sum(logits, batch).dim() == 0
         assert head.decode_words(logits, word_starts).shape == (2, 3)
-    with pytest.raises(ValueError, match="model.head='span'"):
-        build_head("span", len(NER_LABELS), NER_LABELS, "argmax")
+    with pytest.raises(ValueError, match="model.head='beam'"):
+        build_head("beam", len(NER_LABELS), NER_LABELS, "argmax")

@@ -65,6 +65,14 @@ class PaddingCollator:
                 more_labels[key],
                 more_word_labels[key],
             )
+        if "mentions" in examples[0]:  # span data: (B, M, 3) [first, last, type], -1 pad
+            most = max(1, max(len(e["mentions"]) for e in examples))
+            batch["mentions"] = torch.full((batch_size, most, 3), -1, dtype=torch.long)
+            for row, example in enumerate(examples):
+                if example["mentions"]:
+                    batch["mentions"][row, : len(example["mentions"])] = torch.tensor(
+                        example["mentions"]
+                    )
         if "sentence" in examples[0]:  # where evaluation puts each example's words back
             batch["sentence"] = torch.tensor([e["sentence"] for e in examples])  # (B,)
             batch["first_word"] = torch.tensor([e["first_word"] for e in examples])  # (B,)
@@ -156,6 +164,8 @@ class TrainExamples(list):
             for column in example:  # every task's labels
                 if column.split(".")[0] in ("labels", "tags"):
                     example[column] = [IGNORE_INDEX] * len(example[column])
+            if "mentions" in example:
+                example["mentions"] = []
             example["word_index"] = [-1] * len(example["input_ids"])
             return example
         return super().__getitem__(index)
@@ -192,7 +202,11 @@ def build_dataloaders(
     loaders = {}
     for split, dataset in tokenized.items():
         # every task's labels too (`labels.<task>`, `tags.<task>`: data/tasks.py)
-        columns = list(EXAMPLE_COLUMNS) + [c for c in dataset.column_names if "." in c]
+        columns = list(EXAMPLE_COLUMNS) + [
+            c
+            for c in dataset.column_names
+            if "." in c or c == "mentions"  # span data
+        ]
         examples = dataset.select_columns(columns).to_list()  # fast to index
         lengths = [len(e["input_ids"]) for e in examples]
         if split == "train":

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bert_pos.data.conll import split_file
 from bert_pos.data.conllu import FEATS_COLUMN, universal_features
@@ -24,6 +24,8 @@ class Columns(NamedTuple):
     tags: str
     document: str | None
     surface: str | None = None  # where `_` marks a multiword token's surface row
+    spans: str | None = None  # JSON lines: each row's mentions (tags then come from them)
+    span_fields: tuple = ("start", "end", "type")  # a mention object's fields
 
 
 def columns_of(data: DictConfig) -> Columns:
@@ -33,7 +35,16 @@ def columns_of(data: DictConfig) -> Columns:
     tags = data.tags_column
     if tags is None:
         tags = f"{data.task}_tags" if data.task in CONLL2003_TASKS else "ner_tags"
-    return Columns(data.tokens_column, tags, data.document_column, data.multiword_surface_column)
+    spans = OmegaConf.select(data, "spans_column", default=None)
+    fields = tuple(OmegaConf.select(data, "span_fields", default=None) or ("start", "end", "type"))
+    return Columns(
+        data.tokens_column,
+        tags,
+        data.document_column,
+        data.multiword_surface_column,
+        spans,
+        fields,
+    )
 
 
 # Per file format: each task's label column, what its tasks are called, and which column

@@ -33,6 +33,7 @@ class Sentence:
     labels: list[str]
     document_id: int  # index of the `-DOCSTART-` document within the file, from 0
     line: int  # 1-based line of the first word; word i is on line `line + i`
+    mentions: list | None = None  # span data: every (start, end, type) mention, nested ones too
 
 
 def read_conll(

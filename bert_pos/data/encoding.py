@@ -256,6 +256,14 @@ def tokenize_splits(
     return DatasetDict(tokenized)
 
 
+def piece_mentions(mentions: list[list[int]], piece) -> list[list[int]]:
+    """The mentions a piece keeps whole, as [first, last, type id] of its kept words (last
+    inclusive, counted from its first kept word); a mention across the window's edge is
+    kept by no piece (and scored as missed)."""
+    start, end = piece.keep_start, piece.keep_end
+    return [[a - start, b - 1 - start, kind] for a, b, kind in mentions if start <= a and b <= end]
+
+
 def log_windows_and_unaligned(examples: Dataset, split: str, max_length: int) -> None:
     examples_per_sentence = Counter(examples["sentence"])
     windowed = [count for count in examples_per_sentence.values() if count > 1]
@@ -293,6 +301,8 @@ def sentence_encoder(
             ) from None
         out = {column: [] for column in EXAMPLE_COLUMNS}
         out.update({f"{column}{key}": [] for key in continuations for column in ("labels", "tags")})
+        if "mentions" in batch:
+            out["mentions"] = []
         for row, sentence in enumerate(indices):
             words = batch["tokens"][row]
             for piece in pieces_of[row]:
@@ -310,6 +320,8 @@ def sentence_encoder(
                         ]
                     out["labels" + key].append(labels)
                     out["tags" + key].append(word_labels[piece.keep_start : piece.keep_end])
+                if "mentions" in batch:  # span data: the piece's whole mentions, its words'
+                    out["mentions"].append(piece_mentions(batch["mentions"][row], piece))
                 out["input_ids"].append(piece.input_ids)
                 out["word_starts"].append(piece.word_starts(len(words)))
                 out["word_index"].append(piece.word_index())

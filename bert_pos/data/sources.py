@@ -107,7 +107,9 @@ def table_label_names(table: Table, scheme: str) -> list[str]:
     if table.class_label is not None:
         return iob2_label_names(table.class_label, scheme)
     sentences = table_sentences(table, TagCheck(None, scheme, f"column {table.tags_column!r}"))
-    return training_label_names(tag for s in sentences for tag in s.labels)
+    # span data: a type that only ever occurs nested has no outermost tag; it is a label too
+    inner = [f"B-{kind}" for s in sentences for _, _, kind in s.mentions or []]
+    return training_label_names([tag for s in sentences for tag in s.labels] + inner)
 
 
 # ---------------------------------------------------------------- the splits
@@ -312,7 +314,33 @@ def sentences_dataset(sentences: list[Sentence], label_names: list[str], source:
     if any(unpredictable):
         warn_unpredictable(unpredictable, label_names, source)
         columns[UNPREDICTABLE_COLUMN] = unpredictable
+    if any(s.mentions is not None for s in sentences):
+        columns.update(mention_columns(sentences, label_names))
     return Dataset.from_dict(columns)
+
+
+def mention_columns(sentences: list[Sentence], label_names: list[str]) -> dict:
+    """Span data's columns: `mentions`, each sentence's [start, end, type id] (end exclusive;
+    the id 1-based among the label set's types, 0 for a type the model cannot predict), and
+    `mention_types`, their type names (what scoring compares)."""
+    types = [name[2:] for name in label_names if name.startswith("B-")]
+    mentions, names = [], []
+    for sentence in sentences:
+        rows = sentence.mentions or []
+        ids = [types.index(kind) + 1 if kind in types else 0 for _, _, kind in rows]
+        mentions.append([[start, end, i] for (start, end, _), i in zip(rows, ids, strict=True)])
+        names.append([kind for _, _, kind in rows])
+    return {"mentions": mentions, "mention_types": names}
+
+
+def gold_mentions(sentences: Dataset) -> list[list[tuple]] | None:
+    """Every sentence's (start, end, type) mentions, of span data; None for other data."""
+    if "mentions" not in sentences.column_names:
+        return None
+    return [
+        [(start, end, kind) for (start, end, _), kind in zip(rows, kinds, strict=True)]
+        for rows, kinds in zip(sentences["mentions"], sentences["mention_types"], strict=True)
+    ]
 
 
 def warn_unpredictable(unpredictable: list[list[str]], label_names: list[str], source: str) -> None:

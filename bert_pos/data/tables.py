@@ -33,6 +33,7 @@ class Table:
     data_labels: list[str] | None  # data.labels: names of integer tags without a ClassLabel
     surface_rows: list[list[bool]] | None = None  # per word: a multiword token's surface row
     surface_column: str | None = None
+    mentions: list | None = None  # span data: each row's (start, end, type) mentions
 
     def where(self, row: int) -> str:
         return f"{self.source}:{self.lines[row]}" if self.lines else f"{self.source} row {row}"
@@ -140,9 +141,9 @@ def table_sentences(table: Table, check: TagCheck) -> list[Sentence]:
         names = row_tag_names(table, row, tags, id_names)
         labels = check(names, lambda i, row=row: f"{table.where(row)}, word {i}")
         line = table.lines[row] if table.lines else -1
-        sentences.append(
-            Sentence(list(words), labels, document if documents is None else documents[row], line)
-        )
+        document_id = document if documents is None else documents[row]
+        mentions = None if table.mentions is None else table.mentions[row]
+        sentences.append(Sentence(list(words), labels, document_id, line, mentions))
     if empty:
         log.info("%s: %d empty rows skipped", table.source, empty)
     if surfaces:

@@ -72,8 +72,10 @@ def task_data_configs(data: DictConfig) -> list[DictConfig]:
     `data.task` set to it, and its column from `data.task_columns` (a 0-based column of
     CoNLL files, or a table's column name) where given."""
     names = task_names(data)
-    if len(names) == 1:
-        return [data]
+    if len(names) == 1:  # data.tasks=[X] is data.task=X
+        one = data.copy()
+        one.task, one.tasks = names[0], None
+        return [one]
     check_tasks(data, names)
     columns = OmegaConf.select(data, "task_columns", default=None) or {}
     configs = []

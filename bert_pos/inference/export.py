@@ -38,7 +38,8 @@ def weights_file_name(model: Tagger) -> str:
     `bert_pos.safetensors` and `from_pretrained` refuses to load the folder (no
     model.safetensors) instead of loading something else. (Each task of such a tagger is
     exported on its own too, in the Hugging Face layout.)"""
-    return MODEL_FILE if model.pooling == "first" and not model.more_tasks else BERT_POS_ONLY_FILE
+    standard = model.pooling == "first" and not model.more_tasks and model.head_type != "span"
+    return MODEL_FILE if standard else BERT_POS_ONLY_FILE
 
 
 def _version(package: str) -> str:

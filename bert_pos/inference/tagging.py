@@ -118,8 +118,7 @@ def tag_tasks(
             logits = logits.float()
             # argmax, or the best path of a CRF head or constrained decoding
             best_label = head.decode_words(logits, word_starts)  # (B, W)
-            at_starts = at_word_starts(logits.softmax(-1), word_starts)  # (B, W, C)
-            best_probability = at_starts.gather(2, best_label[..., None]).squeeze(2)  # (B, W)
+            best_probability = word_probabilities(head, logits, word_starts, best_label)
             for row, example in enumerate(examples):
                 sentence = indices[example["sentence"]]
                 ids, probabilities = best_label[row].tolist(), best_probability[row].tolist()
@@ -128,6 +127,15 @@ def tag_tasks(
                         word = example["first_word"] + w
                         task_results[sentence][word] = (labels[ids[w]], probabilities[w])
     return results
+
+
+def word_probabilities(head, logits, word_starts, best_label) -> torch.Tensor:
+    """Each word's probability of its predicted label (B, W): at its first subword, or (the
+    span head) of the span it is in."""
+    if hasattr(head, "word_probabilities"):
+        return head.word_probabilities(logits, word_starts, best_label)
+    at_starts = at_word_starts(logits.softmax(-1), word_starts)  # (B, W, C)
+    return at_starts.gather(2, best_label[..., None]).squeeze(2)
 
 
 def entity_spans(

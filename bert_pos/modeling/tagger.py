@@ -33,7 +33,7 @@ from transformers import AutoConfig
 
 from bert_pos.data.tasks import task_batch, task_key
 from bert_pos.modeling import encoders, packing
-from bert_pos.modeling.heads import HEADS, build_head
+from bert_pos.modeling.heads import HEADS, build_head, head_class
 from bert_pos.modeling.words import pool_words
 from bert_pos.runtime.choices import DECODINGS, POOLINGS
 
@@ -56,6 +56,8 @@ class Tagger(nn.Module):
         padding_free: bool = False,
         task_name: str | None = None,
         more_tasks: list[dict] | None = None,
+        max_span_words: int = 8,
+        span_decode: str = "flat",
     ):
         """`task_name` and `more_tasks` (each {"name", "labels", "head"}): a run with several
         tasks (the first task's name, and each further task); None for one task."""
@@ -76,26 +78,30 @@ class Tagger(nn.Module):
             self.head = encoders.prediction_head(config)
         self.dropout = nn.Dropout(dropout)
         width = config.hidden_size * (2 if pooling == "first_last" else 1)
-        self.classifier = nn.Linear(width, num_labels)
+        # the span head scores spans from a projection of each subword, not tags
+        outputs = getattr(head_class(head), "input_width", num_labels)
+        self.classifier = nn.Linear(width, outputs)
         # The initialisation BertForTokenClassification gives its fresh head.
         nn.init.normal_(self.classifier.weight, std=config.initializer_range)
         nn.init.zeros_(self.classifier.bias)
         self.pooling, self.head_type, self.decoding = pooling, head, decode
         self.label_names = label_names
         # the head (heads/): registered under its own name, the prefix of its parameters
-        tag_head = build_head(head, num_labels, label_names, decode)
+        self.span_options = {"max_span_words": max_span_words, "span_decode": span_decode}
+        tag_head = build_head(head, num_labels, label_names, decode, self.span_options)
         self.tag_head_name = tag_head.module_name
         self.add_module(tag_head.module_name, tag_head)
         self.task_name, self.more_tasks = task_name, list(more_tasks or [])
         if self.more_tasks:  # created after the first task's, so its random draws stay put
             self.task_classifiers, self.task_heads = nn.ModuleDict(), nn.ModuleDict()
             for task in self.more_tasks:
-                classifier = nn.Linear(width, len(task["labels"]))
+                outputs = getattr(head_class(task["head"]), "input_width", len(task["labels"]))
+                classifier = nn.Linear(width, outputs)
                 nn.init.normal_(classifier.weight, std=config.initializer_range)
                 nn.init.zeros_(classifier.bias)
                 self.task_classifiers[task["name"]] = classifier
                 self.task_heads[task["name"]] = build_head(
-                    task["head"], len(task["labels"]), task["labels"], decode
+                    task["head"], len(task["labels"]), task["labels"], decode, self.span_options
                 )
 
     @property
@@ -196,6 +202,7 @@ class Tagger(nn.Module):
             self.decoding,
             labels if labels is not None else self.label_names,
             padding_free=self.padding_free,
+            **self.span_options,
         )
         if hasattr(self, "head"):
             view.head = self.head
@@ -229,6 +236,8 @@ def tagger_config(model: Tagger, label_names: list[str]):
     options = {"pooling": model.pooling, "head": model.head_type, "decode": model.decoding}
     if model.more_tasks:
         options.update(task_name=model.task_name, more_tasks=model.more_tasks)
+    if "span" in {model.head_type, *(task["head"] for task in model.more_tasks)}:
+        options.update(model.span_options)
     if options != {"pooling": "first", "head": "linear", "decode": "argmax"}:
         config.bert_pos = options
         config.architectures = ["Tagger (bert_pos)"]
@@ -268,6 +277,7 @@ def build_model(
     padding_free: bool | None = False,
     task_name: str | None = None,
     more_tasks: list[dict] | None = None,
+    span_options: dict | None = None,
 ) -> Tagger:
     """A tagger on pretrained weights (a local folder or hub name, any family `AutoModel`
     loads) or on a random config (`random_init`: shape fields, optionally `model_type`; the
@@ -302,4 +312,5 @@ def build_model(
         padding_free=padding_free,
         task_name=task_name,
         more_tasks=more_tasks,
+        **(span_options or {}),
     )

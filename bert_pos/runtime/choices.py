@@ -10,6 +10,7 @@ LABEL_STRATEGIES = ("first", "all")  # which subwords of a word carry the loss
 CONTEXTS = ("sentence", "document")
 POOLINGS = ("first", "mean", "first_last")  # a word's vector from its subwords
 DECODINGS = ("argmax", "constrained")
+SPAN_DECODINGS = ("flat", "nested")  # model.span_decode: spans may not overlap, or may nest
 EVAL_LEVELS = ("word", "subword")
 EVAL_MODES = ("conlleval", "strict")
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")

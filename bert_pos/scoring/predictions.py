@@ -106,3 +106,20 @@ def read_predictions(path: Path) -> Predictions:
             documents.append(document)
             sentence = []
     return Predictions(path, words, gold, predicted, documents, line_numbers, has_documents)
+
+
+def pooled_predictions(folders: list, task: str | None = None):
+    """Gold and predicted test tags of every seed's run, one after another, with each
+    sentence's index and its document's (None where the files mark no documents) as units,
+    so a sentence's (or a document's) counts are pooled over the seeds."""
+    gold, predicted, sentences, documents = [], [], [], []
+    for folder in folders:
+        predictions = read_predictions(predictions_file(str(folder), task))
+        gold += predictions.gold
+        predicted += predictions.predicted
+        sentences += list(range(len(predictions.gold)))
+        if documents is not None and predictions.has_documents:
+            documents += predictions.documents
+        else:
+            documents = None
+    return gold, predicted, sentences, documents

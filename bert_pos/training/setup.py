@@ -116,6 +116,27 @@ def conllu_sources(data: DictConfig, splits) -> dict:
     return {split: source for split, source in sources.items() if source is not None}
 
 
+def log_span_coverage(train: datasets.Dataset, task: Task, max_span_words: int) -> None:
+    """How many training mentions the span head can represent (`model.max_span_words`); the
+    longer ones are never predicted, so scored as missed."""
+    from bert_pos.modeling.heads.span import gold_spans
+
+    lengths = [
+        b - a + 1 for tags in train[task.tags_column] for a, b in gold_spans(tags, task.label_names)
+    ]
+    longer = sum(length > max_span_words for length in lengths)
+    log.info(
+        "span head: %d of %d training mentions (%.2f%%) have at most %d words "
+        "(model.max_span_words); %d longer ones (up to %d words) are never predicted",
+        len(lengths) - longer,
+        len(lengths),
+        100 * (len(lengths) - longer) / max(len(lengths), 1),
+        max_span_words,
+        longer,
+        max(lengths, default=0),
+    )
+
+
 def batching_of(cfg: DictConfig, tokenizer, device: torch.device, ddp) -> Batching:
     """How this process's batches are laid out (`data.*`, `eval.batch_size`, the device)."""
     return Batching(
@@ -197,6 +218,9 @@ def load_data_and_tokenizer(cfg: DictConfig, run_dir: Path, ddp):
         else:
             tokenizer = load_tokenizer(run_dir / "tokenizer")  # rank 0's
     log.info("sentences: %s", {split: len(dataset) for split, dataset in splits.items()})
+    for task in tasks:
+        if (cfg.model.task_heads or {}).get(task.name, cfg.model.head) == "span":
+            log_span_coverage(splits["train"], task, cfg.model.max_span_words)
     if not tokenizer.is_fast:
         raise ValueError("a fast tokenizer is needed (word_ids() maps subwords to words)")
     if ddp.is_main:
@@ -237,6 +261,10 @@ def build_tagger(
         padding_free=padding_free,
         task_name=tasks[0].name if more_tasks else None,
         more_tasks=more_tasks,
+        span_options={
+            "max_span_words": cfg.model.max_span_words,
+            "span_decode": cfg.model.span_decode,
+        },
     ).to(device)
     log.info(
         "model: %.1fM parameters%s",

@@ -2,6 +2,7 @@
 
 linear.py  cross-entropy over labelled subwords; argmax or constrained (Viterbi) decoding
 crf.py     a linear-chain CRF over the words: its likelihood, and Viterbi
+span.py    every span of up to max_span_words words classified into a type or none
 paths.py   IOB2 transitions, path scores, the forward algorithm, Viterbi (shared)
 
 A head is an `nn.Module` built as `Head(num_labels, label_names, decode)` with
@@ -18,6 +19,7 @@ import importlib
 HEADS = {
     "linear": "bert_pos.modeling.heads.linear:LinearHead",
     "crf": "bert_pos.modeling.heads.crf:CRFHead",
+    "span": "bert_pos.modeling.heads.span:SpanHead",
 }
 
 
@@ -28,5 +30,17 @@ def head_class(name: str) -> type:
     return getattr(importlib.import_module(module), class_name)
 
 
-def build_head(name: str, num_labels: int, label_names: list[str] | None, decode: str):
+def build_head(
+    name: str, num_labels: int, label_names: list[str] | None, decode: str, span_options=None
+):
+    """The head `name`; `span_options` (max_span_words, span_decode) for the span head."""
+    if name == "span":
+        options = span_options or {}
+        return head_class(name)(
+            num_labels,
+            label_names,
+            decode,
+            options.get("max_span_words", 8),
+            options.get("span_decode", "flat") == "nested",
+        )
     return head_class(name)(num_labels, label_names, decode)

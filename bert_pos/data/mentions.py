@@ -1,0 +1,65 @@
+"""Span annotations (mentions): read, checked, and turned into the tags a tagging head learns.
+
+A mention is (start, end, type) over a sentence's words, end exclusive, as nested-NER
+releases write them; JSON lines give them as objects with configurable field names
+(`data.span_fields`, e.g. `[start, end, entity_type]`) or as `[start, end, type]` lists. Nested
+mentions cannot all be tags: `outermost_tags` keeps the outermost ones (longest first where
+two start together), and the reader counts the others; the span head learns and is scored on
+every mention.
+"""
+
+from bert_pos.data.tags import DataFormatError
+
+Mention = tuple[int, int, str]  # start, end (exclusive), type
+
+
+def read_mentions(raw, num_words: int, fields: list[str], where: str) -> list[Mention]:
+    """A row's mentions, each checked: a list (or object with `fields`) of an integer start
+    and end with 0 <= start < end <= `num_words`, and a non-empty string type. `where`:
+    `file:line` for the messages."""
+    if not isinstance(raw, list):
+        raise DataFormatError(f"{where}: the mentions are {raw!r}; expected a list")
+    mentions = []
+    for number, mention in enumerate(raw, start=1):
+        if isinstance(mention, dict):
+            missing = [field for field in fields if field not in mention]
+            if missing:
+                raise DataFormatError(
+                    f"{where}: mention {number} has no {missing[0]!r} field (data.span_fields="
+                    f"{list(fields)}); it has {', '.join(mention) or 'no fields'}"
+                )
+            mention = [mention[field] for field in fields]
+        if not isinstance(mention, list | tuple) or len(mention) != 3:
+            raise DataFormatError(
+                f"{where}: mention {number} is {mention!r}; expected [start, end, type]"
+            )
+        start, end, kind = mention
+        if not (isinstance(start, int) and isinstance(end, int)):
+            raise DataFormatError(f"{where}: mention {number}: start and end must be integers")
+        if not isinstance(kind, str) or not kind:
+            raise DataFormatError(f"{where}: mention {number}: its type {kind!r} is not a name")
+        if start >= end:
+            raise DataFormatError(
+                f"{where}: mention {number} [{start}, {end}) is empty or reversed (end is "
+                "exclusive: a one-word mention at word i is [i, i+1))"
+            )
+        if start < 0 or end > num_words:
+            raise DataFormatError(
+                f"{where}: mention {number} [{start}, {end}) lies outside the sentence's "
+                f"{num_words} words"
+            )
+        mentions.append((start, end, kind))
+    return sorted(set(mentions))
+
+
+def outermost_tags(mentions: list[Mention], num_words: int) -> tuple[list[str], int]:
+    """IOB2 tags of the outermost mentions, and how many mentions they cannot hold (nested in
+    or overlapping a kept one)."""
+    tags, kept = ["O"] * num_words, []
+    for start, end, kind in sorted(mentions, key=lambda m: (m[0], -(m[1] - m[0]))):
+        if any(start < other_end and other_start < end for other_start, other_end in kept):
+            continue
+        kept.append((start, end))
+        tags[start] = f"B-{kind}"
+        tags[start + 1 : end] = [f"I-{kind}"] * (end - start - 1)
+    return tags, len(mentions) - len(kept)
