@@ -86,6 +86,7 @@ class DataConfig:
     multiword_surface_column: str | None = MISSING  # `_` there: a multiword token's surface row
     spans_column: str | None = MISSING  # JSON lines: the field of each row's mentions (spans)
     span_fields: list[str] = MISSING  # a mention object's start, end (exclusive) and type fields
+    span_columns: list[int] | None = MISSING  # CoNLL files with a tag column per nesting level
     split_names: dict[str, str | None] = MISSING  # our split -> the hub or saved dataset's
     validation_fraction: float = MISSING  # of train, held out where a dataset has no validation
     validation_seed: int = MISSING
@@ -135,6 +136,7 @@ class OptimConfig:
     warmup_steps: int = MISSING
     max_grad_norm: float | None = MISSING
     layer_decay: float | None = MISSING  # layer-wise lr decay: layer l of L gets lr x decay^(L-l)
+    head_lr: float | None = MISSING  # the layers above the encoder; null: lr
 
 
 @dataclass
@@ -279,6 +281,7 @@ POSITIVE_OR_NULL = [
     "data.max_train_sentences",
     "data.max_eval_sentences",
     "optim.max_grad_norm",
+    "optim.head_lr",
     "checkpoint.every_n_steps",
     "early_stopping.patience",
 ]

@@ -52,6 +52,7 @@ def read_jsonl(path: str | Path, columns, data_labels: list[str] | None) -> Tabl
             mentions = read_mentions(
                 row[columns.spans], len(words), list(columns.span_fields), f"{path}:{number}"
             )
+            check_types(mentions, data_labels, f"{path}:{number}")
             tags, held = outermost_tags(mentions, len(words))
             table.mentions.append(mentions)
             nested += held
@@ -80,6 +81,19 @@ def read_jsonl(path: str | Path, columns, data_labels: list[str] | None) -> Tabl
             f"JSON object per line, e.g. {EXAMPLE}"
         )
     return table
+
+
+def check_types(mentions: list, data_labels: list[str] | None, where: str) -> None:
+    """With `data.labels` given, every mention's type is one of its types."""
+    if data_labels is None:
+        return
+    types = {label.split("-", 1)[1] for label in data_labels if "-" in label}
+    for number, (_, _, kind) in enumerate(mentions, start=1):
+        if kind not in types:
+            raise DataFormatError(
+                f"{where}: mention {number} has the type {kind!r}, not among data.labels' "
+                f"types ({', '.join(sorted(types))})"
+            )
 
 
 def check_fields(row: dict, columns, where: str) -> None:

@@ -8,6 +8,9 @@ two start together), and the reader counts the others; the span head learns and 
 every mention.
 """
 
+from pathlib import Path
+
+from bert_pos.data.conll import Sentence, read_conll
 from bert_pos.data.tags import DataFormatError
 
 Mention = tuple[int, int, str]  # start, end (exclusive), type
@@ -63,3 +66,59 @@ def outermost_tags(mentions: list[Mention], num_words: int) -> tuple[list[str], 
         tags[start] = f"B-{kind}"
         tags[start + 1 : end] = [f"I-{kind}"] * (end - start - 1)
     return tags, len(mentions) - len(kept)
+
+
+def tag_mentions(tags: list[str]) -> list[Mention]:
+    """The mentions of an IOB2 tag sequence, read as conlleval reads spans (an I-X after O or
+    after another type opens one)."""
+    mentions, start, kind = [], None, None
+    for position, tag in enumerate(list(tags) + ["O"]):
+        prefix, _, entity = tag.partition("-")
+        continues = prefix == "I" and entity == kind
+        if start is not None and not continues:
+            mentions.append((start, position, kind))
+            start, kind = None, None
+        if prefix == "B" or (prefix == "I" and not continues):
+            start, kind = position, entity
+    return mentions
+
+
+def read_layered_conll(
+    path: Path, columns: list[int], word_column: int, scheme: str
+) -> list[Sentence]:
+    """CoNLL files with one tag column per nesting level (as GermEval 2014 ships them): each
+    column read and checked as a one-task run reads it, every level's spans the sentence's
+    mentions, and its tags those of the outermost mentions."""
+    levels = [read_conll(path, column, None, word_column, scheme) for column in columns]
+    sentences = []
+    for parts in zip(*levels, strict=True):
+        mentions = sorted({mention for part in parts for mention in tag_mentions(part.labels)})
+        tags, _ = outermost_tags(mentions, len(parts[0].words))
+        first = parts[0]
+        sentences.append(Sentence(first.words, tags, first.document_id, first.line, mentions))
+    return sentences
+
+
+def mention_columns(sentences: list[Sentence], label_names: list[str]) -> dict:
+    """Span data's columns: `mentions`, each sentence's [start, end, type id] (end exclusive;
+    the id 1-based among the label set's types, 0 for a type the model cannot predict), and
+    `mention_types`, their type names (what scoring compares)."""
+    types = [name[2:] for name in label_names if name.startswith("B-")]
+    mentions, names = [], []
+    for sentence in sentences:
+        rows = sentence.mentions or []
+        ids = [types.index(kind) + 1 if kind in types else 0 for _, _, kind in rows]
+        mentions.append([[start, end, i] for (start, end, _), i in zip(rows, ids, strict=True)])
+        names.append([kind for _, _, kind in rows])
+    return {"mentions": mentions, "mention_types": names}
+
+
+def gold_mentions(sentences) -> list[list[tuple]] | None:
+    """Every sentence's (start, end, type) mentions of a split (a `datasets.Dataset`) of span
+    data; None for other data."""
+    if "mentions" not in sentences.column_names:
+        return None
+    return [
+        [(start, end, kind) for (start, end, _), kind in zip(rows, kinds, strict=True)]
+        for rows, kinds in zip(sentences["mentions"], sentences["mention_types"], strict=True)
+    ]

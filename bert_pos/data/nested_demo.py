@@ -80,3 +80,11 @@ def write_nested_demo(directory: str | Path, num_sentences: dict[str, int], seed
         lines = [json.dumps(nested_sentence(rng)) for _ in range(count)]
         (directory / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
     return directory
+
+
+if __name__ == "__main__":  # python -m bert_pos.data.nested_demo FOLDER [train validation test]
+    import sys
+
+    counts = [int(n) for n in sys.argv[2:5]] or [2000, 300, 300]
+    folder = write_nested_demo(sys.argv[1], dict(zip(["train", "validation", "test"], counts)), 0)
+    print(f"wrote {', '.join(f'{s}.jsonl' for s in ['train', 'validation', 'test'])} in {folder}")

@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bert_pos.data.columns import Columns, columns_of, label_column
 from bert_pos.data.conll import Sentence, read_conll, split_file
@@ -47,6 +47,7 @@ from bert_pos.data.labels import (
     task_labels,
     training_label_names,
 )
+from bert_pos.data.mentions import mention_columns, read_layered_conll
 from bert_pos.data.tables import Table, dataset_table, held_out_rows, table_sentences
 from bert_pos.data.tags import DataFormatError, TagCheck, bioes_hint
 
@@ -89,7 +90,8 @@ def resolve_label_names(data: DictConfig, demo_corpus_dir: Path | None = None) -
     fmt = split_format(path, data.format)
     if fmt in ("conll", "conllu"):
         sentences = read_file_split(path, fmt, data, None)
-        return training_label_names(tag for s in sentences for tag in s.labels)
+        inner = [f"B-{kind}" for s in sentences for _, _, kind in s.mentions or []]
+        return training_label_names([tag for s in sentences for tag in s.labels] + inner)
     return table_label_names(file_table(path, fmt, data), data.scheme)
 
 
@@ -150,6 +152,9 @@ def read_file_split(
 ) -> list[Sentence]:
     """One split's file, by its format: CoNLL columns, CoNLL-U, or a table (JSON lines, a
     saved split), its tags checked against `label_names` (None: any, to read a label set)."""
+    layers = OmegaConf.select(data, "span_columns", default=None)
+    if fmt == "conll" and layers:
+        return read_layered_conll(path, list(layers), data.word_column, data.scheme)
     if fmt == "conll":
         return read_conll(
             path, label_column(data), label_names, data.word_column, data.scheme, closed=closed
@@ -317,30 +322,6 @@ def sentences_dataset(sentences: list[Sentence], label_names: list[str], source:
     if any(s.mentions is not None for s in sentences):
         columns.update(mention_columns(sentences, label_names))
     return Dataset.from_dict(columns)
-
-
-def mention_columns(sentences: list[Sentence], label_names: list[str]) -> dict:
-    """Span data's columns: `mentions`, each sentence's [start, end, type id] (end exclusive;
-    the id 1-based among the label set's types, 0 for a type the model cannot predict), and
-    `mention_types`, their type names (what scoring compares)."""
-    types = [name[2:] for name in label_names if name.startswith("B-")]
-    mentions, names = [], []
-    for sentence in sentences:
-        rows = sentence.mentions or []
-        ids = [types.index(kind) + 1 if kind in types else 0 for _, _, kind in rows]
-        mentions.append([[start, end, i] for (start, end, _), i in zip(rows, ids, strict=True)])
-        names.append([kind for _, _, kind in rows])
-    return {"mentions": mentions, "mention_types": names}
-
-
-def gold_mentions(sentences: Dataset) -> list[list[tuple]] | None:
-    """Every sentence's (start, end, type) mentions, of span data; None for other data."""
-    if "mentions" not in sentences.column_names:
-        return None
-    return [
-        [(start, end, kind) for (start, end, _), kind in zip(rows, kinds, strict=True)]
-        for rows, kinds in zip(sentences["mentions"], sentences["mention_types"], strict=True)
-    ]
 
 
 def warn_unpredictable(unpredictable: list[list[str]], label_names: list[str], source: str) -> None:

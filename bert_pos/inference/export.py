@@ -10,7 +10,7 @@ which the Hugging Face class would ignore.
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from safetensors.torch import save_file
 
 from bert_pos.modeling.tagger import Tagger, tagger_config
@@ -139,7 +139,7 @@ def model_card(
     prefixes = card_prefixes(names, task)
     validation = card_validation(best, prefixes, task)
     data = dataset_name(cfg.data)
-    head = "a linear-chain CRF over the words" if cfg.model.head == "crf" else "a linear"
+    head = HEAD_WORDS[head_of(cfg, task.name if task is not None else names[0])]
     described, labels_line = card_tasks(metrics, names, task)
     sections = [
         "---",
@@ -159,7 +159,7 @@ def model_card(
         "",
         "## Model description",
         "",
-        f"A BERT encoder with dropout and {head} token-classification head; {labels_line}",
+        f"A BERT encoder with dropout and {head}; {labels_line}",
         "",
         "## Training procedure",
         "",
@@ -185,6 +185,18 @@ def model_card(
     sections += ["### Framework versions", ""]
     sections += [f"- {name} {_version(package)}" for name, package in FRAMEWORKS]
     return "\n".join(sections + [""])
+
+
+HEAD_WORDS = {
+    "linear": "a linear token-classification head",
+    "crf": "a linear-chain CRF token-classification head over the words",
+    "span": "a span-classification head (every span of up to model.max_span_words words)",
+}
+
+
+def head_of(cfg: DictConfig, task: str) -> str:
+    """The head a task of the run has (`model.task_heads`, else `model.head`)."""
+    return (OmegaConf.select(cfg, "model.task_heads") or {}).get(task, cfg.model.head)
 
 
 def card_validation(best: dict, prefixes: list[str], task) -> list[str]:

@@ -75,9 +75,12 @@ def tag_tasks(
     batch_size: int,
     device: torch.device,
     autocast,
+    mentions: list | None = None,
 ) -> list[list[list[tuple[str, float]]]]:
     """`tag_sentences` for the first `len(task_labels)` tasks of the model (their label names),
-    in one encoder pass per batch: per task, (tag, probability) of every word."""
+    in one encoder pass per batch: per task, (tag, probability) of every word. `mentions` (a
+    list, filled here): the first task's span head's decoded mentions per sentence, nested
+    ones too, as (first word, end word exclusive, type, probability)."""
     indices = [index for index, words in enumerate(sentences) if words]
     results = [
         [[("O" if "O" in labels else UNALIGNED, 0.0)] * len(words) for words in sentences]
@@ -86,22 +89,7 @@ def tag_tasks(
     if not indices:
         return results
     words = [sentences[i] for i in indices]
-    unlabelled = datasets.Dataset.from_dict(
-        {
-            "tokens": words,
-            "tags": [[0] * len(w) for w in words],
-            "document_id": [-1] * len(words),
-            "line": [-1] * len(words),
-        }
-    )
-    options = EncodingOptions(
-        "first", begin_to_inside_map(task_labels[0]), max_length_of(tokenizer, model.config), None
-    )
-    batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, pad_to_multiple_of=8)
-    _, loaders = encode_and_batch(
-        datasets.DatasetDict({"input": unlabelled}), tokenizer, options, batching
-    )
-    loader = loaders["input"]
+    loader = input_loader(model, tokenizer, words, task_labels[0], batch_size)
     model.eval()
     heads = model.heads()
     for rows, batch in zip(loader.batch_sampler, loader, strict=True):
@@ -126,7 +114,73 @@ def tag_tasks(
                     if start >= 0:
                         word = example["first_word"] + w
                         task_results[sentence][word] = (labels[ids[w]], probabilities[w])
+        if mentions is not None and hasattr(heads[0], "decode_mentions"):
+            add_mentions(
+                mentions,
+                heads[0],
+                every_logits[0].float(),
+                word_starts,
+                examples,
+                indices,
+                len(sentences),
+            )
     return results
+
+
+def input_loader(model: Tagger, tokenizer, words: list[list[str]], labels, batch_size: int):
+    """Sentences without labels, encoded and batched as evaluation encodes and batches."""
+    unlabelled = datasets.Dataset.from_dict(
+        {
+            "tokens": words,
+            "tags": [[0] * len(w) for w in words],
+            "document_id": [-1] * len(words),
+            "line": [-1] * len(words),
+        }
+    )
+    options = EncodingOptions(
+        "first",
+        begin_to_inside_map(model.label_names),
+        max_length_of(tokenizer, model.config),
+        None,
+    )
+    batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, pad_to_multiple_of=8)
+    _, loaders = encode_and_batch(
+        datasets.DatasetDict({"input": unlabelled}), tokenizer, options, batching
+    )
+    return loaders["input"]
+
+
+def add_mentions(mentions: list, head, logits, word_starts, examples, indices, count: int):
+    """The span head's mentions of a batch's examples into `mentions` (per sentence)."""
+    while len(mentions) < count:
+        mentions.append([])
+    scores, first, last, real = head.span_scores(logits, word_starts)
+    probabilities = scores.softmax(-1).masked_fill(~real[..., None], 0.0)
+    index = {(a, b): n for n, (a, b) in enumerate(zip(first.tolist(), last.tolist()))}
+    for row, spans in enumerate(head.decode_mentions(logits, word_starts)):
+        offset, sentence = examples[row]["first_word"], indices[examples[row]["sentence"]]
+        for a, b, kind in spans:
+            probability = float(probabilities[row, index[(a, b)], kind])
+            mentions[sentence].append(
+                (a + offset, b + offset + 1, head.types[kind - 1], probability)
+            )
+
+
+def mention_entities(line: str, words, mentions: list) -> list[dict]:
+    """The span head's mentions of a line as entities with character offsets into it."""
+    entities = []
+    for first, end, kind, probability in sorted(mentions):
+        start, stop = words[first][1], words[end - 1][2]
+        entities.append(
+            {
+                "type": kind,
+                "start": start,
+                "end": stop,
+                "text": line[start:stop],
+                "score": round(probability, 6),
+            }
+        )
+    return entities
 
 
 def word_probabilities(head, logits, word_starts, best_label) -> torch.Tensor:
@@ -185,11 +239,14 @@ def split_joined(words: list[str]) -> list[tuple[str, int, int]]:
     return offsets
 
 
-def tsv_or_jsonl(output_format: str, lines, words, tagged: list, tasks: list[str], spans) -> str:
+def tsv_or_jsonl(
+    output_format: str, lines, words, tagged: list, tasks: list[str], spans, mentions=None
+) -> str:
     """`word<TAB>tag` lines (a tag column per task), or one JSON object per line (with entity
     spans for span tags; with several tasks, `tags` and `entities` map each task to its own).
     `tagged`: per task, `tag_sentences`'s output; `tasks`: their names; `spans`: whether each
-    task's labels are spans."""
+    task's labels are spans; `mentions`: the span head's, per sentence, which then are the
+    first task's entities (nested ones too) instead of its tags' spans."""
     out = []
     for i, (line, line_words) in enumerate(zip(lines, words, strict=True)):
         line_tags = [task_tagged[i] for task_tagged in tagged]
@@ -204,6 +261,8 @@ def tsv_or_jsonl(output_format: str, lines, words, tagged: list, tasks: list[str
             for name, one, span in zip(tasks, line_tags, spans, strict=True)
             if span
         }
+        if mentions is not None:
+            entities[tasks[0]] = mention_entities(line, line_words, mentions[i])
         record = {"text": line, "words": [w for w, _, _ in line_words]}
         if len(tasks) > 1:
             record["tags"] = tags
@@ -251,6 +310,8 @@ def predict(cfg: DictConfig) -> dict:
     lines, words = read_inputs(source, cfg.input_format)
 
     started = time.perf_counter()
+    # the span head's mentions, nested ones too, beside the tags
+    mentions = [] if hasattr(model.heads()[0], "decode_mentions") else None
     tagged = tag_tasks(  # every task in one pass
         model,
         tokenizer,
@@ -259,6 +320,7 @@ def predict(cfg: DictConfig) -> dict:
         cfg.batch_size,
         device,
         autocast_for(device, resolve_precision(cfg.precision, device)),
+        mentions,
     )
     seconds = time.perf_counter() - started
 
@@ -266,7 +328,7 @@ def predict(cfg: DictConfig) -> dict:
         text = conllu_output(cfg, tasks, source, lines, words, tagged)
     else:
         spans = [is_span_label_set(labels) for labels in task_labels]
-        text = tsv_or_jsonl(cfg.format, lines, words, tagged, tasks, spans)
+        text = tsv_or_jsonl(cfg.format, lines, words, tagged, tasks, spans, mentions)
     if cfg.output == "-":
         sys.stdout.write(text)
     else:

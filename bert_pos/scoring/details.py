@@ -13,12 +13,14 @@ from datasets import Dataset
 from torch.utils.data import DataLoader
 
 from bert_pos.data.conllu import write_conllu
+from bert_pos.data.mentions import gold_mentions
 from bert_pos.data.sources import gold_labels
 from bert_pos.data.tasks import Task
 from bert_pos.scoring.error_analysis import write_error_report
 from bert_pos.scoring.predictions import PREDICTIONS_FILE, write_predictions
-from bert_pos.scoring.scorer import evaluate_tasks, task_scores, viewed
+from bert_pos.scoring.scorer import Mentions, evaluate_tasks, task_scores, viewed
 from bert_pos.scoring.significance import bootstrap_interval, sentence_counts
+from bert_pos.scoring.span_scores import write_span_predictions
 
 
 def confusion_matrix(gold: list[list[str]], predicted: list[list[str]], label_names: list[str]):
@@ -105,13 +107,25 @@ def evaluate_split(
     Gold labels the model cannot predict (see data/sources.py) are scored and written as
     gold, and have rows of their own in the confusion matrix, after the model's labels."""
     golds = [gold_labels(sentences, task.label_names, task.key) for task in tasks]
+    gold = gold_mentions(sentences)
+    mentions = None if gold is None else Mentions(gold)
     scores, predicted = evaluate_tasks(
-        model, loader, tasks, level, device, autocast, mode, golds, weights
+        model, loader, tasks, level, device, autocast, mode, golds, weights, mentions
     )
     if not write:
         return scores, None, None
     figures, bootstrap = write_evaluation(
-        out_dir, sentences, tasks, golds, predicted, scores, title, settings, seen_entities, conllu
+        out_dir,
+        sentences,
+        tasks,
+        golds,
+        predicted,
+        scores,
+        title,
+        settings,
+        seen_entities,
+        conllu,
+        mentions,
     )
     return scores, figures, bootstrap
 
@@ -127,12 +141,15 @@ def write_evaluation(
     settings: dict | None = None,
     seen_entities: list | None = None,
     conllu: tuple[Path, list[int]] | None = None,
+    mentions: Mentions | None = None,
 ) -> tuple[dict, dict]:
     """What is read of an evaluation beyond its scores (`write_details`), into `out_dir`; with
     several tasks, each task's into `out_dir/<task>/`, and metrics.json with every score and
     predictions.conllu with every task's column at the top. Returns (confusion-matrix figure
     per TensorBoard tag prefix: "" or "<task>/", the bootstrap interval: with several tasks
-    one per task)."""
+    one per task). Span data (`mentions`) also writes `predictions.jsonl`, every sentence's gold
+    and predicted mentions; its scores are the mentions', so the word-level bootstrap of the
+    tags is left out."""
     seen_entities = seen_entities or [None] * len(tasks)
     if len(tasks) == 1:
         one_column = None if conllu is None else (conllu[0], conllu[1][0])
@@ -151,6 +168,15 @@ def write_evaluation(
             one_column,
         )
         return {"": figure}, bootstrap
+    return write_task_evaluations(
+        out_dir, sentences, tasks, golds, predicted, scores, title, settings, seen_entities, conllu
+    )
+
+
+def write_task_evaluations(
+    out_dir, sentences, tasks, golds, predicted, scores, title, settings, seen_entities, conllu
+) -> tuple[dict, dict]:
+    """`write_evaluation` of several tasks: each task's details in `out_dir/<task>/`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if conllu is not None:
         source, columns = conllu
@@ -177,6 +203,18 @@ def write_evaluation(
         recorded["settings"] = settings
     (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
     return figures, bootstraps
+
+
+def write_mentions(out_dir: Path, sentences: Dataset, mentions: Mentions) -> None:
+    """`predictions.jsonl` of span data, and metrics.json without the tags' bootstrap (the
+    scores are the mentions'; returns None for the interval)."""
+    write_span_predictions(
+        out_dir / "predictions.jsonl", sentences["tokens"], mentions.gold, mentions.predicted
+    )
+    recorded = json.loads((out_dir / "metrics.json").read_text())
+    recorded["bootstrap"] = None  # of word tags: not what span data's scores count
+    (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
+    return None
 
 
 def write_details(

@@ -9,6 +9,7 @@ does it for a trained run folder, as `python -m bert_pos.evaluate` asks.
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
@@ -18,6 +19,8 @@ from bert_pos.data.tasks import ALL_TAGS, Task, has_all_tags, task_batch
 from bert_pos.modeling.tagger import unwrap
 from bert_pos.runtime.distributed import gather_lists, sum_over_ranks
 from bert_pos.scoring.metrics import score_sequences
+from bert_pos.scoring.span_scores import span_scores
+from bert_pos.scoring.spans import spans_of
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +71,15 @@ def evaluate_tasks(
     mode: str = "conlleval",
     golds: list | None = None,
     weights: list[float] | None = None,
+    mentions: "Mentions | None" = None,
 ) -> tuple[dict, list[list[list[str]]]]:
     """`evaluate` for every task of a run in one pass of the encoder per batch: the scores,
     and each task's predicted word tags. With one task the scores are that task's (`f1`,
     `loss`, ...); with several, each task's as `<task>/<score>`, `loss` their `weights`-ed sum
     (the training objective), and `alltags/accuracy` where the tasks are UPOS, XPOS and FEATS
     (the CoNLL 2018 scorer's AllTags: a word counts where all three are right). `golds`: each
-    task's `gold` (see `evaluate`)."""
+    task's `gold` (see `evaluate`). `mentions`: span data (nested mentions) of the first task,
+    whose precision, recall and F1 are then the mentions' exact matches (see `Mentions`)."""
     was_training = model.training
     model.eval()
     heads = unwrap(model).heads()
@@ -82,6 +87,8 @@ def evaluate_tasks(
     # per task, per example: (sentence, first word, gold words, predicted words, gold and
     # predicted labelled subwords), in the order the loader visits them (longest first)
     pieces = [[] for _ in tasks]
+    decoded_mentions = []  # span head on span data: (sentence, its mentions in this example)
+    span_head = mentions is not None and hasattr(heads[0], "decode_mentions")
     for indices, batch in zip(loader.batch_sampler, loader, strict=True):
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
         with autocast:
@@ -101,7 +108,18 @@ def evaluate_tasks(
             pieces[i] += batch_pieces(
                 heads[i], task_logits, one, task.label_names, level, indices, word_counts
             )
+        if span_head:
+            decoded_mentions += batch_mentions(heads[0], logits[0].float(), batch, indices)
     model.train(was_training)
+    decoded = gather_lists(decoded_mentions) if span_head else None
+    per_task, predicted = score_tasks(
+        tasks, pieces, loss_sums, labelled, golds, level, mode, device, mentions, decoded
+    )
+    return combined_scores(tasks, per_task, weights, golds, predicted), predicted
+
+
+def score_tasks(tasks, pieces, loss_sums, labelled, golds, level, mode, device, mentions, decoded):
+    """Each task's scores and predicted word tags from its pieces (see `evaluate_tasks`)."""
     per_task, predicted = [], []
     for i, task in enumerate(tasks):
         # Data-parallel: each process scored its share of the batches; score all of them
@@ -111,9 +129,51 @@ def evaluate_tasks(
         gold = None if golds is None else golds[i]
         scores, words = score_pieces(task_pieces, gold, level, task.spans, mode, task.view)
         scores["loss"] = loss_sum / max(count, 1)
+        if mentions is not None and i == 0:
+            mentions.predicted = predicted_mentions(decoded, words)
+            scores.update(span_scores(mentions.gold, mentions.predicted))
         per_task.append(scores)
         predicted.append(words)
-    return combined_scores(tasks, per_task, weights, golds, predicted), predicted
+    return per_task, predicted
+
+
+@dataclass
+class Mentions:
+    """Span data's mentions of a run's first task, scored by exact match, nested ones too:
+    `gold` per sentence (start, end exclusive, type); `predicted` is filled by
+    `evaluate_tasks`: the span head's decoded mentions, or a tagging head's spans (which can
+    never hold a nested mention: what a flat tagger can reach)."""
+
+    gold: list[list[tuple]]
+    predicted: list[list[tuple]] | None = None
+
+
+def batch_mentions(head, logits: torch.Tensor, batch: dict, indices: list[int]) -> list[tuple]:
+    """(sentence, mentions) of each example: the span head's kept spans, as (start, end
+    exclusive, type) of the sentence's words."""
+    if "sentence" in batch:
+        sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
+    else:
+        sentences, first_words = list(indices), [0] * len(indices)
+    decoded = head.decode_mentions(logits, batch["word_starts"])
+    return [
+        (sentence, [(a + first, b + first + 1, head.types[kind - 1]) for a, b, kind in spans])
+        for sentence, first, spans in zip(sentences, first_words, decoded, strict=True)
+    ]
+
+
+def predicted_mentions(decoded: list | None, predicted_tags: list[list[str]]) -> list[list]:
+    """Per sentence, the predicted mentions: the span head's (`decoded`), or (a tagging head,
+    `decoded` None) the spans of the predicted tags."""
+    if decoded is None:
+        return [
+            sorted((first, last + 1, kind) for kind, first, last in spans_of(tags))
+            for tags in predicted_tags
+        ]
+    per_sentence = [[] for _ in predicted_tags]
+    for sentence, spans in decoded:
+        per_sentence[sentence] += spans
+    return [sorted(spans) for spans in per_sentence]
 
 
 def combined_scores(tasks: list[Task], per_task: list[dict], weights, golds, predicted) -> dict:

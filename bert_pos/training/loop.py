@@ -21,7 +21,7 @@ from bert_pos.runtime.errors import NonFiniteError
 from bert_pos.runtime.paths import weights_file
 from bert_pos.runtime.signals import StopRequests
 from bert_pos.scoring.details import write_evaluation
-from bert_pos.scoring.scorer import evaluate_tasks
+from bert_pos.scoring.scorer import Mentions, evaluate_tasks
 from bert_pos.training.progress import log_evaluation, log_step
 from bert_pos.training.resume import interrupted, save_resumable
 from bert_pos.training.state import Best, LoopState, Run, StepResult
@@ -84,7 +84,7 @@ def write_validation_details(run: Run) -> None:
     they cost more than the scoring, and are read at the end."""
     if run.last_validation is None or not run.ddp.is_main:
         return
-    step, scores, predicted = run.last_validation
+    step, scores, predicted, mentions = run.last_validation
     figures, _ = write_evaluation(
         run.run_dir / "eval" / "validation",
         run.splits["validation"],
@@ -95,6 +95,7 @@ def write_validation_details(run: Run) -> None:
         title=f"validation, step {step}",
         seen_entities=run.seen_entities,
         conllu=run.conllu_sources.get("validation"),
+        mentions=mentions,
     )
     for prefix, figure in figures.items():
         run.trackers.add_figure(f"val/{prefix}confusion_matrix", figure, step)
@@ -228,6 +229,7 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
     train_loss = state.epoch_loss_sum / max(state.epoch_labelled, 1)
     eval_started = time.perf_counter()
     # Scores only: what selection and the curves need (details: write_validation_details).
+    mentions = None if run.validation_mentions is None else Mentions(run.validation_mentions)
     scores, predicted = evaluate_tasks(
         run.model,
         run.loaders["validation"],
@@ -238,8 +240,9 @@ def evaluate_and_select(run: Run, state: LoopState) -> None:
         cfg.eval.mode,
         run.validation_golds,
         run.task_weights,
+        mentions,
     )
-    run.last_validation = (step, scores, predicted)
+    run.last_validation = (step, scores, predicted, mentions)
     eval_seconds = time.perf_counter() - eval_started
     state.eval_seconds += eval_seconds
     run.curve.append(

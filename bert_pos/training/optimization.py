@@ -4,7 +4,7 @@ import logging
 import math
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from transformers import get_linear_schedule_with_warmup
 
 from bert_pos.data.labels import IGNORE_INDEX
@@ -26,6 +26,7 @@ def build_optimization(
         cfg.optim.eps,
         cfg.optim.weight_decay,
         cfg.optim.layer_decay,
+        OmegaConf.select(cfg, "optim.head_lr", default=None),
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup_steps, total_steps)
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -41,12 +42,15 @@ def labelled_tokens(examples) -> int:
     return sum(sum(label != IGNORE_INDEX for label in labels) for labels in examples["labels"])
 
 
-def build_optimizer(model: torch.nn.Module, lr, betas, eps, weight_decay, layer_decay=None):
+def build_optimizer(
+    model: torch.nn.Module, lr, betas, eps, weight_decay, layer_decay=None, head_lr=None
+):
     """AdamW; biases and LayerNorm weights get no weight decay (as in BERT's own recipe).
 
     `layer_decay` (e.g. 0.9): the head learns at `lr`, the top encoder layer at lr x decay,
     each layer below at one more factor, the embeddings at lr x decay^(layers + 1): the lower
-    layers, which hold the most general features, move least."""
+    layers, which hold the most general features, move least. `head_lr`: the rate of every
+    parameter outside the encoder (classifiers, CRF, span head) instead of `lr`."""
     num_layers, prefix = model.config.num_hidden_layers, model.encoder_name
     groups = {}  # (depth, decays) -> parameter group
     for name, parameter in model.named_parameters():
@@ -55,12 +59,13 @@ def build_optimizer(model: torch.nn.Module, lr, betas, eps, weight_decay, layer_
         decays = not (name.endswith(".bias") or "LayerNorm" in name)
         depth = layer_depth(name, num_layers, prefix) if layer_decay is not None else num_layers + 1
         scale = (layer_decay or 1.0) ** (num_layers + 1 - depth)
+        head = head_lr is not None and not name.startswith(f"{prefix}.")
         group = groups.setdefault(
-            (depth, decays),
+            (depth, decays, head),
             {
                 "params": [],
                 "weight_decay": weight_decay if decays else 0.0,
-                "lr": lr * scale,
+                "lr": head_lr if head else lr * scale,
             },
         )
         group["params"].append(parameter)

@@ -15,6 +15,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from bert_pos.data.columns import conllu_source
 from bert_pos.data.formats import DataSource
+from bert_pos.data.mentions import gold_mentions
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
 from bert_pos.data.sources import gold_labels, subset
 from bert_pos.data.task_sources import load_task_splits, resolve_tasks
@@ -95,6 +96,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         mean_train_length=statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
         validation_golds=[gold_labels(splits["validation"], t.label_names, t.key) for t in tasks],
+        validation_mentions=gold_mentions(splits["validation"]),
         seen_entities=[seen_entities(splits["train"], task) for task in tasks],
         conllu_sources=conllu_sources(cfg.data, splits),
     )

@@ -95,6 +95,7 @@ class Run:
     mean_train_length: float
     validation_tokens: int  # real tokens of one pass over validation, for eval tokens/s
     validation_golds: list  # per task: every word's gold label, per validation sentence
+    validation_mentions: list | None  # span data: every validation sentence's gold mentions
     first_step_seconds: float | None = None  # from the start of setup to the end of step 1
     loop_seconds: float = 0.0  # steps, evaluations, checkpoints
     first_step: int = 0  # the step this process started from (resumed runs: the checkpoint's)
