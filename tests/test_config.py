@@ -30,7 +30,7 @@ def test_experiments_exist():
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_composes_and_passes_checks(experiment, tmp_path):
     # recipes of local files: a folder to point at
-    local = {name: [f"data.dir={tmp_path}"] for name in ("upos", "ud_tags")}
+    local = {name: [f"data.dir={tmp_path}"] for name in ("upos", "ud_tags", "nested")}
     cfg = compose_config([f"experiment={experiment}", *local.get(experiment, [])])
     check_config(cfg)
     assert cfg.experiment_name == experiment

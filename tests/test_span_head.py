@@ -274,6 +274,7 @@ def test_a_span_run_resumes_bit_exactly_and_its_export_predicts_the_same(nested_
     import multiprocessing
     import signal
 
+    from omegaconf import OmegaConf
     from safetensors.torch import load_file
 
     from bert_pos.inference.loading import load_trained
@@ -288,7 +289,10 @@ def test_a_span_run_resumes_bit_exactly_and_its_export_predicts_the_same(nested_
         "checkpoint.every_n_steps=10",
         "eval.test_at_end=false",
     ]
-    reference = train(compose_config(overrides), tmp_path / "reference")
+    cfg = compose_config(overrides)
+    reference = train(cfg, tmp_path / "reference")
+    (tmp_path / "reference" / ".hydra").mkdir()  # as the command saves it: a run folder
+    OmegaConf.save(cfg, tmp_path / "reference" / ".hydra" / "config.yaml")
     process = multiprocessing.get_context("spawn").Process(
         target=_train_until_killed, args=(overrides, str(tmp_path / "run"), 23)
     )

@@ -139,7 +139,7 @@ def input_loader(model: Tagger, tokenizer, words: list[list[str]], labels, batch
     )
     options = EncodingOptions(
         "first",
-        begin_to_inside_map(model.label_names),
+        begin_to_inside_map(labels),
         max_length_of(tokenizer, model.config),
         None,
     )
@@ -262,7 +262,8 @@ def tsv_or_jsonl(
             if span
         }
         if mentions is not None:
-            entities[tasks[0]] = mention_entities(line, line_words, mentions[i])
+            found = mentions[i] if i < len(mentions) else []  # no batch at all: none
+            entities[tasks[0]] = mention_entities(line, line_words, found)
         record = {"text": line, "words": [w for w, _, _ in line_words]}
         if len(tasks) > 1:
             record["tags"] = tags

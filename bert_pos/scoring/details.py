@@ -167,6 +167,8 @@ def write_evaluation(
             tasks[0].view,
             one_column,
         )
+        if mentions is not None:
+            bootstrap = write_mentions(out_dir, sentences, mentions)
         return {"": figure}, bootstrap
     return write_task_evaluations(
         out_dir, sentences, tasks, golds, predicted, scores, title, settings, seen_entities, conllu
