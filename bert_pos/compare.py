@@ -6,7 +6,8 @@
 A and B are conlleval-format prediction files (`word gold predicted` per line, a blank line
 after each sentence, `-DOCSTART-` lines between documents, as `scoring.predictions`
 writes them), evaluation folders holding `predictions.txt`, or run folders (their
-`eval/test/predictions.txt`); `task=NAME` picks one task's of runs with several tasks
+`eval/test/predictions.txt`), or for span data their `predictions.jsonl` (every mention,
+nested ones too, matched exactly; resampled by sentence); `task=NAME` picks one task's of runs with several tasks
 (`<folder>/<task>/predictions.txt`). Both must hold the same words and gold tags. The table gives
 entity F1 (token accuracy for tag sets without spans) of A and B, overall and per type, the
 difference B - A, its 95% paired bootstrap interval and the approximate randomization p-value
@@ -94,31 +95,34 @@ def compare(a: Predictions, b: Predictions, unit: str, samples: int, seed: int) 
     if unit not in RESAMPLING_UNITS:
         raise CompareError(f"unit={unit}: expected one of {', '.join(RESAMPLING_UNITS)}")
     # numpy and seqeval only now: a wrong argument is answered at once
-    from bert_pos.scoring.significance import (
-        approximate_randomization,
-        paired_bootstrap,
-        sentence_counts,
-    )
+    from bert_pos.scoring.significance import sentence_counts
 
     unit = resampling_unit(unit, a.has_documents)
     if unit == "document" and not a.has_documents:
         raise CompareError(f"unit=document: {a.path} has no -DOCSTART- lines")
     counts_a, counts_b = sentence_counts(a.gold, a.predicted), sentence_counts(b.gold, b.predicted)
     unit_ids = a.documents if unit == "document" else None
+    units = len(set(a.documents)) if unit == "document" else len(a.words)
+    return compared(a.path, b.path, counts_a, counts_b, unit, unit_ids, units, samples, seed)
+
+
+def compared(path_a, path_b, counts_a, counts_b, unit, unit_ids, units, samples, seed) -> dict:
+    """The comparison of two systems' per-sentence counts (see `compare`)."""
+    from bert_pos.scoring.significance import approximate_randomization, paired_bootstrap
+
     rows = paired_bootstrap(counts_a, counts_b, samples, seed, unit_ids)
     p_values = approximate_randomization(
         counts_a, counts_b, samples * PERMUTATIONS_PER_RESAMPLE, seed, unit_ids
     )
     for name, row in rows.items():
         row["p_value"] = p_values[name]
-    units = len(set(a.documents)) if unit == "document" else len(a.words)
     return {
-        "a": str(a.path),
-        "b": str(b.path),
+        "a": str(path_a),
+        "b": str(path_b),
         "metric": counts_a.metric,
         "unit": unit,
         "units": units,
-        "sentences": len(a.words),
+        "sentences": len(counts_a.table),
         "samples": samples,
         "permutations": samples * PERMUTATIONS_PER_RESAMPLE,
         "seed": seed,
@@ -175,6 +179,20 @@ def format_sentences(a: Predictions, b: Predictions, listed: dict[str, list[int]
     return "\n".join(lines)
 
 
+def mentions_file(path: str, task: str | None) -> Path | None:
+    """The span data's `predictions.jsonl` a command-line argument names (itself, or in the
+    folder, the run's eval/test, or a task's folder); None where there is none."""
+    given = Path(path)
+    if given.suffix == ".jsonl" and given.is_file():
+        return given
+    for folder in (given, given / "eval" / "test"):
+        for name in [task, ""] if task else [""]:
+            candidate = folder / name / "predictions.jsonl"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 def parse_arguments(arguments: list[str]) -> tuple[list[str], dict]:
     """Positional paths and `key=value` options (`--sentences` is `show=sentences`)."""
     paths, options = [], dict(OPTIONS)
@@ -202,9 +220,51 @@ def parse_arguments(arguments: list[str]) -> tuple[list[str], dict]:
     return paths, options
 
 
+def compare_mentions(path_a: Path, path_b: Path, options: dict) -> dict:
+    """Span data (`predictions.jsonl`, nested mentions): A and B compared on their mentions,
+    matched exactly, resampled by sentence (the files mark no documents)."""
+    from bert_pos.scoring.significance import mention_counts
+
+    if options["unit"] == "document":
+        raise CompareError(f"unit=document: {path_a} (span data) marks no documents")
+    files = [read_mention_file(path) for path in (path_a, path_b)]
+    for number, (row_a, row_b) in enumerate(zip(*files), start=1):
+        if (row_a["tokens"], row_a["gold"]) != (row_b["tokens"], row_b["gold"]):
+            raise CompareError(
+                f"the files differ: {path_a}:{number} and {path_b}:{number} hold other words "
+                "or gold mentions"
+            )
+    if len(files[0]) != len(files[1]):
+        raise CompareError(f"{path_a} has {len(files[0])} sentences, {path_b} {len(files[1])}")
+    counts = [mention_counts([r["gold"] for r in f], [r["predicted"] for r in f]) for f in files]
+    samples, seed = int(options["samples"]), int(options["seed"])
+    units = len(files[0])
+    return compared(path_a, path_b, *counts, "sentence", None, units, samples, seed)
+
+
+def read_mention_file(path: Path) -> list[dict]:
+    rows = []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        try:
+            row = json.loads(line)
+            rows.append({key: row[key] for key in ("tokens", "gold", "predicted")})
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise CompareError(
+                f"{path}:{number}: expected a JSON object with tokens, gold and predicted"
+            ) from None
+    return rows
+
+
 def main(arguments: list[str]) -> dict:
     """Compare, print the table, and write the JSON if asked; returns the comparison."""
     paths, options = parse_arguments(arguments)
+    mention_files = [mentions_file(path, options["task"]) for path in paths]
+    if all(mention_files):  # span data: every mention, nested ones too
+        result = compare_mentions(*mention_files, options)
+        print(format_comparison(result))
+        if options["json"] is not None:
+            Path(options["json"]).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     a, b = (read_predictions(predictions_file(path, options["task"])) for path in paths)
     by_document = resampling_unit(options["unit"], a.has_documents) == "document"
     difference = first_difference(a, b, by_document)

@@ -267,6 +267,18 @@ def test_the_span_head_learns_nested_mentions_a_tagger_cannot_hold(nested_corpus
 
     rescored = span_scores([r["gold"] for r in written], [r["predicted"] for r in written])
     assert rescored["f1"] == pytest.approx(spans["test"]["f1"])
+    recorded = json.loads((tmp_path / "span" / "eval" / "test" / "metrics.json").read_text())
+    overall = recorded["bootstrap"]["scores"]["overall"]
+    assert recorded["bootstrap"]["level"] == "mention"
+    assert overall["score"] == pytest.approx(spans["test"]["f1"])
+    assert overall["interval"][0] <= overall["score"] <= overall["interval"][1]
+    # compare reads both runs' mentions, nested ones too
+    from bert_pos.compare import main as compare
+
+    result = compare([str(tmp_path / "linear"), str(tmp_path / "span"), "samples=200"])
+    difference = result["scores"]["overall"]["difference"]
+    assert result["unit"] == "sentence" and result["a"].endswith("predictions.jsonl")
+    assert difference == pytest.approx(spans["test"]["f1"] - tagger["test"]["f1"])
 
 
 @pytest.mark.slow
@@ -353,3 +365,25 @@ def test_predict_prints_the_span_heads_nested_mentions_with_offsets(nested_corpu
     spans = [(e["start"], e["end"]) for e in record["entities"]]
     for (a, b), (c, d) in itertools.combinations(spans, 2):  # nested or apart, never crossing
         assert b <= c or d <= a or (a <= c and d <= b) or (c <= a and b <= d)
+
+
+@pytest.mark.slow
+def test_a_flat_span_run_scores_its_mentions_as_conlleval_scores_its_tags(tmp_path):
+    from bert_pos.scoring.metrics import score_sequences
+    from bert_pos.scoring.predictions import read_predictions
+    from bert_pos.train import train
+    from tests.helpers import TINY_DEMO_OVERRIDES, compose_config
+
+    overrides = TINY_DEMO_OVERRIDES + [
+        "data.demo_sentences={train: 400, validation: 60, test: 60}",
+        "model.head=span",
+        "optim.head_lr=1e-2",
+    ]
+    metrics = train(compose_config(overrides), tmp_path)
+    assert 0.0 < metrics["test"]["f1"] < 1.0  # something right, something wrong
+    written = read_predictions(tmp_path / "eval" / "test" / "predictions.txt")
+    conlleval = score_sequences(written.gold, written.predicted, True, "conlleval")
+    for key in ("precision", "recall", "f1"):
+        assert metrics["test"][key] == pytest.approx(conlleval[key]), key
+    mentions = (tmp_path / "eval" / "test" / "predictions.jsonl").read_text().splitlines()
+    assert len(mentions) == 60

@@ -113,11 +113,12 @@ def mention_columns(sentences: list[Sentence], label_names: list[str]) -> dict:
     return {"mentions": mentions, "mention_types": names}
 
 
-def gold_mentions(sentences) -> list[list[tuple]] | None:
+def gold_mentions(sentences, tags: list[list[str]] | None = None) -> list[list[tuple]] | None:
     """Every sentence's (start, end, type) mentions of a split (a `datasets.Dataset`) of span
-    data; None for other data."""
+    data; for other data the spans of `tags` (every sentence's gold IOB2 tags: a span head's
+    flat runs are scored and written as mentions too), or None."""
     if "mentions" not in sentences.column_names:
-        return None
+        return None if tags is None else [tag_mentions(sentence) for sentence in tags]
     return [
         [(start, end, kind) for (start, end, _), kind in zip(rows, kinds, strict=True)]
         for rows, kinds in zip(sentences["mentions"], sentences["mention_types"], strict=True)

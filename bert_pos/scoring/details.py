@@ -16,10 +16,11 @@ from bert_pos.data.conllu import write_conllu
 from bert_pos.data.mentions import gold_mentions
 from bert_pos.data.sources import gold_labels
 from bert_pos.data.tasks import Task
+from bert_pos.modeling.tagger import unwrap
 from bert_pos.scoring.error_analysis import write_error_report
 from bert_pos.scoring.predictions import PREDICTIONS_FILE, write_predictions
 from bert_pos.scoring.scorer import Mentions, evaluate_tasks, task_scores, viewed
-from bert_pos.scoring.significance import bootstrap_interval, sentence_counts
+from bert_pos.scoring.significance import bootstrap_interval, mention_counts, sentence_counts
 from bert_pos.scoring.span_scores import write_span_predictions
 
 
@@ -107,7 +108,8 @@ def evaluate_split(
     Gold labels the model cannot predict (see data/sources.py) are scored and written as
     gold, and have rows of their own in the confusion matrix, after the model's labels."""
     golds = [gold_labels(sentences, task.label_names, task.key) for task in tasks]
-    gold = gold_mentions(sentences)
+    span_head = tasks[0].spans and hasattr(unwrap(model).heads()[0], "decode_mentions")
+    gold = gold_mentions(sentences, golds[0] if span_head else None)
     mentions = None if gold is None else Mentions(gold)
     scores, predicted = evaluate_tasks(
         model, loader, tasks, level, device, autocast, mode, golds, weights, mentions
@@ -148,8 +150,8 @@ def write_evaluation(
     predictions.conllu with every task's column at the top. Returns (confusion-matrix figure
     per TensorBoard tag prefix: "" or "<task>/", the bootstrap interval: with several tasks
     one per task). Span data (`mentions`) also writes `predictions.jsonl`, every sentence's gold
-    and predicted mentions; its scores are the mentions', so the word-level bootstrap of the
-    tags is left out."""
+    and predicted mentions, and its bootstrap interval is the mentions' (the scores'), not the
+    tags'."""
     seen_entities = seen_entities or [None] * len(tasks)
     if len(tasks) == 1:
         one_column = None if conllu is None else (conllu[0], conllu[1][0])
@@ -207,16 +209,24 @@ def write_task_evaluations(
     return figures, bootstraps
 
 
-def write_mentions(out_dir: Path, sentences: Dataset, mentions: Mentions) -> None:
-    """`predictions.jsonl` of span data, and metrics.json without the tags' bootstrap (the
-    scores are the mentions'; returns None for the interval)."""
+def write_mentions(out_dir: Path, sentences: Dataset, mentions: Mentions) -> dict:
+    """`predictions.jsonl` of span data, and metrics.json's bootstrap interval of the
+    mentions (the scores are the mentions', not the tags'); returns the interval."""
     write_span_predictions(
         out_dir / "predictions.jsonl", sentences["tokens"], mentions.gold, mentions.predicted
     )
     recorded = json.loads((out_dir / "metrics.json").read_text())
-    recorded["bootstrap"] = None  # of word tags: not what span data's scores count
+    recorded["bootstrap"] = {  # of the mentions, which span data's scores count (not the tags)
+        "level": "mention",
+        "unit": "sentence",
+        "samples": BOOTSTRAP_SAMPLES,
+        "seed": 0,
+        "scores": bootstrap_interval(
+            mention_counts(mentions.gold, mentions.predicted), BOOTSTRAP_SAMPLES, 0
+        ),
+    }
     (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
-    return None
+    return recorded["bootstrap"]
 
 
 def write_details(

@@ -59,9 +59,23 @@ def sentence_counts(
         return Counts(table.reshape(len(gold), 1, 3), (OVERALL,), "accuracy")
     gold_spans = [spans_of(tags) for tags in gold]
     predicted_spans = [spans_of(tags) for tags in predicted]
+    return span_counts(gold_spans, predicted_spans)
+
+
+def mention_counts(gold: list[list], predicted: list[list]) -> Counts:
+    """The counts of every sentence of span data: its gold and predicted mentions, (start, end,
+    type), nested ones included, matched exactly."""
+    as_sets = [
+        [{(m[2], m[0], m[1]) for m in sentence} for sentence in side] for side in (gold, predicted)
+    ]
+    return span_counts(*as_sets)
+
+
+def span_counts(gold_spans: list[set], predicted_spans: list[set]) -> Counts:
+    """Per sentence and type, correct, predicted and gold spans ((type, ...) tuples)."""
     types = sorted({span[0] for spans in gold_spans + predicted_spans for span in spans})
     column = {entity_type: k + 1 for k, entity_type in enumerate(types)}
-    table = np.zeros((len(gold), len(types) + 1, 3), dtype=np.int64)
+    table = np.zeros((len(gold_spans), len(types) + 1, 3), dtype=np.int64)
     for s, (gold_set, predicted_set) in enumerate(zip(gold_spans, predicted_spans)):
         for kind, spans in (
             (CORRECT, gold_set & predicted_set),

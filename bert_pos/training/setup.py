@@ -96,7 +96,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
         mean_train_length=statistics.fmean(len(ids) for ids in tokenized["train"]["input_ids"]),
         validation_tokens=sum(len(ids) for ids in tokenized["validation"]["input_ids"]),
         validation_golds=[gold_labels(splits["validation"], t.label_names, t.key) for t in tasks],
-        validation_mentions=gold_mentions(splits["validation"]),
+        validation_mentions=validation_mentions(cfg, splits, tasks),
         seen_entities=[seen_entities(splits["train"], task) for task in tasks],
         conllu_sources=conllu_sources(cfg.data, splits),
     )
@@ -104,6 +104,15 @@ def setup(cfg: DictConfig, run_dir: Path) -> tuple[Run, LoopState]:
     run.first_step, run.last_progress_line = state.step, time.perf_counter()
     run.trackers = open_trackers(cfg, run_dir, state.step, resumed, run.ddp.is_main, sweep_folder())
     return run, state
+
+
+def validation_mentions(cfg: DictConfig, splits, tasks: list[Task]) -> list | None:
+    """Span data's validation mentions; with a span head on tag data, the gold tags' spans
+    (its evaluations are scored, and written, as mentions)."""
+    heads = cfg.model.task_heads or {}
+    span_head = tasks[0].spans and heads.get(tasks[0].name, cfg.model.head) == "span"
+    tags = gold_labels(splits["validation"], tasks[0].label_names) if span_head else None
+    return gold_mentions(splits["validation"], tags)
 
 
 def save_tagger_config(model, config_file: Path) -> None:
