@@ -2,8 +2,6 @@
 exported, predicted and resumed as a one-task run is."""
 
 import json
-import multiprocessing
-import signal
 import subprocess
 import sys
 
@@ -195,16 +193,11 @@ def test_padding_free_and_document_context_train_several_tasks_alike(tmp_path):
 @pytest.mark.slow
 def test_a_killed_multi_task_run_resumes_bit_exactly(tmp_path):
     from bert_pos.train import train
-    from tests.test_resume import OVERRIDES, _train_until_killed
+    from tests.test_resume import OVERRIDES, kill_at
 
     overrides = OVERRIDES + TWO_TASKS
     reference = train(compose_config(overrides), tmp_path / "reference")
-    process = multiprocessing.get_context("spawn").Process(
-        target=_train_until_killed, args=(overrides, str(tmp_path / "run"), 5)
-    )
-    process.start()
-    process.join(timeout=300)
-    assert process.exitcode == -signal.SIGKILL
+    kill_at(tmp_path / "run", 5, overrides)
     resumed = train(compose_config(overrides + ["resume=auto"]), tmp_path / "run")
     assert resumed["epochs"] == reference["epochs"] and resumed["best"] == reference["best"]
     ours = load_file(tmp_path / "run" / "checkpoints" / "last" / "model.safetensors")

@@ -62,9 +62,9 @@ def _train_until_killed(overrides: list[str], run_dir: str, kill_after_micro_bat
     train(compose_config(overrides + ["resume=auto"]), run_dir)
 
 
-def kill_at(run_dir: Path, micro_batches: int) -> None:
+def kill_at(run_dir: Path, micro_batches: int, overrides: list[str] = OVERRIDES) -> None:
     process = multiprocessing.get_context("spawn").Process(
-        target=_train_until_killed, args=(OVERRIDES, str(run_dir), micro_batches)
+        target=_train_until_killed, args=(overrides, str(run_dir), micro_batches)
     )
     process.start()
     process.join(timeout=300)

@@ -283,8 +283,6 @@ def test_the_span_head_learns_nested_mentions_a_tagger_cannot_hold(nested_corpus
 
 @pytest.mark.slow
 def test_a_span_run_resumes_bit_exactly_and_its_export_predicts_the_same(nested_corpus, tmp_path):
-    import multiprocessing
-    import signal
 
     from omegaconf import OmegaConf
     from safetensors.torch import load_file
@@ -292,7 +290,7 @@ def test_a_span_run_resumes_bit_exactly_and_its_export_predicts_the_same(nested_
     from bert_pos.inference.loading import load_trained
     from bert_pos.train import train
     from tests.helpers import compose_config
-    from tests.test_resume import _train_until_killed
+    from tests.test_resume import kill_at
 
     overrides = NESTED + [
         f"data.dir={nested_corpus}",
@@ -305,12 +303,7 @@ def test_a_span_run_resumes_bit_exactly_and_its_export_predicts_the_same(nested_
     reference = train(cfg, tmp_path / "reference")
     (tmp_path / "reference" / ".hydra").mkdir()  # as the command saves it: a run folder
     OmegaConf.save(cfg, tmp_path / "reference" / ".hydra" / "config.yaml")
-    process = multiprocessing.get_context("spawn").Process(
-        target=_train_until_killed, args=(overrides, str(tmp_path / "run"), 23)
-    )
-    process.start()
-    process.join(timeout=300)
-    assert process.exitcode == -signal.SIGKILL
+    kill_at(tmp_path / "run", 23, overrides)
     resumed = train(compose_config(overrides + ["resume=auto"]), tmp_path / "run")
     assert resumed["epochs"] == reference["epochs"]
     ours = load_file(tmp_path / "run" / "checkpoints" / "last" / "model.safetensors")

@@ -154,10 +154,8 @@ def add_mentions(mentions: list, head, logits, word_starts, examples, indices, c
     """The span head's mentions of a batch's examples into `mentions` (per sentence)."""
     while len(mentions) < count:
         mentions.append([])
-    scores, first, last, real = head.span_scores(logits, word_starts)
-    probabilities = scores.softmax(-1).masked_fill(~real[..., None], 0.0)
-    index = {(a, b): n for n, (a, b) in enumerate(zip(first.tolist(), last.tolist()))}
-    for row, spans in enumerate(head.decode_mentions(logits, word_starts)):
+    probabilities, index, decoded = head.scored_mentions(logits, word_starts)
+    for row, spans in enumerate(decoded):
         offset, sentence = examples[row]["first_word"], indices[examples[row]["sentence"]]
         for a, b, kind in spans:
             probability = float(probabilities[row, index[(a, b)], kind])
@@ -168,26 +166,17 @@ def add_mentions(mentions: list, head, logits, word_starts, examples, indices, c
 
 def mention_entities(line: str, words, mentions: list) -> list[dict]:
     """The span head's mentions of a line as entities with character offsets into it."""
-    entities = []
-    for first, end, kind, probability in sorted(mentions):
-        start, stop = words[first][1], words[end - 1][2]
-        entities.append(
-            {
-                "type": kind,
-                "start": start,
-                "end": stop,
-                "text": line[start:stop],
-                "score": round(probability, 6),
-            }
-        )
-    return entities
+    return [
+        entity(line, words, first, end - 1, kind, probability)
+        for first, end, kind, probability in sorted(mentions)
+    ]
 
 
 def word_probabilities(head, logits, word_starts, best_label) -> torch.Tensor:
     """Each word's probability of its predicted label (B, W): at its first subword, or (the
     span head) of the span it is in."""
     if hasattr(head, "word_probabilities"):
-        return head.word_probabilities(logits, word_starts, best_label)
+        return head.word_probabilities(logits, word_starts)
     at_starts = at_word_starts(logits.softmax(-1), word_starts)  # (B, W, C)
     return at_starts.gather(2, best_label[..., None]).squeeze(2)
 
@@ -199,18 +188,21 @@ def entity_spans(
     offsets into `line` and the mean word probability as score."""
     spans = []
     for entity_type, first, last in get_entities([tag for tag, _ in tagged]):
-        start, end = words[first][1], words[last][2]
         score = sum(p for _, p in tagged[first : last + 1]) / (last - first + 1)
-        spans.append(
-            {
-                "type": entity_type,
-                "start": start,
-                "end": end,
-                "text": line[start:end],
-                "score": round(score, 6),
-            }
-        )
+        spans.append(entity(line, words, first, last, entity_type, score))
     return spans
+
+
+def entity(line: str, words, first: int, last: int, kind: str, score: float) -> dict:
+    """An entity over words `first`..`last` of `line`, with its character offsets."""
+    start, end = words[first][1], words[last][2]
+    return {
+        "type": kind,
+        "start": start,
+        "end": end,
+        "text": line[start:end],
+        "score": round(score, 6),
+    }
 
 
 def read_inputs(source, input_format: str) -> tuple[list[str], list[list[tuple[str, int, int]]]]:

@@ -73,12 +73,7 @@ def format_results_table(rows: list[dict]) -> str:
     )
     lines = [header, "|" + "---|" * 8]
     for row in rows:
-        cells = [
-            f"{row['train/loss']:.4f}",
-            f"{row['epoch']:g}",
-            str(row["step"]),
-            f"{row['val/loss']:.4f}",
-        ]
+        cells = progress_cells(row)
         cells += [
             f"{row[key]:.4f}" if key in row else "-"
             for key in ("val/precision", "val/recall", "val/f1")
@@ -86,6 +81,16 @@ def format_results_table(rows: list[dict]) -> str:
         cells.append(f"{row['val/accuracy']:.4f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def progress_cells(row: dict) -> list[str]:
+    """A results row's first cells: training loss, epoch, step, validation loss."""
+    return [
+        f"{row['train/loss']:.4f}",
+        f"{row['epoch']:g}",
+        str(row["step"]),
+        f"{row['val/loss']:.4f}",
+    ]
 
 
 def format_tasks_results_table(rows: list[dict]) -> str:
@@ -97,12 +102,6 @@ def format_tasks_results_table(rows: list[dict]) -> str:
     header = ["Training Loss", "Epoch", "Step", "Validation Loss"] + [k[4:] for k in scores]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [
-            f"{row['train/loss']:.4f}",
-            f"{row['epoch']:g}",
-            str(row["step"]),
-            f"{row['val/loss']:.4f}",
-        ]
-        cells += [f"{row[key]:.4f}" for key in scores]
+        cells = progress_cells(row) + [f"{row[key]:.4f}" for key in scores]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

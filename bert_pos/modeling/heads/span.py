@@ -172,14 +172,12 @@ class SpanHead(nn.Module):
         return tags.to(word_starts.device)
 
     @torch.no_grad()
-    def word_probabilities(self, logits: torch.Tensor, word_starts: torch.Tensor, tags):
+    def word_probabilities(self, logits: torch.Tensor, word_starts: torch.Tensor):
         """Each word's probability (B, W) as predict reports it: a tagged word's is its kept
-        span's, an O word's that its one-word span is none. `tags`: `decode_words`'."""
-        scores, first, last, real = self.span_scores(logits, word_starts)
-        probabilities = scores.softmax(-1).masked_fill(~real[..., None], 0.0)
-        index = {(a, b): n for n, (a, b) in enumerate(zip(first.tolist(), last.tolist()))}
+        span's, an O word's that its one-word span is none."""
+        probabilities, index, decoded = self.scored_mentions(logits, word_starts)
         result = torch.zeros(word_starts.shape, dtype=torch.float)
-        for row, spans in enumerate(self.decode_mentions(logits, word_starts)):
+        for row, spans in enumerate(decoded):
             for w in range(word_starts.shape[1]):
                 if (w, w) in index:
                     result[row, w] = probabilities[row, index[(w, w)], 0]
@@ -190,10 +188,18 @@ class SpanHead(nn.Module):
     @torch.no_grad()
     def decode_mentions(self, logits: torch.Tensor, word_starts: torch.Tensor) -> list[list]:
         """Per example, the (first, last, type id) spans `decode_spans` keeps."""
+        return self.scored_mentions(logits, word_starts)[2]
+
+    @torch.no_grad()
+    def scored_mentions(self, logits: torch.Tensor, word_starts: torch.Tensor):
+        """Every span's probabilities (B, N, types + 1; 0 for spans that are not real), the
+        index of each (first, last) span among them, and per example the kept spans."""
         scores, first, last, real = self.span_scores(logits, word_starts)
         probabilities = scores.softmax(-1).masked_fill(~real[..., None], 0.0).cpu()
         first, last = first.cpu(), last.cpu()
-        return [
+        index = {(a, b): n for n, (a, b) in enumerate(zip(first.tolist(), last.tolist()))}
+        decoded = [
             decode_spans(probabilities[row], first, last, self.nested)
             for row in range(word_starts.shape[0])
         ]
+        return probabilities, index, decoded
