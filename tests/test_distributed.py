@@ -71,6 +71,25 @@ def run_processes(world_size: int, overrides: list[str], run_dir) -> None:
     )
 
 
+def one_and_two_processes(recipe: list[str], tmp_path) -> tuple[dict, dict]:
+    """The metrics of `recipe` trained by one process at twice the batch (in `tmp_path/one`)
+    and by two processes (`tmp_path/two`), each process on one thread."""
+    from bert_pos.train import train
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each of the two processes runs
+    try:
+        single = train(
+            compose_config(recipe + [f"data.batch_size={2 * PER_PROCESS_BATCH}"]), tmp_path / "one"
+        )
+    finally:
+        torch.set_num_threads(threads)
+    run_processes(2, recipe + [f"data.batch_size={PER_PROCESS_BATCH}"], tmp_path / "two")
+    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert two["world_size"] == 2 and two["steps"] == single["steps"]
+    return single, two
+
+
 def weights(run_dir, which="last"):
     return load_file(run_dir / "checkpoints" / which / "model.safetensors")
 

@@ -315,21 +315,10 @@ def test_the_multitask_module_reads_no_heavy_library():
 
 @pytest.mark.slow
 def test_two_processes_train_and_score_several_tasks_as_one(tmp_path):
-    from bert_pos.train import train
-    from tests.test_distributed import PER_PROCESS_BATCH, RECIPE, run_processes
+    from tests.test_distributed import RECIPE, one_and_two_processes
 
     recipe = RECIPE + TWO_TASKS + ["epochs=1"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as each of the two processes runs
-    try:
-        single = train(
-            compose_config(recipe + [f"data.batch_size={2 * PER_PROCESS_BATCH}"]), tmp_path / "one"
-        )
-    finally:
-        torch.set_num_threads(threads)
-    run_processes(2, recipe + [f"data.batch_size={PER_PROCESS_BATCH}"], tmp_path / "two")
-    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
-    assert two["world_size"] == 2 and two["steps"] == single["steps"]
+    single, two = one_and_two_processes(recipe, tmp_path)
     for ours, theirs in zip(single["epochs"], two["epochs"], strict=True):
         assert theirs["val/loss"] == pytest.approx(ours["val/loss"], rel=1e-4)
         for key in ("val/pos/accuracy", "val/ner/f1", "val/ner/precision"):

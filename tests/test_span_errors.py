@@ -82,3 +82,31 @@ def test_report_files(tmp_path):
     }
     markdown = (tmp_path / "errors.md").read_text()
     assert "| missed | 1 | - |" in markdown and "Paris/B-LOC→B-ORG" in markdown
+
+
+def test_nested_mentions_are_each_counted(tmp_path):
+    words = [["University", "of", "Kaburg", "said", "Kaburg", "Airport", "closed"]]
+    gold = [[(0, 3, "ORG"), (2, 3, "LOC"), (4, 6, "FAC"), (4, 5, "LOC")]]
+    # the outer ORG and the inner LOC of the FAC found; Kaburg-in-ORG typed PER; the FAC cut
+    # short to one word; a spurious LOC inside "closed"
+    predicted = [[(0, 3, "ORG"), (2, 3, "PER"), (4, 5, "FAC"), (4, 5, "LOC"), (6, 7, "LOC")]]
+    report = analyse_errors(words, gold, predicted, mentions=True)
+    assert report["gold"] == {
+        "correct": 2,
+        "wrong_type": 1,
+        "wrong_boundaries": 1,
+        "wrong_type_and_boundaries": 0,
+        "missed": 0,
+    }
+    assert report["predicted"]["correct"] == 2 and report["predicted"]["spurious"] == 1
+    # the one-word FAC has the inner LOC's boundaries: a wrong type comes first
+    assert report["predicted"]["wrong_type"] == 2 and report["predicted"]["wrong_boundaries"] == 0
+    # boundaries match: ORG/ORG, LOC/PER (words 2-2), LOC/LOC (words 4-4)
+    assert report["confusion"] == {"LOC": {"LOC": 1, "PER": 1}, "ORG": {"ORG": 1}}
+    seen = {("Kaburg", "LOC")}
+    split = analyse_errors(words, gold, predicted, seen=seen, mentions=True)["seen_unseen"]
+    assert split["seen"]["gold"] == 2 and split["seen"]["recall"] == 0.5  # the FAC's Kaburg
+    write_error_report(
+        tmp_path / "errors.json", tmp_path / "errors.md", words, gold, predicted, mentions=True
+    )
+    assert "gold: [University of Kaburg]/ORG" in (tmp_path / "errors.md").read_text()

@@ -201,14 +201,15 @@ def test_layered_conll_reads_every_level_as_mentions(tmp_path):
     assert {(k, a, b - 1) for a, b, k in tag_mentions(tags)} == spans_of(tags)
 
 
-def test_a_window_keeps_only_the_mentions_it_holds_whole():
+def test_a_window_trains_on_the_mentions_that_start_at_its_kept_words():
     from types import SimpleNamespace
 
     from bert_pos.data.encoding import piece_mentions
 
-    mentions = [[0, 2, 1], [3, 6, 2], [4, 5, 3], [8, 9, 1]]
-    piece = SimpleNamespace(keep_start=2, keep_end=8)
-    assert piece_mentions(mentions, piece) == [[1, 3, 2], [2, 2, 3]]  # [0,2) and [8,9) are not
+    mentions = [[0, 2, 1], [3, 6, 2], [4, 5, 3], [7, 10, 2], [7, 12, 1], [8, 9, 1]]
+    piece = SimpleNamespace(keep_start=2, keep_end=8, window_end=11)
+    # those that start at a kept word (2..7) and end in the window (word 10 at most)
+    assert piece_mentions(mentions, piece) == [[1, 3, 2], [2, 2, 3], [5, 7, 2]]
 
 
 NESTED = [
@@ -263,6 +264,8 @@ def test_the_span_head_learns_nested_mentions_a_tagger_cannot_hold(nested_corpus
     ]
     assert len(written) == 100 and all(set(r) == {"tokens", "gold", "predicted"} for r in written)
     assert [r["gold"] for r in written] == [sorted(g) for g in gold]
+    errors = json.loads((tmp_path / "span" / "eval" / "test" / "errors.json").read_text())
+    assert sum(errors["gold"].values()) == sum(len(s) for s in gold)  # nested ones too
     from bert_pos.scoring.span_scores import span_scores
 
     rescored = span_scores([r["gold"] for r in written], [r["predicted"] for r in written])

@@ -73,10 +73,24 @@ class PaddingCollator:
                     batch["mentions"][row, : len(example["mentions"])] = torch.tensor(
                         example["mentions"]
                     )
+        if any(e.get("reach_starts") for e in examples):
+            batch.update(span_starts(examples))
         if "sentence" in examples[0]:  # where evaluation puts each example's words back
             batch["sentence"] = torch.tensor([e["sentence"] for e in examples])  # (B,)
             batch["first_word"] = torch.tensor([e["first_word"] for e in examples])  # (B,)
         return batch
+
+
+def span_starts(examples: list[dict]) -> dict[str, torch.Tensor]:
+    """A batch holding windows of long sentences: the words a span head reads, each example's
+    kept words followed by the window's later words (`Piece.reach_starts`), as `span_starts`
+    (B, W') first-subword positions (-1 pad), and how many of them are kept, `kept_words` (B,)."""
+    rows = [e["word_starts"] + e["reach_starts"] for e in examples]
+    starts = torch.full((len(rows), max(map(len, rows))), -1, dtype=torch.long)
+    for row, positions in enumerate(rows):
+        starts[row, : len(positions)] = torch.tensor(positions, dtype=torch.long)
+    kept = torch.tensor([len(e["word_starts"]) for e in examples], dtype=torch.long)
+    return {"span_starts": starts, "kept_words": kept}
 
 
 class ShuffledBatchSampler:

@@ -30,6 +30,7 @@ EXAMPLE_COLUMNS = (
     "tags",
     "sentence",
     "first_word",
+    "reach_starts",
 )
 
 
@@ -137,10 +138,18 @@ class Piece:
     # (and lone start markers, see `without_markers`)
     keep_start: int  # the piece trains on and scores the words keep_start .. keep_end - 1;
     keep_end: int  # the others in it are context
+    window_end: int  # the window's words are keep_start's window start .. window_end - 1
 
     def word_starts(self, num_words: int) -> list[int]:
         """First-subword position of each kept word (-1: the word has no subword)."""
         return word_start_positions(self.word_ids, num_words)[self.keep_start : self.keep_end]
+
+    def reach_starts(self, num_words: int) -> list[int]:
+        """First-subword positions of the window's words after the kept ones (empty for a
+        whole sentence): a span head scores the spans that start at a kept word and end
+        there, so a mention across the kept edge is seen whole by the window keeping its
+        first word."""
+        return word_start_positions(self.word_ids, num_words)[self.keep_end : self.window_end]
 
     def word_index(self) -> list[int]:
         """Each subword's word among the kept ones (for pooling); -1 for none."""
@@ -163,7 +172,8 @@ def encode_sentences(
         word_ids = encoding.word_ids(row)
         if len(word_ids) <= max_length:
             ids = encoding["input_ids"][row]
-            pieces.append([Piece(ids, without_markers(ids, word_ids, markers), 0, len(words))])
+            whole = Piece(ids, without_markers(ids, word_ids, markers), 0, *[len(words)] * 2)
+            pieces.append([whole])
             continue
         try:
             windows = word_windows(subword_counts(word_ids, len(words)), budget)
@@ -176,7 +186,9 @@ def encode_sentences(
             window = tokenizer(words[start:end], is_split_into_words=True, truncation=False)
             window_ids = [None if w is None else start + w for w in window.word_ids()]
             window_ids = without_markers(window["input_ids"], window_ids, markers)
-            sentence_pieces.append(Piece(window["input_ids"], window_ids, keep_start, keep_end))
+            sentence_pieces.append(
+                Piece(window["input_ids"], window_ids, keep_start, keep_end, end)
+            )
         pieces.append(sentence_pieces)
     return pieces
 
@@ -257,11 +269,16 @@ def tokenize_splits(
 
 
 def piece_mentions(mentions: list[list[int]], piece) -> list[list[int]]:
-    """The mentions a piece keeps whole, as [first, last, type id] of its kept words (last
-    inclusive, counted from its first kept word); a mention across the window's edge is
-    kept by no piece (and scored as missed)."""
+    """The mentions a piece trains on, as [first, last, type id] (last inclusive, counted from
+    its first kept word): those that start at a kept word and end within the window (see
+    `Piece.reach_starts`). A mention longer than what the windows overlap by is in no
+    window whole; it is never predicted and is scored as missed."""
     start, end = piece.keep_start, piece.keep_end
-    return [[a - start, b - 1 - start, kind] for a, b, kind in mentions if start <= a and b <= end]
+    return [
+        [a - start, b - 1 - start, kind]
+        for a, b, kind in mentions
+        if start <= a < end and b <= piece.window_end
+    ]
 
 
 def log_windows_and_unaligned(examples: Dataset, split: str, max_length: int) -> None:
@@ -327,6 +344,7 @@ def sentence_encoder(
                 out["word_index"].append(piece.word_index())
                 out["sentence"].append(sentence)
                 out["first_word"].append(piece.keep_start)
+                out["reach_starts"].append(piece.reach_starts(len(words)))
         return out
 
     return encode

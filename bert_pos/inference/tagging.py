@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import datasets
@@ -31,6 +32,7 @@ from bert_pos.data.labels import begin_to_inside_map, is_span_label_set
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
 from bert_pos.inference.loading import TrainedModelError, load_trained
 from bert_pos.modeling.encoders import max_length_of
+from bert_pos.modeling.heads.span import resolve_spans
 from bert_pos.modeling.tagger import Tagger
 from bert_pos.modeling.words import at_word_starts
 from bert_pos.runtime.devices import autocast_for, pick_device, resolve_precision
@@ -92,6 +94,7 @@ def tag_tasks(
     loader = input_loader(model, tokenizer, words, task_labels[0], batch_size)
     model.eval()
     heads = model.heads()
+    spans = SpanDecoding(heads[0], indices) if hasattr(heads[0], "candidates") else None
     for rows, batch in zip(loader.batch_sampler, loader, strict=True):
         with autocast:
             every_logits = model(
@@ -102,8 +105,12 @@ def tag_tasks(
             )
         word_starts = batch["word_starts"].to(device)
         examples = [loader.dataset[i] for i in rows]
-        for head, logits, labels, task_results in zip(heads, every_logits, task_labels, results):
+        tasks = zip(heads, every_logits, task_labels, results)
+        for task, (head, logits, labels, task_results) in enumerate(tasks):
             logits = logits.float()
+            if task == 0 and spans is not None:  # decoded per sentence, after every window
+                spans.read(logits, {key: value.to(device) for key, value in batch.items()})
+                continue
             # argmax, or the best path of a CRF head or constrained decoding
             best_label = head.decode_words(logits, word_starts)  # (B, W)
             best_probability = word_probabilities(head, logits, word_starts, best_label)
@@ -114,16 +121,10 @@ def tag_tasks(
                     if start >= 0:
                         word = example["first_word"] + w
                         task_results[sentence][word] = (labels[ids[w]], probabilities[w])
-        if mentions is not None and hasattr(heads[0], "decode_mentions"):
-            add_mentions(
-                mentions,
-                heads[0],
-                every_logits[0].float(),
-                word_starts,
-                examples,
-                indices,
-                len(sentences),
-            )
+    if spans is not None:
+        found = spans.decode(results[0], task_labels[0])
+        if mentions is not None:
+            mentions += [found.get(sentence, []) for sentence in range(len(sentences))]
     return results
 
 
@@ -137,31 +138,55 @@ def input_loader(model: Tagger, tokenizer, words: list[list[str]], labels, batch
             "line": [-1] * len(words),
         }
     )
-    options = EncodingOptions(
-        "first",
-        begin_to_inside_map(labels),
-        max_length_of(tokenizer, model.config),
-        None,
-    )
-    batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, pad_to_multiple_of=8)
+    max_length = max_length_of(tokenizer, model.config)
+    options = EncodingOptions("first", begin_to_inside_map(labels), max_length, None)
+    # padding to a multiple of 8 must not pad a full window past the model's positions
+    multiple = 8 if max_length % 8 == 0 else 1
+    batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, multiple)
     _, loaders = encode_and_batch(
         datasets.DatasetDict({"input": unlabelled}), tokenizer, options, batching
     )
     return loaders["input"]
 
 
-def add_mentions(mentions: list, head, logits, word_starts, examples, indices, count: int):
-    """The span head's mentions of a batch's examples into `mentions` (per sentence)."""
-    while len(mentions) < count:
-        mentions.append([])
-    probabilities, index, decoded = head.scored_mentions(logits, word_starts)
-    for row, spans in enumerate(decoded):
-        offset, sentence = examples[row]["first_word"], indices[examples[row]["sentence"]]
-        for a, b, kind in spans:
-            probability = float(probabilities[row, index[(a, b)], kind])
-            mentions[sentence].append(
-                (a + offset, b + offset + 1, head.types[kind - 1], probability)
-            )
+class SpanDecoding:
+    """The span head's predictions, as evaluation makes them: candidate spans collected from
+    every window of a sentence, then decoded per sentence (`resolve_spans`)."""
+
+    def __init__(self, head, indices: list[int]):
+        self.head, self.indices = head, indices
+        self.candidates = defaultdict(list)  # sentence -> (first, last, type id, probability)
+        self.words = {}  # (sentence, word) -> the probability its one-word span is none
+
+    def read(self, logits: torch.Tensor, batch: dict) -> None:
+        read = self.head.candidates(logits, batch)
+        for row, (spans, none) in enumerate(read):
+            sentence = self.indices[int(batch["sentence"][row])]
+            first = int(batch["first_word"][row])
+            self.candidates[sentence] += [(a + first, b + first, k, p) for a, b, k, p in spans]
+            for w, start in enumerate(batch["word_starts"][row].tolist()):
+                if start >= 0:
+                    self.words[(sentence, first + w)] = none[w]
+
+    def decode(self, tagged: list, labels: list[str]) -> dict[int, list]:
+        """Write every word's (tag, probability) into `tagged` (per sentence: the outermost
+        mention's tag and probability, or O and the probability that the word is none), and
+        return each sentence's mentions, nested ones too, as (first word, end word
+        exclusive, type, probability)."""
+        head, found = self.head, {}
+        for (sentence, word), probability in self.words.items():
+            tagged[sentence][word] = ("O", probability)
+        for sentence, candidates in self.candidates.items():
+            kept = resolve_spans(candidates, head.nested)
+            found[sentence] = [(a, b + 1, head.types[k - 1], p) for a, b, k, p in kept]
+            for a, b, k, p in kept:
+                if any(c <= a and b <= d and (c, d) != (a, b) for c, d, _, _ in kept):
+                    continue  # nested inside a kept span: no tag for it
+                for word in range(a, b + 1):
+                    if (sentence, word) in self.words:  # a word with no subword stays O
+                        ids = head.begin_ids if word == a else head.inside_ids
+                        tagged[sentence][word] = (labels[ids[k - 1]], p)
+        return found
 
 
 def mention_entities(line: str, words, mentions: list) -> list[dict]:
@@ -173,10 +198,7 @@ def mention_entities(line: str, words, mentions: list) -> list[dict]:
 
 
 def word_probabilities(head, logits, word_starts, best_label) -> torch.Tensor:
-    """Each word's probability of its predicted label (B, W): at its first subword, or (the
-    span head) of the span it is in."""
-    if hasattr(head, "word_probabilities"):
-        return head.word_probabilities(logits, word_starts)
+    """Each word's probability of its predicted label (B, W), at its first subword."""
     at_starts = at_word_starts(logits.softmax(-1), word_starts)  # (B, W, C)
     return at_starts.gather(2, best_label[..., None]).squeeze(2)
 

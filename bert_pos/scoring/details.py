@@ -170,7 +170,7 @@ def write_evaluation(
             one_column,
         )
         if mentions is not None:
-            bootstrap = write_mentions(out_dir, sentences, mentions)
+            bootstrap = write_mentions(out_dir, sentences, mentions, seen_entities[0])
         return {"": figure}, bootstrap
     return write_task_evaluations(
         out_dir, sentences, tasks, golds, predicted, scores, title, settings, seen_entities, conllu
@@ -209,9 +209,19 @@ def write_task_evaluations(
     return figures, bootstraps
 
 
-def write_mentions(out_dir: Path, sentences: Dataset, mentions: Mentions) -> dict:
-    """`predictions.jsonl` of span data, and metrics.json's bootstrap interval of the
-    mentions (the scores are the mentions', not the tags'); returns the interval."""
+def write_mentions(out_dir: Path, sentences: Dataset, mentions: Mentions, seen=None) -> dict:
+    """`predictions.jsonl` of span data, metrics.json's bootstrap interval and the error tables
+    of the mentions, nested ones too (the scores are the mentions', not the tags'); returns
+    the interval."""
+    write_error_report(
+        out_dir / "errors.json",
+        out_dir / "errors.md",
+        sentences["tokens"],
+        mentions.gold,
+        mentions.predicted,
+        seen,
+        mentions=True,
+    )
     write_span_predictions(
         out_dir / "predictions.jsonl", sentences["tokens"], mentions.gold, mentions.predicted
     )

@@ -8,6 +8,9 @@ predictions of other types and boundaries), or `missed` (no overlapping predicti
 predicted span gets the same categories against the gold spans, with `spurious` for no
 overlapping gold span. So each side's categories add up to its span count, the totals that
 conlleval's precision (predicted) and recall (gold) divide by.
+
+Span data (nested mentions) is analysed from its mentions instead of tags (`mentions=True`):
+every mention is a span, so a nested one is counted like any other.
 """
 
 import json
@@ -51,7 +54,11 @@ def position_order(span: tuple) -> tuple:
 def classify_sentence(gold_tags: list[str], predicted_tags: list[str]) -> tuple[list, list]:
     """[(span, category)] of the gold spans and of the predicted spans of one sentence, each in
     position order."""
-    gold, predicted = spans_of(gold_tags), spans_of(predicted_tags)
+    return classify_spans(spans_of(gold_tags), spans_of(predicted_tags))
+
+
+def classify_spans(gold: set, predicted: set) -> tuple[list, list]:
+    """`classify_sentence` of one sentence's gold and predicted spans (type, first, last)."""
     return (
         [
             (span, span_category(span, predicted, "missed"))
@@ -90,22 +97,31 @@ def f1_of(correct_gold: int, gold: int, correct_predicted: int, predicted: int) 
     }
 
 
-def classified_spans(gold: list[list[str]], predicted: list[list[str]]):
-    """(sentence index, side `gold` or `predicted`, span, category) of every span."""
-    for index, (gold_tags, predicted_tags) in enumerate(zip(gold, predicted, strict=True)):
-        gold_spans, predicted_spans = classify_sentence(gold_tags, predicted_tags)
+def sentence_spans(sequences: list[list], mentions: bool) -> list[set]:
+    """Each sentence's spans (type, first, last): of its tags, or (`mentions`) its mentions
+    (start, end exclusive, type)."""
+    if mentions:
+        return [{(kind, a, b - 1) for a, b, kind in sentence} for sentence in sequences]
+    return [spans_of(tags) for tags in sequences]
+
+
+def classified_spans(gold: list[set], predicted: list[set]):
+    """(sentence index, side `gold` or `predicted`, span, category) of every span of each
+    sentence's gold and predicted spans."""
+    for index, (gold_set, predicted_set) in enumerate(zip(gold, predicted, strict=True)):
+        gold_spans, predicted_spans = classify_spans(gold_set, predicted_set)
         for side, classified in (("gold", gold_spans), ("predicted", predicted_spans)):
             for span, category in classified:
                 yield index, side, span, category
 
 
-def boundary_confusion(gold: list[list[str]], predicted: list[list[str]]) -> dict:
+def boundary_confusion(gold: list[set], predicted: list[set]) -> dict:
     """{gold type: {predicted type: spans}} over gold and predicted spans with the same first
     and last word (the diagonal is the correct spans)."""
     confusion: dict[str, Counter] = {}
-    for gold_tags, predicted_tags in zip(gold, predicted, strict=True):
-        predicted_at = {span[1:]: span[0] for span in spans_of(predicted_tags)}
-        for span in spans_of(gold_tags):
+    for gold_set, predicted_set in zip(gold, predicted, strict=True):
+        predicted_at = {span[1:]: span[0] for span in predicted_set}
+        for span in gold_set:
             if span[1:] in predicted_at:
                 confusion.setdefault(span[0], Counter())[predicted_at[span[1:]]] += 1
     return {name: dict(sorted(row.items())) for name, row in sorted(confusion.items())}
@@ -135,6 +151,7 @@ def analyse_errors(
     predicted: list[list[str]],
     seen: set[tuple[str, str]] | None = None,
     examples: int = 3,
+    mentions: bool = False,
 ) -> dict:
     """Category counts of gold and predicted spans (overall and per type), the confusion of
     types over spans whose boundaries match (`boundary_confusion`), up to `examples` example
@@ -142,8 +159,13 @@ def analyse_errors(
     given `seen` ((surface form, type) pairs of a training set, see `training_entities`), F1
     on seen and on unseen entities: a gold span is seen when its form and type occur in
     training, a predicted span when its form and predicted type do, so recall divides by
-    seen gold spans and precision by seen predictions."""
-    classified = list(classified_spans(gold, predicted))
+    seen gold spans and precision by seen predictions. `gold` and `predicted`: each
+    sentence's tags, or (`mentions`) its mentions (start, end exclusive, type)."""
+    gold_spans, predicted_spans = (
+        sentence_spans(gold, mentions),
+        sentence_spans(predicted, mentions),
+    )
+    classified = list(classified_spans(gold_spans, predicted_spans))
     counts = {"gold": Counter(), "predicted": Counter()}
     per_type = {"gold": {}, "predicted": {}}
     found: dict[str, list] = {category: [] for category in (*GOLD_CATEGORIES[1:], "spurious")}
@@ -168,7 +190,7 @@ def analyse_errors(
             side: {name: dict(values) for name, values in sorted(types.items())}
             for side, types in per_type.items()
         },
-        "confusion": boundary_confusion(gold, predicted),
+        "confusion": boundary_confusion(gold_spans, predicted_spans),
         "examples": {category: items for category, items in found.items() if items},
     }
     if seen is not None:
@@ -218,19 +240,44 @@ def format_error_report(report: dict) -> str:
         lines += ["", f"### {category}", ""]
         for item in items:
             kind, first, last = item["span"]
-            tagged = " ".join(
-                w if g == p == "O" else f"{w}/{g}" + ("" if g == p else f"→{p}")
-                for w, g, p in zip(item["words"], item["gold"], item["predicted"])
+            lines.append(
+                f"- sentence {item['sentence']}, {kind} words {first}-{last}: {shown(item)}"
             )
-            lines.append(f"- sentence {item['sentence']}, {kind} words {first}-{last}: {tagged}")
     return "\n".join(lines) + "\n"
 
 
+def shown(item: dict) -> str:
+    """An example sentence: word/gold→predicted tags, or its words and both sides' mentions."""
+    if item["gold"] and not isinstance(item["gold"][0], str):  # mentions
+        words = item["words"]
+        return (
+            " ".join(words)
+            + " | gold: "
+            + mention_list(words, item["gold"])
+            + (" | predicted: " + mention_list(words, item["predicted"]))
+        )
+    return " ".join(
+        w if g == p == "O" else f"{w}/{g}" + ("" if g == p else f"→{p}")
+        for w, g, p in zip(item["words"], item["gold"], item["predicted"])
+    )
+
+
+def mention_list(words: list[str], mentions: list) -> str:
+    return ", ".join(f"[{' '.join(words[a:b])}]/{kind}" for a, b, kind in mentions) or "none"
+
+
 def write_error_report(
-    path_json: Path, path_md: Path, words, gold, predicted, seen=None, examples: int = 3
+    path_json: Path,
+    path_md: Path,
+    words,
+    gold,
+    predicted,
+    seen=None,
+    examples: int = 3,
+    mentions: bool = False,
 ) -> dict:
     """Write errors.json and errors.md (see `analyse_errors`); returns the report."""
-    report = analyse_errors(words, gold, predicted, seen, examples)
+    report = analyse_errors(words, gold, predicted, seen, examples, mentions)
     Path(path_json).write_text(json.dumps(report, indent=2) + "\n")
     Path(path_md).write_text(format_error_report(report))
     return report

@@ -7,6 +7,7 @@ does it for a trained run folder, as `python -m bert_pos.evaluate` asks.
 """
 
 import logging
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from bert_pos.data.labels import IGNORE_INDEX
+from bert_pos.data.mentions import outermost_tags
 from bert_pos.data.tasks import ALL_TAGS, Task, has_all_tags, task_batch
+from bert_pos.modeling.heads.span import resolve_spans
 from bert_pos.modeling.tagger import unwrap
 from bert_pos.runtime.distributed import gather_lists, sum_over_ranks
 from bert_pos.scoring.metrics import score_sequences
@@ -87,7 +90,7 @@ def evaluate_tasks(
     # per task, per example: (sentence, first word, gold words, predicted words, gold and
     # predicted labelled subwords), in the order the loader visits them (longest first)
     pieces = [[] for _ in tasks]
-    decoded_mentions = []  # span head on span data: (sentence, its mentions in this example)
+    candidates = []  # span head: (sentence, its candidate spans in this example)
     span_head = mentions is not None and hasattr(heads[0], "decode_mentions")
     for indices, batch in zip(loader.batch_sampler, loader, strict=True):
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
@@ -109,9 +112,9 @@ def evaluate_tasks(
                 heads[i], task_logits, one, task.label_names, level, indices, word_counts
             )
         if span_head:
-            decoded_mentions += batch_mentions(heads[0], logits[0].float(), batch, indices)
+            candidates += batch_candidates(heads[0], logits[0].float(), batch, indices)
     model.train(was_training)
-    decoded = gather_lists(decoded_mentions) if span_head else None
+    decoded = sentence_mentions(heads[0], gather_lists(candidates)) if span_head else None
     per_task, predicted = score_tasks(
         tasks, pieces, loss_sums, labelled, golds, level, mode, device, mentions, decoded
     )
@@ -127,6 +130,8 @@ def score_tasks(tasks, pieces, loss_sums, labelled, golds, level, mode, device, 
         task_pieces = gather_lists(pieces[i])
         loss_sum, count = sum_over_ranks([loss_sums[i], labelled[i]], device)
         gold = None if golds is None else golds[i]
+        if decoded is not None and i == 0:
+            task_pieces = windows_tagged_from_mentions(task_pieces, decoded)
         scores, words = score_pieces(task_pieces, gold, level, task.spans, mode, task.view)
         scores["loss"] = loss_sum / max(count, 1)
         if mentions is not None and i == 0:
@@ -148,21 +153,54 @@ class Mentions:
     predicted: list[list[tuple]] | None = None
 
 
-def batch_mentions(head, logits: torch.Tensor, batch: dict, indices: list[int]) -> list[tuple]:
-    """(sentence, mentions) of each example: the span head's kept spans, as (start, end
-    exclusive, type) of the sentence's words."""
+def batch_candidates(head, logits: torch.Tensor, batch: dict, indices: list[int]) -> list[tuple]:
+    """(sentence, candidates) of each example: the span head's candidate spans as (first, last,
+    type id, probability) of the sentence's words."""
     if "sentence" in batch:
         sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
     else:
         sentences, first_words = list(indices), [0] * len(indices)
-    decoded = head.decode_mentions(logits, batch["word_starts"])
+    per_example = head.candidates(logits, batch)
     return [
-        (sentence, [(a + first, b + first + 1, head.types[kind - 1]) for a, b, kind in spans])
-        for sentence, first, spans in zip(sentences, first_words, decoded, strict=True)
+        (sentence, [(a + first, b + first, kind, p) for a, b, kind, p in spans])
+        for sentence, first, (spans, _) in zip(sentences, first_words, per_example, strict=True)
     ]
 
 
-def predicted_mentions(decoded: list | None, predicted_tags: list[list[str]]) -> list[list]:
+def sentence_mentions(head, candidates: list[tuple]) -> dict[int, list[tuple]]:
+    """Each sentence's decoded mentions (start, end exclusive, type) from the candidates of
+    all its examples (the windows of a long sentence together)."""
+    per_sentence = defaultdict(list)
+    for sentence, spans in candidates:
+        per_sentence[sentence] += spans
+    return {
+        sentence: [
+            (a, b + 1, head.types[kind - 1]) for a, b, kind, _ in resolve_spans(spans, head.nested)
+        ]
+        for sentence, spans in per_sentence.items()
+    }
+
+
+def windows_tagged_from_mentions(pieces: list[tuple], decoded: dict) -> list[tuple]:
+    """The pieces with the predicted word tags of every windowed sentence made from its
+    sentence-level mentions (outermost ones; see `sentence_mentions`): a window's own tags
+    cannot hold a mention that the window before it decoded across their edge."""
+    windowed = {piece[0] for piece in pieces if piece[1] > 0}
+    if not windowed:
+        return pieces
+    lengths = Counter()
+    for sentence, _, gold_words, *_ in pieces:
+        lengths[sentence] += len(gold_words)
+    tags = {s: outermost_tags(decoded.get(s, []), lengths[s])[0] for s in windowed}
+    return [
+        (sentence, first, gold, tags[sentence][first : first + len(predicted)], *rest)
+        if sentence in windowed
+        else (sentence, first, gold, predicted, *rest)
+        for sentence, first, gold, predicted, *rest in pieces
+    ]
+
+
+def predicted_mentions(decoded: dict | None, predicted_tags: list[list[str]]) -> list[list]:
     """Per sentence, the predicted mentions: the span head's (`decoded`), or (a tagging head,
     `decoded` None) the spans of the predicted tags."""
     if decoded is None:
@@ -170,10 +208,7 @@ def predicted_mentions(decoded: list | None, predicted_tags: list[list[str]]) ->
             sorted((first, last + 1, kind) for kind, first, last in spans_of(tags))
             for tags in predicted_tags
         ]
-    per_sentence = [[] for _ in predicted_tags]
-    for sentence, spans in decoded:
-        per_sentence[sentence] += spans
-    return [sorted(spans) for spans in per_sentence]
+    return [sorted(decoded.get(sentence, [])) for sentence in range(len(predicted_tags))]
 
 
 def combined_scores(tasks: list[Task], per_task: list[dict], weights, golds, predicted) -> dict:

@@ -195,6 +195,14 @@ def seen_entities(train: datasets.Dataset, task: Task) -> set | None:
     None for tag sets without spans."""
     if not task.spans:
         return None
+    if "mentions" in train.column_names:  # span data: every mention, nested ones too
+        return {
+            (" ".join(words[a:b]), kind)
+            for words, rows, kinds in zip(
+                train["tokens"], train["mentions"], train["mention_types"]
+            )
+            for (a, b, _), kind in zip(rows, kinds, strict=True)
+        }
     label_names = task.label_names
     tags = [
         [label_names[t] if t >= 0 else "O" for t in sentence]

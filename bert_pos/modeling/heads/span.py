@@ -11,6 +11,13 @@ word tags, IOB2), summed and divided by `max_span_words`, so a sentence weighs a
 under the tagging heads. Decoding (`model.span_decode`): `flat`, the highest-scoring spans that
 do not overlap, in turn (written back as IOB2 tags: on flat data conlleval scores them as
 it scores any tagger); `nested`, spans may nest but never cross (see `decode_spans`).
+
+A long sentence is read in overlapping windows (data/encoding.py); each window scores the
+spans that start at the words it keeps and end anywhere in the window (`span_starts` and
+`kept_words` of the batch), so a mention across the kept edge is seen whole, and evaluation
+and predict decode each sentence from the candidates of all its windows together
+(`candidates`, `resolve_spans`). On tag data, the spans that end past the kept words carry
+no loss (their gold lies in the next window's tags).
 """
 
 import torch
@@ -61,18 +68,28 @@ def span_types(label_names: list[str]) -> list[str]:
 def decode_spans(
     scores: torch.Tensor, first: torch.Tensor, last: torch.Tensor, nested: bool
 ) -> list[tuple[int, int, int]]:
-    """The spans kept of one sentence from (N, types + 1) probabilities: each span whose best
-    class is a type is a candidate; candidates are taken best first, and one that overlaps a
-    kept span (`flat`), or crosses one (`nested`: overlapping without either holding the
-    other), is dropped. Returns (first, last, type id) triples, by first word."""
+    """The spans kept of one sentence from (N, types + 1) probabilities, as (first, last,
+    type id) triples by first word (see `resolve_spans`)."""
+    kept = resolve_spans(span_candidates(scores, first, last), nested)
+    return [(a, b, kind) for a, b, kind, _ in kept]
+
+
+def span_candidates(scores: torch.Tensor, first: torch.Tensor, last: torch.Tensor) -> list:
+    """(first, last, type id, probability) of each span whose best class among (N, types + 1)
+    probabilities is a type."""
     best, kind = scores[:, 1:].max(-1)
-    candidates = (scores.argmax(-1) > 0).nonzero(as_tuple=True)[0].tolist()
-    candidates.sort(key=lambda i: -float(best[i]))
+    chosen = (scores.argmax(-1) > 0).nonzero(as_tuple=True)[0].tolist()
+    return [(int(first[i]), int(last[i]), int(kind[i]) + 1, float(best[i])) for i in chosen]
+
+
+def resolve_spans(candidates: list, nested: bool) -> list[tuple[int, int, int, float]]:
+    """The candidates (first, last, type, probability) kept: taken best first, one that
+    overlaps a kept span (`flat`), or crosses one (`nested`: overlapping without either
+    holding the other), is dropped. Sorted by first word."""
     kept = []
-    for i in candidates:
-        a, b = int(first[i]), int(last[i])
-        if all(compatible(a, b, c, d, nested) for c, d, _ in kept):
-            kept.append((a, b, int(kind[i]) + 1))
+    for a, b, kind, probability in sorted(candidates, key=lambda c: (-c[3], c[:3])):
+        if all(compatible(a, b, c, d, nested) for c, d, _, _ in kept):
+            kept.append((a, b, kind, probability))
     return sorted(kept)
 
 
@@ -113,10 +130,11 @@ class SpanHead(nn.Module):
         self.inside_ids = [inside.get(t, begin[t]) for t in self.types]
         self.outside_id = label_names.index("O") if "O" in label_names else 0
 
-    def span_scores(self, logits: torch.Tensor, word_starts: torch.Tensor):
+    def span_scores(self, logits: torch.Tensor, word_starts: torch.Tensor, kept_words=None):
         """Scores (B, N, types + 1) of every span of up to `max_span_words` words of each
         example's words, the spans' (first, last) words (N,), and which spans are real (B, N):
-        both ends are words of the example that have a subword."""
+        both ends are words of the example that have a subword, and (`kept_words` (B,), for
+        windows: see the module's docstring) the first is a kept word."""
         words = at_word_starts(logits.float(), word_starts)  # (B, W, SPAN_WIDTH)
         first, last = enumerate_spans(words.shape[1], self.max_span_words)
         first, last = first.to(words.device), last.to(words.device)
@@ -129,13 +147,23 @@ class SpanHead(nn.Module):
             dim=-1,
         )
         real = (word_starts[:, first] >= 0) & (word_starts[:, last] >= 0)  # (B, N)
+        if kept_words is not None:
+            real &= first[None] < kept_words[:, None]
         return self.scorer(represented), first, last, real
 
     def loss_sum(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
         """Cross-entropy of every span between labelled words: its gold type, or none. Gold
         spans: span data's `mentions` (nested ones too), else the IOB2 spans of the word tags."""
-        scores, first, last, real = self.span_scores(logits, batch["word_starts"])
-        labelled = batch["word_labels"] != IGNORE_INDEX  # blanks and unpredictable gold: no loss
+        starts, kept_words = span_inputs(batch)
+        scores, first, last, real = self.span_scores(logits, starts, kept_words)
+        # blanks and unpredictable gold: no loss; past the kept words, only span data's
+        # mentions say what is gold
+        labelled = torch.zeros(starts.shape, dtype=torch.bool, device=starts.device)
+        width = batch["word_labels"].shape[1]
+        labelled[:, :width] = batch["word_labels"] != IGNORE_INDEX
+        if kept_words is not None and "mentions" in batch:
+            reach = torch.arange(starts.shape[1], device=starts.device)[None] >= kept_words[:, None]
+            labelled |= reach & (starts >= 0)
         real &= labelled[:, first] & labelled[:, last]
         targets = torch.zeros(real.shape, dtype=torch.long, device=scores.device)
         index = {(a, b): n for n, (a, b) in enumerate(zip(first.tolist(), last.tolist()))}
@@ -172,34 +200,36 @@ class SpanHead(nn.Module):
         return tags.to(word_starts.device)
 
     @torch.no_grad()
-    def word_probabilities(self, logits: torch.Tensor, word_starts: torch.Tensor):
-        """Each word's probability (B, W) as predict reports it: a tagged word's is its kept
-        span's, an O word's that its one-word span is none."""
-        probabilities, index, decoded = self.scored_mentions(logits, word_starts)
-        result = torch.zeros(word_starts.shape, dtype=torch.float)
-        for row, spans in enumerate(decoded):
-            for w in range(word_starts.shape[1]):
-                if (w, w) in index:
-                    result[row, w] = probabilities[row, index[(w, w)], 0]
-            for a, b, kind in spans:
-                result[row, a : b + 1] = probabilities[row, index[(a, b)], kind]
-        return result.to(word_starts.device)
-
-    @torch.no_grad()
     def decode_mentions(self, logits: torch.Tensor, word_starts: torch.Tensor) -> list[list]:
         """Per example, the (first, last, type id) spans `decode_spans` keeps."""
-        return self.scored_mentions(logits, word_starts)[2]
+        read = self.candidates(logits, {"word_starts": word_starts})
+        return [
+            [(a, b, kind) for a, b, kind, _ in resolve_spans(spans, self.nested)]
+            for spans, _ in read
+        ]
 
     @torch.no_grad()
-    def scored_mentions(self, logits: torch.Tensor, word_starts: torch.Tensor):
-        """Every span's probabilities (B, N, types + 1; 0 for spans that are not real), the
-        index of each (first, last) span among them, and per example the kept spans."""
-        scores, first, last, real = self.span_scores(logits, word_starts)
+    def candidates(self, logits: torch.Tensor, batch: dict) -> list[tuple[list, list]]:
+        """Per example, its candidate spans (first, last, type id, probability; counted from
+        its first kept word), those of windows ending past the kept words too, and each kept
+        word's probability that its one-word span is none: what a sentence is decoded from
+        (`resolve_spans`) once every window of it has been read."""
+        starts, kept_words = span_inputs(batch)
+        scores, first, last, real = self.span_scores(logits, starts, kept_words)
         probabilities = scores.softmax(-1).masked_fill(~real[..., None], 0.0).cpu()
         first, last = first.cpu(), last.cpu()
-        index = {(a, b): n for n, (a, b) in enumerate(zip(first.tolist(), last.tolist()))}
-        decoded = [
-            decode_spans(probabilities[row], first, last, self.nested)
-            for row in range(word_starts.shape[0])
+        one_word = (first == last).nonzero(as_tuple=True)[0]  # ordered by word
+        kept = batch["word_starts"].shape[1]
+        return [
+            (span_candidates(rows, first, last), rows[one_word[:kept], 0].tolist())
+            for rows in probabilities
         ]
-        return probabilities, index, decoded
+
+
+def span_inputs(batch: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The words a span head reads in a batch: with windows of long sentences, each example's
+    kept words and the window's later ones (`span_starts`) and how many are kept; else the
+    kept words alone (`word_starts`, None)."""
+    if "span_starts" in batch:
+        return batch["span_starts"], batch["kept_words"]
+    return batch["word_starts"], None
