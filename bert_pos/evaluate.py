@@ -4,6 +4,7 @@
     python -m bert_pos.evaluate run_dir=... split=validation checkpoint=last mode=strict
     python -m bert_pos.evaluate run_dir=... file=path/to/other.txt      # same columns as training
     python -m bert_pos.evaluate run_dir=... split=test decode=constrained  # Viterbi, IOB2-valid
+    python -m bert_pos.evaluate run_dir=... model_dir=minilm-onnx   # the run's data, that model
 
 The model, tokenizer, labels and data settings come from the run folder (its `.hydra/`
 config; the model through `bert_pos.inference.loading.load_trained`, so a run killed before its export
@@ -31,6 +32,7 @@ class EvaluateConfig:
     split: str = MISSING  # validation | test
     file: str | None = MISSING  # a CoNLL file to score instead of a split
     checkpoint: str = MISSING  # best | last
+    model_dir: str | None = MISSING  # a model folder to score instead (an export, ONNX)
     mode: str = MISSING  # conlleval | strict
     level: str | None = MISSING  # word | subword; null = the run's eval.level
     decode: str | None = MISSING  # argmax | constrained; null = the run's model.decode

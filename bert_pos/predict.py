@@ -1,17 +1,21 @@
-"""Tag raw text or CoNLL files with a trained model.
+"""Tag raw text or CoNLL files with a trained model, streamed: any input size, flat memory.
 
     echo "Sator said on Monday that Isvello Motors would open an office in Viport ." \
         | python -m bert_pos.predict model_dir=experiments/runs/demo/<time>
-    python -m bert_pos.predict model_dir=<run>/model input=sentences.txt format=jsonl output=tags.jsonl
+    python -m bert_pos.predict model_dir=<run>/model input=corpus.txt format=jsonl output=tags.jsonl
     python -m bert_pos.predict model_dir=<run>/model input=eng.testb input_format=conll
+    python -m bert_pos.predict model_dir=minilm-onnx input=corpus.txt    # ONNX Runtime
+    torchrun --nproc_per_node 2 -m bert_pos.predict model_dir=... input=corpus.txt output=tags.tsv
 
-`model_dir` is an exported model folder (`<run>/model`, Hugging Face layout) or a run folder.
-Text input is one sentence per line; words are split on whitespace with punctuation
-separated. Output is `word<TAB>tag` lines (a blank line after each sentence) or, with
-`format=jsonl`, one JSON object per line with the words, tags and entity spans (character
-offsets into the input line, type, text, score). Sentences are tagged in large length-sorted
-batches; a sentence longer than the model's window is tagged in overlapping windows and
-stitched, never cut.
+`model_dir` is an exported model folder (`<run>/model`, Hugging Face layout), a run folder,
+or an ONNX folder (`python -m bert_pos.export`). Raw text is split into sentences and words
+by segtok: a line may hold several sentences, a blank line ends a paragraph. Output is
+`word<TAB>tag` lines (a blank line after each sentence) or, with `format=jsonl`, one JSON
+object per sentence: its text, line, paragraph and offset in the line, words, tags and
+entity spans (character offsets into the sentence's text, type, text, score). Sentences are
+read, tagged and written a chunk at a time, in length-sorted batches; a sentence longer than
+the model's window is tagged in overlapping windows and stitched, never cut. Under torchrun
+each process tags a share of the batches and the first writes what one process would write.
 """
 
 import logging
@@ -37,6 +41,7 @@ class PredictConfig:
     format: str = MISSING  # tsv | jsonl | conllu
     output: str = MISSING  # a file, or - for stdout
     batch_size: int = MISSING
+    chunk_sentences: int = MISSING
     device: str = MISSING
     precision: str = MISSING
 
@@ -55,7 +60,7 @@ def main(cfg: DictConfig) -> None:
     for key, allowed in (("input_format", INPUT_FORMATS), ("format", OUTPUT_FORMATS)):
         if cfg[key] not in allowed:
             raise UserError(f"{key}={cfg[key]}: expected one of {', '.join(allowed)}")
-    from bert_pos.inference.tagging import predict  # torch and co.: only now
+    from bert_pos.inference.predict_run import predict  # torch and co.: only now
 
     predict(cfg)
 

@@ -146,13 +146,18 @@ def simple_sentences(conll_file: Path, count: int | None = None) -> list[str]:
     return [" ".join(words) for words in simple[:count]]
 
 
+def spaced_words(text: str) -> list[tuple[str, int, int]]:
+    """The words of a text whose words are separated by spaces, with their offsets."""
+    return [(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+
+
 def predicted_spans(trained, texts: list[str]) -> list[list[tuple[str, int, int]]]:
     """(type, start, end) of the entities bert_pos.predict finds in each text."""
     from contextlib import nullcontext
 
-    from bert_pos.inference.tagging import entity_spans, split_words, tag_sentences
+    from bert_pos.inference.tagging import entity_spans, tag_sentences
 
-    words = [split_words(text) for text in texts]
+    words = [spaced_words(text) for text in texts]
     tags = tag_sentences(
         trained.model,
         trained.tokenizer,

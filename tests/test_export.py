@@ -11,7 +11,8 @@ from safetensors.torch import load_file
 from transformers import AutoModelForTokenClassification, AutoTokenizer, pipeline
 
 from bert_pos.inference.loading import load_trained
-from bert_pos.inference.tagging import entity_spans, split_words, tag_sentences
+from bert_pos.inference.tagging import entity_spans, tag_sentences
+from tests.helpers import spaced_words
 
 SENTENCES = [
     "Lovigal Holdings signed a deal with Vifenport Bank in Isburg .",
@@ -60,7 +61,7 @@ def test_pipeline_entities_match_bert_pos_predict(trained_run):
     trained = load_trained(model_dir)
     model, label_names = trained.model, trained.label_names
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    words = [split_words(sentence) for sentence in SENTENCES]
+    words = [spaced_words(sentence) for sentence in SENTENCES]
     tagged = tag_sentences(
         model,
         tokenizer,

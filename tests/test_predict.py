@@ -13,29 +13,28 @@ import torch
 
 from bert_pos.data.encoding import word_windows
 from bert_pos.inference.loading import load_trained
-from bert_pos.inference.tagging import split_words, tag_sentences
+from bert_pos.inference.tagging import tag_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_split_words_separates_punctuation_and_keeps_offsets():
-    line = "Mr. O'Neill  visited the U.S on 1996-08-22, said Reuters."
-    words = split_words(line)
-    assert [w for w, _, _ in words] == [
-        "Mr",
-        ".",
-        "O'Neill",
-        "visited",
-        "the",
-        "U.S",
-        "on",
-        "1996-08-22",
-        ",",
-        "said",
-        "Reuters",
-        ".",
+def test_raw_text_is_split_into_sentences_and_words_with_exact_offsets():
+    from bert_pos.inference.text import line_sentences, text_sentences
+
+    line = (
+        "Mr. O'Neill visited the U.S. on 1996-08-22, said Acme Inc. officials. It's over. He left."
+    )
+    sentences = line_sentences(line)
+    assert [[w for w, _, _ in s] for s in sentences] == [
+        ["Mr.", "O'Neill", "visited", "the", "U.S.", "on", "1996-08-22", ",", "said"]
+        + ["Acme", "Inc.", "officials", "."],
+        ["It", "'s", "over", "."],
+        ["He", "left", "."],
     ]
-    assert all(line[start:end] == word for word, start, end in words)
+    assert all(line[start:end] == word for s in sentences for word, start, end in s)
+    text = ["First line.", "", "", "Second paragraph.  Still it.", "Same paragraph."]
+    found = [(s.line, s.paragraph, len(s.words)) for s in text_sentences(text)]
+    assert found == [(1, 0, 3), (4, 1, 3), (4, 1, 3), (5, 1, 3)]
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import datasets
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from bert_pos.data.columns import conllu_source, label_view
 from bert_pos.data.conll import ConllFormatError
@@ -28,7 +28,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
     """Score a run's `checkpoint` on `split` (or on `file`) as `python -m bert_pos.evaluate`
     is asked (its config: conf/evaluate.yaml); returns the scores."""
     run_dir = Path(cfg.run_dir)
-    trained = load_run_checkpoint(run_dir, cfg.checkpoint, cfg.decode)
+    trained = load_run_checkpoint(run_dir, cfg.checkpoint, cfg.decode, cfg.model_dir)
     data, split = data_to_score(trained.run_config, cfg.file, cfg.split)
     level = cfg.level or trained.run_config.eval.level
     settings = evaluation_settings(cfg, trained, level)
@@ -61,7 +61,7 @@ def evaluate_run(cfg: DictConfig) -> dict:
         device,
         autocast_for(device, resolve_precision(cfg.precision, device)),
         run_dir / "eval" / name,
-        title=f"{name}, {cfg.checkpoint} checkpoint",
+        title=f"{name}, {what_was_scored(cfg)}",
         settings=settings,
         conllu=conllu_source(data, split),
         weights=task_weights(data, tasks),
@@ -69,9 +69,13 @@ def evaluate_run(cfg: DictConfig) -> dict:
     for index, task in enumerate(tasks):
         table = format_per_type_table(task_scores(scores, tasks, index))
         named = f" {task.name}" if len(tasks) > 1 else ""
-        log.info("%s%s (%s checkpoint, %s):\n%s", name, named, cfg.checkpoint, cfg.mode, table)
+        log.info("%s%s (%s, %s):\n%s", name, named, what_was_scored(cfg), cfg.mode, table)
     log.info("wrote %s", run_dir / "eval" / name)
     return scores
+
+
+def what_was_scored(cfg: DictConfig) -> str:
+    return f"{cfg.checkpoint} checkpoint" if cfg.model_dir is None else f"model {cfg.model_dir}"
 
 
 def trained_tasks(data: DictConfig, model) -> list[Task]:
@@ -97,8 +101,13 @@ def data_to_score(run_config: DictConfig, file: str | None, split: str):
     return data, split
 
 
-def load_run_checkpoint(run_dir: Path, checkpoint: str, decode: str | None):
-    """The run's checkpoint; where there is none and the run failed, the message says why."""
+def load_run_checkpoint(run_dir: Path, checkpoint: str, decode: str | None, model_dir=None):
+    """The run's checkpoint (or the model in `model_dir`, with the run's training config);
+    where there is none and the run failed, the message says why."""
+    if model_dir is not None:
+        trained = load_trained(model_dir, decode=decode)
+        trained.run_config = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
+        return trained
     try:
         return load_trained(run_dir, checkpoint=checkpoint, decode=decode)
     except TrainedModelError as err:
@@ -114,7 +123,8 @@ def evaluation_settings(cfg: DictConfig, trained, level: str) -> dict:
     return {
         "split": None if cfg.file is not None else cfg.split,
         "file": None if cfg.file is None else str(Path(cfg.file).resolve()),
-        "checkpoint": cfg.checkpoint,
+        "checkpoint": cfg.checkpoint if cfg.model_dir is None else None,
+        "model_dir": None if cfg.model_dir is None else str(Path(cfg.model_dir).resolve()),
         "step": trained.step,
         "mode": cfg.mode,
         "level": level,
@@ -131,7 +141,8 @@ def folder_name(settings: dict, trained) -> str:
     checkpoint's."""
     run = trained.run_config
     stem = SHELL_UNSAFE.sub("_", Path(settings["file"]).stem) if settings["file"] else None
-    parts = [settings["split"] or f"file-{stem}", settings["checkpoint"]]
+    model = settings["model_dir"] and SHELL_UNSAFE.sub("_", Path(settings["model_dir"]).name)
+    parts = [settings["split"] or f"file-{stem}", settings["checkpoint"] or f"model-{model}"]
     defaults = {
         "mode": "conlleval",
         "level": run.eval.level,

@@ -3,6 +3,7 @@
     trained = load_trained("experiments/runs/demo/<time>")                      # its export
     trained = load_trained("experiments/runs/demo/<time>", checkpoint="last")   # any checkpoint
     trained = load_trained("experiments/runs/demo/<time>/model")                # an export
+    trained = load_trained("minilm-onnx")               # an ONNX folder (bert_pos.export)
 
 A run folder writes the tagger's config (`checkpoints/config.json`) and its tokenizer when
 training starts, so a run killed before its export can still be loaded at `best` or `last`.
@@ -18,6 +19,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoConfig, PreTrainedTokenizerFast
 
+from bert_pos.inference.onnx_model import ONNX_FILE, is_onnx_folder, load_onnx
 from bert_pos.modeling.encoders import load_tokenizer
 from bert_pos.modeling.tagger import Tagger, build_model, tagger_from_config
 from bert_pos.runtime.errors import UserError
@@ -66,6 +68,11 @@ def load_trained(
     model's decoding (`argmax` or `constrained`; it changes no weights).
     """
     path = Path(path)
+    if is_onnx_folder(path):
+        if checkpoint is not None:
+            raise TrainedModelError(f"checkpoint={checkpoint}: {path} is an ONNX folder, not a run")
+        model, label_names = load_onnx(path, decode)
+        return Trained(model, load_tokenizer(path), label_names, path / ONNX_FILE, None, None)
     is_run = (path / ".hydra" / "config.yaml").is_file()
     if not is_run and (path / "config.json").is_file():
         if checkpoint is not None:

@@ -38,7 +38,43 @@ from bert_pos.modeling.words import pool_words
 from bert_pos.runtime.choices import DECODINGS, POOLINGS
 
 
-class Tagger(nn.Module):
+class TaskHeads:
+    """What a tagger answers about its tasks and heads, the same for `Tagger` and for the ONNX
+    Runtime tagger (bert_pos/inference/onnx_model.py). Needs `tag_head_name`, `task_name`,
+    `label_names`, `more_tasks` and, with several tasks, `task_heads`."""
+
+    @property
+    def tag_head(self) -> nn.Module:
+        return getattr(self, self.tag_head_name)
+
+    def loss_sum(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
+        """The summed training loss of a batch, as the head defines it (cross-entropy over
+        labelled subwords, or the CRF's negative log-likelihood of the gold word tags)."""
+        return self.tag_head.loss_sum(logits, batch)
+
+    @property
+    def task_names(self) -> list[str | None]:
+        """Every task's name, in task order ([None] for a one-task tagger, which has no name)."""
+        return [self.task_name] + [task["name"] for task in self.more_tasks]
+
+    @property
+    def task_label_names(self) -> list[list[str]]:
+        """Every task's label names, in task order."""
+        return [self.label_names] + [task["labels"] for task in self.more_tasks]
+
+    def heads(self) -> list[nn.Module]:
+        """Every task's head, in task order."""
+        return [self.tag_head] + [self.task_heads[task["name"]] for task in self.more_tasks]
+
+    @torch.no_grad()
+    def decode_words(self, logits: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
+        """Predicted tag of each word (B, W) from its first subword's logits, as the head
+        decodes (argmax, or the best path). Words without subwords (start -1) get the argmax
+        of position 0; the caller marks them unaligned."""
+        return self.tag_head.decode_words(logits, word_starts)
+
+
+class Tagger(TaskHeads, nn.Module):
     """An encoder of any family -> (ModernBERT: its prediction head) -> pooling -> dropout ->
     classifier -> a tag head (heads/: linear or CRF). The encoder is registered under the family's own name (`bert`,
     `roberta`, `deberta`, ...; see bert_pos/modeling/encoders.py), so with the default options the
@@ -105,10 +141,6 @@ class Tagger(nn.Module):
                 )
 
     @property
-    def tag_head(self) -> nn.Module:
-        return getattr(self, self.tag_head_name)
-
-    @property
     def encoder(self) -> nn.Module:
         return getattr(self, self.encoder_name)
 
@@ -144,25 +176,6 @@ class Tagger(nn.Module):
         if not all_tasks:
             return logits
         return [logits] + [self.task_classifiers[task["name"]](hidden) for task in self.more_tasks]
-
-    def loss_sum(self, logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        """The summed training loss of a batch, as the head defines it (cross-entropy over
-        labelled subwords, or the CRF's negative log-likelihood of the gold word tags)."""
-        return self.tag_head.loss_sum(logits, batch)
-
-    @property
-    def task_names(self) -> list[str | None]:
-        """Every task's name, in task order ([None] for a one-task tagger, which has no name)."""
-        return [self.task_name] + [task["name"] for task in self.more_tasks]
-
-    @property
-    def task_label_names(self) -> list[list[str]]:
-        """Every task's label names, in task order."""
-        return [self.label_names] + [task["labels"] for task in self.more_tasks]
-
-    def heads(self) -> list[nn.Module]:
-        """Every task's head, in task order."""
-        return [self.tag_head] + [self.task_heads[task["name"]] for task in self.more_tasks]
 
     def tasks_loss_sum(self, logits: list[torch.Tensor], batch: dict, weights: list[float]):
         """The summed loss of every task (`forward(..., all_tasks=True)`'s logits), each
@@ -209,13 +222,6 @@ class Tagger(nn.Module):
         view.classifier.load_state_dict(classifier.state_dict())
         view.tag_head.load_state_dict(tag_head.state_dict())
         return view
-
-    @torch.no_grad()
-    def decode_words(self, logits: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
-        """Predicted tag of each word (B, W) from its first subword's logits, as the head
-        decodes (argmax, or the best path). Words without subwords (start -1) get the argmax
-        of position 0; the caller marks them unaligned."""
-        return self.tag_head.decode_words(logits, word_starts)
 
 
 def unwrap(model: nn.Module) -> nn.Module:
