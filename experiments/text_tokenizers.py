@@ -48,6 +48,12 @@ def segtok_words(text: str) -> list[list[str]]:
     return [web_tokenizer(sentence) for sentence in split_single(text) if sentence.strip()]
 
 
+def bert_pos_words(text: str) -> list[list[str]]:  # segtok, possessives and contractions split
+    from bert_pos.inference.text import line_sentences
+
+    return [[word for word, _, _ in sentence] for sentence in line_sentences(text)]
+
+
 def main(path: str) -> None:
     sentences = [s.words for s in read_conll(path, label_column=3, label_names=None)]
     detokenize = MosesDetokenizer(lang="en").detokenize
@@ -57,6 +63,7 @@ def main(path: str) -> None:
         "spaCy blank('en') + sentencizer": spacy_words(),
         "syntok": syntok_words,
         "segtok": segtok_words,
+        "segtok, 's and n't split (bert_pos)": bert_pos_words,
     }
     words = sum(map(len, sentences))
     print(f"{len(sentences)} sentences, {words} words")

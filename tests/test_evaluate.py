@@ -145,6 +145,7 @@ def test_each_evaluation_has_its_own_folder_and_records_its_settings(trained_run
         "split": "test",
         "file": None,
         "checkpoint": "last",
+        "model_dir": None,
         "step": metrics["steps"],
         "mode": "strict",
         "level": "subword",
