@@ -1,15 +1,19 @@
 """Tagging speed, memory and test F1 of one trained tagger run five ways, on CoNLL-2003's test
-sentences: the Hugging Face pipeline (its best batch size), bert_pos predict in fp32, torch
-with dynamic int8, ONNX Runtime fp32 and ONNX Runtime int8.
+sentences: the Hugging Face pipeline (its best batch size of 1, 8, 32, 64), bert_pos in fp32,
+torch with dynamic int8 (`torch.ao.quantization.quantize_dynamic` on every nn.Linear, a weight
+scale per output channel), ONNX Runtime fp32 and ONNX Runtime int8 (the folders
+`python -m bert_pos.export format=onnx [quantize=int8]` writes, exported first, each in its
+own process).
 
     python experiments/inference_bench.py MODEL_DIR ../shared/data/conll2003/test.txt
 
 MODEL_DIR is an exported tagger (`<run>/model`). Each way runs in its own process (peak
 resident memory is that process's), after one warm-up pass over 256 sentences; words/s
-counts the test words over the tagging alone (the model loaded, the words given). F1 is
-seqeval's default (conlleval) over each word's tag; the pipeline is run on the words joined
-by spaces, with `aggregation_strategy="first"` (each word's tag from its first subword, as
-bert_pos tags), and its entities are compared with bert_pos's character for character.
+counts the test words over the tagging alone (the model loaded, the words given), bert_pos
+ways in length-sorted batches of 64. F1 is seqeval's default (conlleval) over each word's
+tag; the pipeline is run on the words joined by spaces, with `aggregation_strategy="first"`
+(each word's tag from its first subword, as bert_pos tags), and each way's entities are
+compared with bert_pos fp32's character for character ("identical sentences").
 """
 
 import json
@@ -46,19 +50,17 @@ def peak_mb() -> float:
 
 def bert_pos_way(way: str, model_dir: str, words, gold) -> dict:
     from bert_pos.inference.loading import load_trained
-    from bert_pos.inference.onnx_model import export_onnx
     from bert_pos.inference.tagging import entity_spans, tag_sentences
 
-    scratch = tempfile.mkdtemp()
-    if way.startswith("onnxruntime"):
-        quantize = "int8" if way.endswith("int8") else "none"
-        exported = export_onnx(load_trained(model_dir), Path(scratch) / "onnx", quantize)
-        trained = load_trained(exported)
+    if way.startswith("onnxruntime"):  # the folder `python -m bert_pos.export` wrote
+        trained = load_trained(model_dir)
     else:
         trained = load_trained(model_dir)
-        if way == "torch int8":
+        if way == "torch int8":  # per-channel weight scales, as the ONNX int8 export
             trained.model = torch.ao.quantization.quantize_dynamic(
-                trained.model, {torch.nn.Linear}, dtype=torch.qint8
+                trained.model,
+                {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+                dtype=torch.qint8,
             )
 
     def tag(sentences):
@@ -114,14 +116,12 @@ def pipeline_way(model_dir: str, words, gold) -> dict:
     spans = [[(e["entity_group"], e["start"], e["end"]) for e in entities] for entities in found]
     predicted = []
     for sentence, sentence_spans in zip(words, spans, strict=True):
-        starts, position = {}, 0
-        for i, word in enumerate(sentence):
-            starts[position] = i
-            position += len(word) + 1
-        ends = {start + len(sentence[i]): i for start, i in starts.items()}
+        # the word of each character (the pipeline groups some words differently: an entity
+        # may start or end inside one of ours, e.g. in "2-1"; it covers the words it touches)
+        word_at = [i for i, word in enumerate(sentence) for _ in range(len(word) + 1)]
         tags = ["O"] * len(sentence)
         for kind, start, end in sentence_spans:
-            first, last = starts[start], ends[end]
+            first, last = word_at[start], word_at[end - 1]
             tags[first : last + 1] = [f"B-{kind}"] + [f"I-{kind}"] * (last - first)
         predicted.append(tags)
     return {
@@ -147,14 +147,25 @@ def main(model_dir: str, test_file: str) -> None:
     print(
         f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
     )
+    scratch = Path(tempfile.mkdtemp())
+    folders = {"onnxruntime fp32": scratch / "fp32", "onnxruntime int8": scratch / "int8"}
+    for way, folder in folders.items():  # exported apart: their runs load the folder alone
+        quantize = "int8" if way.endswith("int8") else "none"
+        subprocess.run(
+            [sys.executable, "-m", "bert_pos.export", f"run_dir={model_dir}", "format=onnx"]
+            + [f"quantize={quantize}", f"output={folder}"],
+            capture_output=True,
+            check=True,
+        )
     results = []
     for way in WAYS:
         done = subprocess.run(
-            [sys.executable, __file__, "--way", way, model_dir, test_file],
+            [sys.executable, __file__, "--way", way, str(folders.get(way, model_dir)), test_file],
             capture_output=True,
             text=True,
-            check=True,
         )
+        if done.returncode != 0:
+            raise SystemExit(f"{way} failed:\n{done.stderr[-3000:]}")
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     reference = results[1]["spans"]
     print(

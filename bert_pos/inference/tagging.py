@@ -84,13 +84,14 @@ def tag_tasks(
         started = time.perf_counter()
         examples = [loader.dataset[i] for i in rows]
         batch = {key: value.to(device) for key, value in loader.collate_fn(examples).items()}
-        timings["encoding"] += time.perf_counter() - started
+        collated = time.perf_counter()
+        timings["encoding"] += collated - started
         with autocast:
             every_logits = model(
                 batch["input_ids"], batch["attention_mask"], batch["word_index"], all_tasks=True
             )
         done = time.perf_counter()
-        timings["model"] += done - started
+        timings["model"] += done - collated
         tagged.update(tag_batch(heads, every_logits, batch, examples, indices, task_labels, spans))
         timings["decoding"] += time.perf_counter() - done
     started = time.perf_counter()
