@@ -17,16 +17,27 @@ pytest.importorskip("onnxruntime")
 WINDOW = 64  # TINY_DEMO's max_position_embeddings: the long sentence below is windowed
 
 
-def trained_run(tmp_path, name: str, extra: list[str]):
+def trained_run(run_dir, extra: list[str]):
     from bert_pos.train import train
 
-    overrides = TINY_DEMO_OVERRIDES + ["epochs=1", "device=cpu"] + extra
-    cfg = compose_config(overrides)
-    run_dir = tmp_path / name
+    cfg = compose_config(TINY_DEMO_OVERRIDES + ["epochs=2", "device=cpu"] + extra)
     train(cfg, run_dir)
     (run_dir / ".hydra").mkdir()  # as the command saves it: a run folder
     OmegaConf.save(cfg, run_dir / ".hydra" / "config.yaml")
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A linear tagger, and a CRF tagger trained with document context, trained once."""
+    root = tmp_path_factory.mktemp("onnx_runs")
+    return {
+        "linear": trained_run(root / "linear", []),
+        "crf": trained_run(
+            root / "crf",
+            ["model.head=crf", "data.context=document", "data.context_subwords=48"],
+        ),
+    }
 
 
 def demo_sentences(run_dir) -> list[list[str]]:
@@ -40,12 +51,12 @@ def demo_sentences(run_dir) -> list[list[str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("head", ["linear", "crf"])
-def test_onnx_logits_and_tags_equal_pytorchs(tmp_path, head):
+def test_onnx_logits_and_tags_equal_pytorchs(runs, tmp_path, head):
     from bert_pos.inference.loading import load_trained
     from bert_pos.inference.onnx_model import export_onnx
     from bert_pos.inference.tagging import input_loader, tag_tasks
 
-    run_dir = trained_run(tmp_path, "run", [f"model.head={head}"])
+    run_dir = runs[head]
     torch_tagger = load_trained(run_dir)
     export_onnx(torch_tagger, tmp_path / "onnx")
     onnx_tagger = load_trained(tmp_path / "onnx")
@@ -78,10 +89,8 @@ def test_onnx_logits_and_tags_equal_pytorchs(tmp_path, head):
 
 
 @pytest.mark.slow
-def test_evaluate_and_predict_run_from_an_onnx_folder_with_document_context(tmp_path):
-    run_dir = trained_run(
-        tmp_path, "run", ["model.head=crf", "data.context=document", "data.context_subwords=48"]
-    )
+def test_evaluate_and_predict_run_from_an_onnx_folder_with_document_context(runs, tmp_path):
+    run_dir = runs["crf"]
     onnx_dir = tmp_path / "onnx"
     result = run_command(
         "export", f"run_dir={run_dir}", "format=onnx", f"output={onnx_dir}", timeout=600
@@ -112,12 +121,12 @@ def test_evaluate_and_predict_run_from_an_onnx_folder_with_document_context(tmp_
 
 
 @pytest.mark.slow
-def test_int8_runs_and_is_compared_with_fp32(tmp_path):
+def test_int8_runs_and_is_compared_with_fp32(runs, tmp_path):
     from bert_pos.inference.loading import load_trained
     from bert_pos.inference.onnx_model import export_onnx
     from bert_pos.inference.tagging import tag_sentences
 
-    run_dir = trained_run(tmp_path, "run", ["epochs=2"])
+    run_dir = runs["linear"]
     trained = load_trained(run_dir)
     export_onnx(trained, tmp_path / "fp32")
     export_onnx(trained, tmp_path / "int8", quantize="int8")
