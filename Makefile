@@ -40,7 +40,7 @@ lock: ## re-resolve requirements-lock.txt against the newest releases (torch sta
 demo: ## offline quick start: a small BERT learns NER on the synthetic demo corpus
 	$(PYTHON) -m bert_pos.train +experiment=demo
 
-test: ## the whole test suite (offline; 7 minutes on 2 cores; real-data tests skip without $BERT_POS_DATA); fails unless the lock is installed
+test: ## the whole test suite (offline; 13 minutes on 2 cores; real-data tests skip without $BERT_POS_DATA); fails unless the lock is installed
 	$(PYTHON) -m pytest -q --require-pin
 
 LATEST_VENV ?= /tmp/bert_pos-latest
