@@ -12,41 +12,58 @@ import torch
 WINDOW = 12  # subwords: most of the nested demo's sentences are cut into windows
 
 
-@pytest.mark.slow
-def test_mentions_across_a_window_edge_are_found_whole(tmp_path):
-    from transformers import AutoTokenizer
-
-    from bert_pos.data.encoding import subword_counts, word_windows
+def train_windowed_span_run(root, window: int) -> dict:
+    """A span head (nested decoding) trained on the synthetic nested corpus with a model
+    window of `window` subwords, in `root/run`; returns its metrics."""
     from bert_pos.data.nested_demo import write_nested_demo
-    from bert_pos.inference.loading import load_trained
-    from bert_pos.inference.tagging import tag_tasks
     from bert_pos.train import train
     from tests.helpers import compose_config
     from tests.test_span_head import NESTED
 
-    corpus = write_nested_demo(tmp_path / "data", {"train": 800, "validation": 100, "test": 100}, 0)
+    corpus = write_nested_demo(root / "data", {"train": 800, "validation": 100, "test": 100}, 0)
     overrides = NESTED + [
         f"data.dir={corpus}",
         "model.head=span",
         "model.span_decode=nested",
-        f"model.random_init.max_position_embeddings={WINDOW}",
+        f"model.random_init.max_position_embeddings={window}",
     ]
-    train(compose_config(overrides), tmp_path / "run")
+    return train(compose_config(overrides), root / "run")
+
+
+def edge_mentions(records: list[dict], tokenizer, window: int) -> tuple[int, int, int]:
+    """Of `predictions.jsonl`'s records: how many sentences are windowed, how many gold
+    mentions cross a window's kept edge (their words kept by two windows), and how many of
+    those were predicted."""
+    from bert_pos.data.encoding import subword_counts, word_windows
+
+    windowed = crossing = found = 0
+    for record in records:
+        word_ids = tokenizer(record["tokens"], is_split_into_words=True).word_ids()
+        if len(word_ids) <= window:
+            continue
+        windowed += 1
+        counts = subword_counts(word_ids, len(record["tokens"]))
+        cuts = [keep_start for _, _, keep_start, _ in word_windows(counts, window - 2)][1:]
+        predicted = {tuple(mention) for mention in record["predicted"]}
+        for start, end, kind in record["gold"]:
+            if any(start < cut < end for cut in cuts):
+                crossing += 1
+                found += (start, end, kind) in predicted
+    return windowed, crossing, found
+
+
+@pytest.mark.slow
+def test_mentions_across_a_window_edge_are_found_whole(tmp_path):
+    from transformers import AutoTokenizer
+
+    from bert_pos.inference.loading import load_trained
+    from bert_pos.inference.tagging import tag_tasks
+
+    train_windowed_span_run(tmp_path, WINDOW)
     predictions = tmp_path / "run" / "eval" / "test" / "predictions.jsonl"
     written = [json.loads(line) for line in predictions.read_text().splitlines()]
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "run" / "tokenizer")
-    crossing, found = 0, 0
-    for record in written:
-        word_ids = tokenizer(record["tokens"], is_split_into_words=True).word_ids()
-        if len(word_ids) <= WINDOW:
-            continue
-        counts = subword_counts(word_ids, len(record["tokens"]))
-        cuts = [keep_start for _, _, keep_start, _ in word_windows(counts, WINDOW - 2)][1:]
-        predicted = [tuple(mention) for mention in record["predicted"]]
-        for start, end, kind in record["gold"]:
-            if any(start < cut < end for cut in cuts):  # kept by two windows' words
-                crossing += 1
-                found += (start, end, kind) in predicted
+    _, crossing, found = edge_mentions(written, tokenizer, WINDOW)
     # no window's own words hold these mentions; before windows read past their kept words,
     # none of them was ever predicted
     assert crossing >= 10 and found / crossing >= 0.8, (found, crossing)

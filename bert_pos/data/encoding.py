@@ -172,8 +172,8 @@ def encode_sentences(
         word_ids = encoding.word_ids(row)
         if len(word_ids) <= max_length:
             ids = encoding["input_ids"][row]
-            whole = Piece(ids, without_markers(ids, word_ids, markers), 0, *[len(words)] * 2)
-            pieces.append([whole])
+            marked = without_markers(ids, word_ids, markers)
+            pieces.append([Piece(ids, marked, 0, len(words), len(words))])
             continue
         try:
             windows = word_windows(subword_counts(word_ids, len(words)), budget)

@@ -18,7 +18,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 from bert_pos.data.labels import begin_to_inside_map
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
 from bert_pos.modeling.encoders import max_length_of
-from bert_pos.modeling.heads.span import resolve_spans
+from bert_pos.modeling.heads.span import outermost, resolve_spans
 from bert_pos.modeling.tagger import Tagger
 from bert_pos.modeling.words import at_word_starts
 from bert_pos.runtime.distributed import gather_lists, is_distributed
@@ -181,10 +181,10 @@ class SpanDecoding:
                     self.words[(sentence, first + w)] = none[w]
 
     def decode(self, tagged: list, labels: list[str]) -> dict[int, list]:
-        """Data-parallel, first gather every process's candidates. Write every word's (tag, probability) into `tagged` (per sentence: the outermost
+        """Write every word's (tag, probability) into `tagged` (per sentence: the outermost
         mention's tag and probability, or O and the probability that the word is none), and
         return each sentence's mentions, nested ones too, as (first word, end word
-        exclusive, type, probability)."""
+        exclusive, type, probability). Data-parallel, every process's candidates first."""
         head, found = self.head, {}
         self.words = dict(gather_lists(list(self.words.items())))
         candidates = defaultdict(list)
@@ -196,9 +196,7 @@ class SpanDecoding:
         for sentence, candidates in self.candidates.items():
             kept = resolve_spans(candidates, head.nested)
             found[sentence] = [(a, b + 1, head.types[k - 1], p) for a, b, k, p in kept]
-            for a, b, k, p in kept:
-                if any(c <= a and b <= d and (c, d) != (a, b) for c, d, _, _ in kept):
-                    continue  # nested inside a kept span: no tag for it
+            for a, b, k, p in outermost(kept):  # those tags can hold
                 for word in range(a, b + 1):
                     if (sentence, word) in self.words:  # a word with no subword stays O
                         ids = head.begin_ids if word == a else head.inside_ids

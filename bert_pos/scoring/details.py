@@ -168,9 +168,8 @@ def write_evaluation(
             seen_entities[0],
             tasks[0].view,
             one_column,
+            mentions,
         )
-        if mentions is not None:
-            bootstrap = write_mentions(out_dir, sentences, mentions, seen_entities[0])
         return {"": figure}, bootstrap
     return write_task_evaluations(
         out_dir, sentences, tasks, golds, predicted, scores, title, settings, seen_entities, conllu
@@ -209,24 +208,9 @@ def write_task_evaluations(
     return figures, bootstraps
 
 
-def write_mentions(out_dir: Path, sentences: Dataset, mentions: Mentions, seen=None) -> dict:
-    """`predictions.jsonl` of span data, metrics.json's bootstrap interval and the error tables
-    of the mentions, nested ones too (the scores are the mentions', not the tags'); returns
-    the interval."""
-    write_error_report(
-        out_dir / "errors.json",
-        out_dir / "errors.md",
-        sentences["tokens"],
-        mentions.gold,
-        mentions.predicted,
-        seen,
-        mentions=True,
-    )
-    write_span_predictions(
-        out_dir / "predictions.jsonl", sentences["tokens"], mentions.gold, mentions.predicted
-    )
-    recorded = json.loads((out_dir / "metrics.json").read_text())
-    recorded["bootstrap"] = {  # of the mentions, which span data's scores count (not the tags)
+def mention_bootstrap(mentions: Mentions) -> dict:
+    """The bootstrap interval of span data's scores, which count mentions (not tags)."""
+    return {
         "level": "mention",
         "unit": "sentence",
         "samples": BOOTSTRAP_SAMPLES,
@@ -235,8 +219,6 @@ def write_mentions(out_dir: Path, sentences: Dataset, mentions: Mentions, seen=N
             mention_counts(mentions.gold, mentions.predicted), BOOTSTRAP_SAMPLES, 0
         ),
     }
-    (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
-    return recorded["bootstrap"]
 
 
 def write_details(
@@ -252,6 +234,7 @@ def write_details(
     seen_entities: set | None = None,
     view: Callable[[str], str] | None = None,
     conllu: tuple[Path, int] | None = None,
+    mentions: Mentions | None = None,
 ):
     """What is read of an evaluation beyond its scores, into `out_dir`: `predictions.txt`,
     `metrics.json` with the bootstrap interval, the span error analysis, the confusion matrix.
@@ -260,7 +243,9 @@ def write_details(
 
     All of them hold the labels as compared (`view`); `conllu` = (the split's CoNLL-U file,
     the predicted column) also writes `predictions.conllu`: that file with the predictions, as
-    predicted, in the column, every other byte as it was."""
+    predicted, in the column, every other byte as it was. Span data (`mentions`) also writes
+    `predictions.jsonl`, and its bootstrap interval and error tables count the mentions, nested
+    ones too, as its scores do."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if conllu is not None:
         source, column = conllu
@@ -270,18 +255,26 @@ def write_details(
     write_predictions(
         out_dir / PREDICTIONS_FILE, sentences["tokens"], gold, predicted, sentences["document_id"]
     )
-    recorded = {**scores, "bootstrap": word_level_bootstrap(gold, predicted, span_task)}
+    if mentions is not None:
+        write_span_predictions(
+            out_dir / "predictions.jsonl", sentences["tokens"], mentions.gold, mentions.predicted
+        )
+        bootstrap = mention_bootstrap(mentions)
+    else:
+        bootstrap = word_level_bootstrap(gold, predicted, span_task)
+    recorded = {**scores, "bootstrap": bootstrap}
     if settings is not None:
         recorded["settings"] = settings
     (out_dir / "metrics.json").write_text(json.dumps(recorded, indent=2) + "\n")
     if span_task:
+        spans = (gold, predicted) if mentions is None else (mentions.gold, mentions.predicted)
         write_error_report(
             out_dir / "errors.json",
             out_dir / "errors.md",
             sentences["tokens"],
-            gold,
-            predicted,
+            *spans,
             seen_entities,
+            mentions=mentions is not None,
         )
     unpredictable = sorted({tag for tags in gold for tag in tags} - set(label_names))
     matrix_labels = label_names + unpredictable

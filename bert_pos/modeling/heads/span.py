@@ -93,6 +93,16 @@ def resolve_spans(candidates: list, nested: bool) -> list[tuple[int, int, int, f
     return sorted(kept)
 
 
+def outermost(spans: list[tuple]) -> list[tuple]:
+    """The spans (first, last, ...) inside no other of them: those IOB2 tags can hold, as
+    flat decoding keeps them all and nested decoding never lets two cross."""
+    return [
+        span
+        for span in spans
+        if not any(c <= span[0] and span[1] <= d and (c, d) != span[:2] for c, d, *_ in spans)
+    ]
+
+
 def compatible(a: int, b: int, c: int, d: int, nested: bool) -> bool:
     """Whether spans [a, b] and [c, d] may both stand: disjoint, or (nested) one inside the
     other."""
@@ -192,9 +202,7 @@ class SpanHead(nn.Module):
         span; nested: the outermost ones, the only ones tags can hold)."""
         tags = torch.full(word_starts.shape, self.outside_id, dtype=torch.long)
         for row, spans in enumerate(self.decode_mentions(logits, word_starts)):
-            for a, b, kind in spans:
-                if any(c <= a and b <= d and (c, d) != (a, b) for c, d, _ in spans):
-                    continue  # nested inside a kept span: no tag for it
+            for a, b, kind in outermost(spans):
                 tags[row, a] = self.begin_ids[kind - 1]
                 tags[row, a + 1 : b + 1] = self.inside_ids[kind - 1]
         return tags.to(word_starts.device)
