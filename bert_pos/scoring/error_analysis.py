@@ -117,13 +117,19 @@ def classified_spans(gold: list[set], predicted: list[set]):
 
 def boundary_confusion(gold: list[set], predicted: list[set]) -> dict:
     """{gold type: {predicted type: spans}} over gold and predicted spans with the same first
-    and last word (the diagonal is the correct spans)."""
+    and last word (the diagonal is the correct spans). Nested mentions may put several types
+    on the same words: a gold span then pairs with the prediction of its own type if there is
+    one, else with the first of the others by name."""
     confusion: dict[str, Counter] = {}
     for gold_set, predicted_set in zip(gold, predicted, strict=True):
-        predicted_at = {span[1:]: span[0] for span in predicted_set}
-        for span in gold_set:
-            if span[1:] in predicted_at:
-                confusion.setdefault(span[0], Counter())[predicted_at[span[1:]]] += 1
+        predicted_at: dict[tuple, set] = {}
+        for kind, first, last in predicted_set:
+            predicted_at.setdefault((first, last), set()).add(kind)
+        for kind, first, last in gold_set:
+            types = predicted_at.get((first, last))
+            if types:
+                paired = kind if kind in types else min(types)
+                confusion.setdefault(kind, Counter())[paired] += 1
     return {name: dict(sorted(row.items())) for name, row in sorted(confusion.items())}
 
 
