@@ -10,7 +10,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from tests.helpers import TINY_DEMO_OVERRIDES, compose_config, run_command
+from tests.helpers import FAMILIES, SENTENCES, TINY_DEMO_OVERRIDES, compose_config, run_command
 
 pytest.importorskip("onnxruntime")
 
@@ -143,6 +143,39 @@ def test_int8_runs_and_is_compared_with_fp32(runs, tmp_path):
     agreement = sum(a == b for a, b in zip(*tags, strict=True)) / len(tags[0])
     print(f"int8 tags equal to fp32's on {agreement:.4f} of {len(tags[0])} words")
     assert agreement >= 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_every_family_exports_fused_and_int8(model_type, tmp_path):
+    """The trace, ONNX Runtime's fusion and int8 for each encoder family: the fused graph's
+    logits equal PyTorch's on batches of other sizes and lengths than the traced one."""
+    import onnxruntime
+
+    from bert_pos.inference.onnx_model import LogitsGraph, fuse_graph, quantize_graph, trace_graph
+    from tests.test_encoders import family_tokenizer, tiny_model
+
+    tokenizer = family_tokenizer(model_type, tmp_path)
+    model = tiny_model(model_type, tokenizer)
+
+    def encoded(sentences):
+        return tokenizer(sentences, is_split_into_words=True, padding=True, return_tensors="pt")
+
+    traced, fused, int8 = (tmp_path / f"{name}.onnx" for name in ("traced", "fused", "int8"))
+    example = encoded(SENTENCES[:2])
+    names = ["input_ids", "attention_mask"]
+    trace_graph(LogitsGraph(model, False).eval(), tuple(example[n] for n in names), names,
+                ["logits_0"], traced)  # fmt: skip
+    fuse_graph(traced, fused, model.encoder.config)
+    quantize_graph(fused, int8)
+    for batch in (encoded(SENTENCES[2:7]), encoded(SENTENCES[:1])):
+        with torch.inference_mode():
+            ours = model(batch["input_ids"], batch["attention_mask"])
+        for graph, tolerance in ((fused, 1e-4), (int8, 0.1)):
+            session = onnxruntime.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+            (theirs,) = session.run(None, {n: batch[n].numpy() for n in names})
+            difference = float((torch.from_numpy(theirs) - ours).abs().max())
+            assert difference < tolerance, (graph.name, difference)
 
 
 def test_a_missing_onnx_extra_is_named_in_one_line(monkeypatch):
