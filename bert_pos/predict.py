@@ -9,7 +9,8 @@
 
 `model_dir` is an exported model folder (`<run>/model`, Hugging Face layout), a run folder,
 or an ONNX folder (`python -m bert_pos.export`). Raw text is split into sentences and words
-by segtok: a line may hold several sentences, a blank line ends a paragraph. Output is
+by segtok (English; `language=de`, `fr`, ... use spaCy's rules for that language): a line
+may hold several sentences, a blank line ends a paragraph, a `-DOCSTART-` line a document. Output is
 `word<TAB>tag` lines (a blank line after each sentence) or, with `format=jsonl`, one JSON
 object per sentence: its text, line, paragraph and offset in the line, words, tags and
 entity spans (character offsets into the sentence's text, type, text, score). Sentences are
@@ -44,6 +45,7 @@ class PredictConfig:
     chunk_sentences: int = MISSING
     device: str = MISSING
     precision: str = MISSING
+    language: str = MISSING  # raw text's: en (segtok), or another ISO code (spaCy's rules)
 
 
 ConfigStore.instance().store(name="predict_schema", node=PredictConfig)

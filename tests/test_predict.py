@@ -37,6 +37,64 @@ def test_raw_text_is_split_into_sentences_and_words_with_exact_offsets():
     assert found == [(1, 0, 3), (4, 1, 3), (4, 1, 3), (5, 1, 3)]
 
 
+def test_other_languages_are_split_by_spacys_rules_for_them():
+    pytest.importorskip("spacy")
+    from bert_pos.inference.text import sentence_splitter
+    from bert_pos.runtime.errors import UserError
+
+    line = "L'homme est arrivé à Paris. Il est parti aujourd'hui."
+    french = sentence_splitter("fr")(line)
+    assert [[w for w, _, _ in s] for s in french] == [
+        ["L'", "homme", "est", "arrivé", "à", "Paris", "."],  # the elided article on its own
+        ["Il", "est", "parti", "aujourd'hui", "."],
+    ]
+    assert all(line[start:end] == word for s in french for word, start, end in s)
+    (german,) = sentence_splitter("de")("Er kam z.B. am Montag nach Berlin.")
+    assert "z.B." in [w for w, _, _ in german]  # an abbreviation of German's ends no sentence
+    with pytest.raises(UserError, match=r"^language=qq: spaCy cannot split it"):
+        sentence_splitter("qq")
+
+
+def test_docstart_lines_separate_documents_of_raw_text():
+    from bert_pos.inference.text import text_sentences
+
+    text = ["-DOCSTART-", "", "One. Two.", "", "Three.", "-DOCSTART-", "Four.", " -DOCSTART- "]
+    text += ["", "Five."]
+    found = [
+        (s.line, s.document, s.paragraph, s.opens_document, [w for w, _, _ in s.words])
+        for s in text_sentences(text)
+    ]
+    assert found == [
+        (3, 0, 0, True, ["One", "."]),  # a marker before any text starts no second document
+        (3, 0, 0, False, ["Two", "."]),
+        (5, 0, 1, False, ["Three", "."]),
+        (7, 1, 2, True, ["Four", "."]),  # a marker ends the paragraph too
+        (10, 2, 3, True, ["Five", "."]),
+    ]
+
+
+def test_conllu_from_raw_text_marks_new_documents_and_paragraphs():
+    from collections import Counter
+
+    from bert_pos.data.conllu import new_conllu
+    from bert_pos.inference.predict_run import text_units
+
+    lines = ["-DOCSTART-", "One. Two.", "", "Three.", "-DOCSTART-", "Four."]
+    units = list(text_units(lines, Counter()))
+    words = [[w for w, _, _ in unit.words] for unit in units]
+    tags = [[["X"] * len(w)] for w in words]
+    conllu = new_conllu(
+        [u.text for u in units], words, [3], tags, [u.conllu_comments() for u in units]
+    )
+    blocks = conllu.split("\n\n")[:-1]
+    assert [[line for line in b.splitlines() if line.startswith("#")] for b in blocks] == [
+        ["# newdoc", "# newpar", "# text = One."],
+        ["# text = Two."],
+        ["# newpar", "# text = Three."],
+        ["# newdoc", "# newpar", "# text = Four."],
+    ]
+
+
 @pytest.mark.parametrize(
     "counts, budget", [([3] * 40, 20), ([1, 5, 2, 7, 1, 1, 3] * 9, 12), ([2] * 5, 10)]
 )

@@ -1,5 +1,6 @@
 """`bert_pos.predict` on corpora: memory stays flat as the input grows, raw text offsets map
-back to the exact characters, and torchrun's processes write what one process writes."""
+back to the exact characters, documents and paragraphs reach the output, and the processes
+of torchrun or of a submitit job (SLURM's launcher) write what one process writes."""
 
 import json
 import os
@@ -91,17 +92,54 @@ def test_raw_text_entities_point_at_their_characters(demo_run, tmp_path):
 
 
 @pytest.mark.slow
-def test_torchrun_processes_write_what_one_process_writes(demo_run, tmp_path):
+def test_raw_text_documents_and_paragraphs_reach_json_and_tsv_output(demo_run, tmp_path):
+    run_dir, lines = demo_run
+    text = f"-DOCSTART-\n{lines[0]}\n\n{lines[1]}\n-DOCSTART-\n{lines[2]}\n{lines[3]}\n"
+    (tmp_path / "in.txt").write_text(text)
+    outputs = {}
+    for kind in ("jsonl", "tsv"):
+        output = tmp_path / f"out.{kind}"
+        overrides = [f"format={kind}"]
+        predict_peak_kb(run_dir, tmp_path / "in.txt", output, *overrides)
+        outputs[kind] = output.read_text()
+    records = [json.loads(line) for line in outputs["jsonl"].splitlines()]
+    assert [(r["line"], r["document"], r["paragraph"]) for r in records] == [
+        (2, 0, 0),
+        (4, 0, 1),
+        (6, 1, 2),
+        (7, 1, 2),
+    ]
+    blocks = outputs["tsv"].split("\n\n")
+    assert [block.startswith("-DOCSTART-") for block in blocks[:-1]] == [
+        True, False, False, True, False, False,
+    ]  # fmt: skip
+
+
+LAUNCHES = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+    + ["-m", "bert_pos.predict"],
+    # the SLURM launcher's path (hydra's submitit launcher, a job of several tasks, each a
+    # shard) through submitit's local executor, which starts the tasks as SLURM would
+    "submitit": [sys.executable, "-m", "bert_pos.predict", "-m", "hydra/launcher=submitit_local"]
+    + ["hydra.launcher.tasks_per_node=2", "hydra.launcher.cpus_per_task=1"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", LAUNCHES)
+def test_two_processes_write_what_one_process_writes(demo_run, tmp_path, launcher):
+    if launcher == "submitit":
+        pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     run_dir, lines = demo_run
     text_file = tmp_path / "in.txt"
     text_file.write_text("\n".join(lines[:300]) + "\n")
+    common = [f"model_dir={run_dir}", f"input={text_file}", "format=jsonl", "batch_size=16"]
+    common += ["device=cpu", f"hydra.sweep.dir={tmp_path / 'job'}"]
     one = tmp_path / "one.jsonl"
-    predict_peak_kb(run_dir, text_file, one, "format=jsonl", "batch_size=16", "device=cpu")
+    predict_peak_kb(run_dir, text_file, one, *common[2:5])
     two = tmp_path / "two.jsonl"
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
-        + ["-m", "bert_pos.predict", f"model_dir={run_dir}", f"input={text_file}"]
-        + [f"output={two}", "format=jsonl", "batch_size=16", "device=cpu"],
+        LAUNCHES[launcher] + common + [f"output={two}"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -109,5 +147,7 @@ def test_torchrun_processes_write_what_one_process_writes(demo_run, tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    logs = result.stderr + "".join(p.read_text() for p in (tmp_path / "job").rglob("*_log.err"))
+    assert "process 0 of 2 tags" in logs and "process 1 of 2 tags" in logs, logs[-3000:]
     assert two.read_bytes() == one.read_bytes()
     assert len(one.read_text().splitlines()) == 300

@@ -178,6 +178,16 @@ def test_slurm_launcher_config_composes():
         cfg = compose("train", ["experiment=baseline", "+launcher=slurm"], return_hydra_config=True)
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
     assert cfg.hydra.launcher.gpus_per_node == 1 and cfg.hydra.launcher.timeout_min == 120
+    import bert_pos.predict  # noqa: F401  (registers predict's schema)
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(  # the sharded predict job conf/launcher/slurm.yaml shows
+            "predict",
+            ["+launcher=slurm", "hydra.launcher.tasks_per_node=4", "model_dir=run"],
+            return_hydra_config=True,
+        )
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher")
+    assert cfg.hydra.launcher.tasks_per_node == 4 and cfg.model_dir == "run"
 
 
 @pytest.mark.slow

@@ -248,13 +248,19 @@ def predicted_conllu(
 
 
 def new_conllu(
-    lines: list[str], sentences: list[list[str]], label_columns: list[int], labels
+    lines: list[str],
+    sentences: list[list[str]],
+    label_columns: list[int],
+    labels,
+    comments: list[list[str]] | None = None,
 ) -> str:
     """CoNLL-U for words that came without it (raw text): `# text` and ID, FORM and the
     predicted columns of each word (`labels`: per sentence, a label list per column), `_` in
-    the others."""
+    the others; `comments` are a sentence's comment lines before its text (`# newpar`)."""
     out = []
-    for line, words, tags in zip(lines, sentences, labels, strict=True):
+    comments = comments or [[] for _ in lines]
+    for line, words, tags, before in zip(lines, sentences, labels, comments, strict=True):
+        out += before
         out.append(f"# text = {line}")
         for i, word in enumerate(words, start=1):
             fields = [str(i), word] + ["_"] * (len(COLUMNS) - 2)

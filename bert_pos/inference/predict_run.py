@@ -37,7 +37,7 @@ from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.inference.loading import TrainedModelError, load_trained
 from bert_pos.inference.tagging import entity_spans, mention_entities, tag_tasks
-from bert_pos.inference.text import require_segtok, text_sentences
+from bert_pos.inference.text import DOCUMENT_MARKER, sentence_splitter, text_sentences
 from bert_pos.runtime import distributed
 from bert_pos.runtime.devices import autocast_for, pick_device, resolve_precision
 
@@ -52,24 +52,39 @@ class Unit:
     text: str
     words: list[tuple[str, int, int]]
     source: dict = field(default_factory=dict)
+    opens_document: bool = False  # raw text after a -DOCSTART- line: tsv output repeats it
+    opens_paragraph: bool = False  # raw text's first sentence of a paragraph (CoNLL-U's newpar)
+
+    def conllu_comments(self) -> list[str]:
+        return ["# newdoc"] * self.opens_document + ["# newpar"] * self.opens_paragraph
 
 
-def text_units(lines, counts: Counter) -> Iterator[Unit]:
-    """The sentences of raw text lines; `counts["bytes"]` follows how much was read."""
+def text_units(lines, counts: Counter, split=None) -> Iterator[Unit]:
+    """The sentences of raw text lines, each line split by `split` (English by default);
+    `counts["bytes"]` follows how much was read."""
 
     def read():
         for line in lines:
             counts["bytes"] += len(line.encode("utf-8"))
             yield line.rstrip("\r\n")
 
-    for sentence in text_sentences(read()):
+    last_paragraph = None
+    for sentence in text_sentences(read(), split or sentence_splitter("en")):
         start, end = sentence.words[0][1], sentence.words[-1][2]
         line = sentence.line_text
         yield Unit(
             line[start:end],
             [(word, a - start, b - start) for word, a, b in sentence.words],
-            {"line": sentence.line, "paragraph": sentence.paragraph, "start": start},
+            {
+                "line": sentence.line,
+                "document": sentence.document,
+                "paragraph": sentence.paragraph,
+                "start": start,
+            },
+            sentence.opens_document,
+            sentence.paragraph != last_paragraph,
         )
+        last_paragraph = sentence.paragraph
 
 
 def file_units(path: Path, input_format: str) -> Iterator[Unit]:
@@ -99,11 +114,14 @@ def formatted(cfg, units: list[Unit], tagged: list, tasks: list, spans, mentions
         columns = conllu_columns(cfg, tasks)
         tags = [[[tag for tag, _ in one[i]] for one in tagged] for i in range(len(units))]
         texts, words = [u.text for u in units], [[w for w, _, _ in u.words] for u in units]
-        return new_conllu(texts, words, columns, tags)
+        comments = [unit.conllu_comments() for unit in units]
+        return new_conllu(texts, words, columns, tags, comments)
     out = []
     for i, unit in enumerate(units):
         line_tags = [task_tagged[i] for task_tagged in tagged]
         if cfg.format == "tsv":
+            if unit.opens_document:
+                out += [DOCUMENT_MARKER, ""]
             for k, (word, _, _) in enumerate(unit.words):
                 out.append("\t".join([word] + [tags[k][0] for tags in line_tags]))
             out.append("")
@@ -158,20 +176,26 @@ def predict(cfg: DictConfig) -> dict:
     source = sys.stdin if cfg.input == "-" else Path(cfg.input)
     if source is not sys.stdin and not source.is_file():
         raise TrainedModelError(f"input={cfg.input}: no such file (or - for stdin)")
-    if cfg.input_format == "text":
-        require_segtok()
+    split = sentence_splitter(cfg.language) if cfg.input_format == "text" else None
     if cfg.input_format != "text" and source is sys.stdin:
         raise TrainedModelError(f"input_format={cfg.input_format} reads a file, not stdin")
     if cfg.format == "conllu":
         conllu_columns(cfg, trained.task_names)
     context = distributed.setup(cfg.device)
+    if context.enabled:
+        log.info(
+            "process %d of %d tags one batch in %d of each chunk",
+            context.rank,
+            context.world_size,
+            context.world_size,
+        )
     try:
-        return tag_stream(cfg, trained, source, context)
+        return tag_stream(cfg, trained, source, context, split)
     finally:
         distributed.teardown()
 
 
-def tag_stream(cfg: DictConfig, trained, source, context) -> dict:
+def tag_stream(cfg: DictConfig, trained, source, context, split=None) -> dict:
     device = pick_device(cfg.device)
     datasets.disable_progress_bars()
     model, tokenizer = trained.model.to(device), trained.tokenizer
@@ -181,7 +205,8 @@ def tag_stream(cfg: DictConfig, trained, source, context) -> dict:
     timings, counts = Counter(), Counter()
     if cfg.input_format == "conllu" and cfg.format == "conllu":
         return conllu_to_conllu(cfg, trained, source, context, device, autocast, timings)
-    opened = open(source, encoding="utf-8") if isinstance(source, Path) else nullcontext(source)
+    streamed = cfg.input_format == "text" and isinstance(source, Path)  # others: read by path
+    opened = open(source, encoding="utf-8") if streamed else nullcontext(source)
     output = None
     if context.is_main:
         output = sys.stdout if cfg.output == "-" else open(cfg.output, "w", encoding="utf-8")
@@ -191,7 +216,7 @@ def tag_stream(cfg: DictConfig, trained, source, context) -> dict:
     try:
         with opened as stream:
             if cfg.input_format == "text":
-                units = text_units(stream, counts)
+                units = text_units(stream, counts, split)
             else:
                 units = file_units(source, cfg.input_format)
             pieces = chunks(units, cfg.chunk_sentences)

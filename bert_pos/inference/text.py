@@ -6,20 +6,23 @@ CoNLL-2003's detokenized test sentences exactly in 91.3% of cases and keeps 98.0
 one sentence; spaCy's rule-based tokenizer (`spacy.blank("en")` and its sentencizer) reached
 70.0% and 93.7%, syntok 75.8% and 95.0%, and the regular expression bert_pos used before
 73.0% (`python experiments/text_tokenizers.py`, experiments/RESULTS.md). segtok is written
-for English and the languages that write like it (`language` selects nothing else yet).
+for English; `language=en` (the default) uses it. Any other `language` is an ISO code of
+spaCy's, whose rule-based tokenizer for that language (`spacy.blank(language)`, its
+punctuation rules and abbreviations) and sentencizer split the text instead: French "l'homme"
+becomes "l'" and "homme", German "z.B." stays one word.
 
 A text is read line by line: a line is a paragraph, which may hold several sentences; blank
-lines separate paragraphs and nothing is lost: every word carries its character offsets
-into its line.
+lines separate paragraphs, and a line `-DOCSTART-` (CoNLL-2003's document marker) starts a
+new document. Nothing is lost: every word carries its character offsets into its line.
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from bert_pos.runtime.errors import UserError
 
 Word = tuple[str, int, int]  # the word, its start and end offsets in its line
-LANGUAGES = ("en",)
+DOCUMENT_MARKER = "-DOCSTART-"
 
 
 @dataclass
@@ -28,16 +31,44 @@ class TextSentence:
     line_text: str  # that line
     paragraph: int  # 0-based paragraph number (paragraphs are separated by blank lines)
     words: list[Word]  # offsets into the line
+    document: int = 0  # 0-based; each -DOCSTART- line after some text starts the next one
+    opens_document: bool = False  # the first sentence after a -DOCSTART- line
 
 
-def require_segtok() -> None:
+def sentence_splitter(language: str) -> Callable[[str], list[list[Word]]]:
+    """The function that splits one line of `language` into sentences of words: segtok for
+    English, spaCy's rules for that language otherwise."""
     import importlib.util
 
-    if importlib.util.find_spec("segtok") is None:
+    if language == "en":
+        if importlib.util.find_spec("segtok") is None:
+            raise UserError(
+                "input_format=text splits English with segtok: pip install 'bert_pos[text]' "
+                "(or the pinned version in requirements-lock.txt)"
+            )
+        return line_sentences
+    if importlib.util.find_spec("spacy") is None:
         raise UserError(
-            "input_format=text splits text with segtok: pip install 'bert_pos[text]' (or the "
-            "pinned version in requirements-lock.txt)"
+            f"language={language} splits text with spaCy's rules for it: pip install "
+            "'bert_pos[languages]' (or the pinned version in requirements-lock.txt)"
         )
+    import spacy
+
+    try:
+        nlp = spacy.blank(language)
+    except (ImportError, KeyError, ValueError) as err:
+        reason = str(err).splitlines()[0]
+        raise UserError(f"language={language}: spaCy cannot split it: {reason}") from None
+    nlp.add_pipe("sentencizer")
+
+    def split(line: str) -> list[list[Word]]:
+        return [
+            words
+            for sentence in nlp(line).sents
+            if (words := [(t.text, t.idx, t.idx + len(t.text)) for t in sentence if not t.is_space])
+        ]
+
+    return split
 
 
 def line_sentences(line: str) -> list[list[Word]]:
@@ -63,14 +94,25 @@ def line_sentences(line: str) -> list[list[Word]]:
     return sentences
 
 
-def text_sentences(lines: Iterable[str]) -> Iterator[TextSentence]:
-    """Every sentence of a text given as lines (without their line breaks), in order."""
+def text_sentences(
+    lines: Iterable[str], split: Callable[[str], list[list[Word]]] = line_sentences
+) -> Iterator[TextSentence]:
+    """Every sentence of a text given as lines (without their line breaks), in order, each
+    line split by `split` (`sentence_splitter`'s)."""
     paragraph, in_paragraph = 0, False
+    document, in_document, marked = 0, False, False
     for number, line in enumerate(lines, start=1):
+        if line.strip() == DOCUMENT_MARKER:
+            document += in_document
+            paragraph += in_paragraph
+            in_document = in_paragraph = False
+            marked = True
+            continue
         if not line.strip():
             paragraph += in_paragraph
             in_paragraph = False
             continue
         in_paragraph = True
-        for words in line_sentences(line):
-            yield TextSentence(number, line, paragraph, words)
+        for words in split(line):
+            yield TextSentence(number, line, paragraph, words, document, marked)
+            in_document, marked = True, False

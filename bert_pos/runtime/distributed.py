@@ -2,9 +2,10 @@
 
     torchrun --nproc_per_node=2 -m bert_pos.train +experiment=baseline   # 2 GPUs (or CPU processes)
 
-torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; a SLURM job started by
-the submitit launcher with several tasks gets them from submitit. Without them the run is a
-single process and every helper here is a no-op, so the training loop reads the same either way.
+torchrun sets RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT; a job of several
+tasks started by the submitit launcher (a SLURM job, or its local executor) gets them from
+submitit. Without them the run is a single process and every helper here is a no-op, so the
+training loop reads the same either way.
 GPUs communicate with NCCL, CPU processes with gloo.
 """
 
@@ -38,13 +39,15 @@ class Distributed:
 
 
 def environment_from_launcher() -> None:
-    """A multi-task SLURM job started by the submitit launcher has SLURM's variables, not
-    torchrun's: derive torchrun's (first node's host as the master) from them."""
-    if "RANK" in os.environ or os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+    """A multi-task job started by the submitit launcher (on SLURM, or its local executor)
+    has submitit's variables, not torchrun's: derive torchrun's (the first node's host as
+    the master) from them."""
+    if "RANK" in os.environ or os.environ.get("SUBMITIT_EXECUTOR") not in ("slurm", "local"):
         return
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        from submitit.helpers import TorchDistributedEnvironment
+    from submitit import JobEnvironment
+    from submitit.helpers import TorchDistributedEnvironment
 
+    if JobEnvironment().num_tasks > 1:
         TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
 
 
