@@ -16,7 +16,7 @@ The graph is traced by torch.onnx's TorchScript exporter with the encoder's eage
 then ONNX Runtime's transformer optimizer (`onnxruntime.transformers.optimizer`) fuses each
 layer's attention, layer norms and GELU into its own kernels (Attention, SkipLayerNormalization,
 BiasGelu): the patterns it fuses are those of this exporter. The torch.export-based exporter's
-graph of the same model fused no attention and ran 13% slower in fp32 and 21% slower in int8
+graph of the same model fused no attention and ran 12% slower in fp32 and 21% slower in int8
 (experiments/RESULTS.md).
 
 `quantize=int8` quantizes the fused graph's weights to int8 with ONNX Runtime's dynamic
