@@ -55,6 +55,24 @@ def test_other_languages_are_split_by_spacys_rules_for_them():
         sentence_splitter("qq")
 
 
+@pytest.mark.parametrize(
+    "language, missing, extra", [("en", "segtok", "text"), ("de", "spacy", "languages")]
+)
+def test_a_missing_text_extra_is_named_in_one_line(monkeypatch, language, missing, extra):
+    import importlib.util
+
+    from bert_pos.inference.text import sentence_splitter
+    from bert_pos.runtime.errors import UserError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name)
+    )
+    with pytest.raises(UserError, match=rf"pip install 'bert_pos\[{extra}\]'") as raised:
+        sentence_splitter(language)
+    assert "\n" not in str(raised.value)
+
+
 def test_docstart_lines_separate_documents_of_raw_text():
     from bert_pos.inference.text import text_sentences
 
