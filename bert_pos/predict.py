@@ -15,7 +15,8 @@ may hold several sentences, a blank line ends a paragraph, a `-DOCSTART-` line a
 object per sentence: its text, line, paragraph and offset in the line, words, tags and
 entity spans (character offsets into the sentence's text, type, text, score). Sentences are
 read, tagged and written a chunk at a time, in length-sorted batches; a sentence longer than
-the model's window is tagged in overlapping windows and stitched, never cut. Under torchrun
+the model's window is tagged in overlapping windows and stitched, never cut. A tagger trained
+with document context reads each sentence amid its document's, as evaluation does. Under torchrun
 each process tags a share of the batches and the first writes what one process would write.
 """
 
@@ -46,6 +47,9 @@ class PredictConfig:
     device: str = MISSING
     precision: str = MISSING
     language: str = MISSING  # raw text's: en (segtok), or another ISO code (spaCy's rules)
+    document_context: bool = (
+        MISSING  # a tagger trained with it reads each sentence amid its document
+    )
 
 
 ConfigStore.instance().store(name="predict_schema", node=PredictConfig)

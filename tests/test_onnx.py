@@ -121,6 +121,40 @@ def test_evaluate_and_predict_run_from_an_onnx_folder_with_document_context(runs
 
 
 @pytest.mark.slow
+def test_predict_reads_each_sentence_amid_its_document_as_evaluation_does(runs, tmp_path):
+    """A tagger trained with document context: predict's tags equal evaluation's on the same
+    file, also where chunks end inside documents (their context comes from the neighbouring
+    chunks), from the run and from its ONNX export; without context they differ."""
+    from bert_pos.scoring.predictions import read_predictions
+
+    run_dir, onnx_dir = runs["crf"], tmp_path / "onnx"
+    result = run_command("evaluate", f"run_dir={run_dir}", "split=test")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluated = read_predictions(run_dir / "eval" / "test-best" / "predictions.txt").predicted
+    result = run_command("export", f"run_dir={run_dir}", "format=onnx", f"output={onnx_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    def predicted(model_dir, *overrides) -> list[list[str]]:
+        output = tmp_path / "out.tsv"
+        result = run_command(
+            "predict",
+            f"model_dir={model_dir}",
+            f"input={run_dir / 'demo_corpus' / 'test.txt'}",
+            "input_format=conll",
+            f"output={output}",
+            *overrides,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        blocks = [block for block in output.read_text().split("\n\n") if block.strip()]
+        return [[line.split("\t")[1] for line in block.splitlines()] for block in blocks]
+
+    for model_dir in (run_dir, run_dir / "model", onnx_dir):  # the context each one records
+        assert predicted(model_dir, "chunk_sentences=7") == evaluated
+    assert predicted(run_dir) == evaluated
+    assert predicted(run_dir, "document_context=false") != evaluated
+
+
+@pytest.mark.slow
 def test_int8_runs_and_is_compared_with_fp32(runs, tmp_path):
     from bert_pos.inference.loading import load_trained
     from bert_pos.inference.onnx_model import export_onnx

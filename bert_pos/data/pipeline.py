@@ -30,7 +30,7 @@ class EncodingOptions:
     @classmethod
     def of(cls, data: DictConfig, tasks: list[Task], max_length: int) -> "EncodingOptions":
         """The options a data config asks for, read once here."""
-        context = data.context_subwords if data.context == "document" else None
+        context = document_context_subwords(data)
         more = {task.key: begin_to_inside_map(task.label_names) for task in tasks[1:]}
         continuation = begin_to_inside_map(tasks[0].label_names)
         return cls(data.label_strategy, continuation, max_length, context, more or None)
@@ -49,6 +49,12 @@ class Batching:
     pin_memory: bool = False
     num_shards: int = 1  # data-parallel processes, and this one's shard
     shard: int = 0
+
+
+def document_context_subwords(data: DictConfig) -> int | None:
+    """Subwords per example, context included, of a run with document context; None for
+    sentences alone."""
+    return data.context_subwords if data.context == "document" else None
 
 
 def encode_and_batch(

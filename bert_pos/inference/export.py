@@ -20,10 +20,15 @@ from bert_pos.scoring.metrics import format_results_table
 
 
 def export_model(
-    model: Tagger, tokenizer, label_names: list[str], directory: Path, card: str
+    model: Tagger,
+    tokenizer,
+    label_names: list[str],
+    directory: Path,
+    card: str,
+    context_subwords: int | None = None,
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    tagger_config(model, label_names).save_pretrained(directory)
+    tagger_config(model, label_names, context_subwords).save_pretrained(directory)
     state = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, directory / weights_file_name(model), metadata={"format": "pt"})
     tokenizer.save_pretrained(directory)

@@ -19,9 +19,10 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from transformers import AutoConfig, PreTrainedTokenizerFast
 
+from bert_pos.data.pipeline import document_context_subwords
 from bert_pos.inference.onnx_model import ONNX_FILE, is_onnx_folder, load_onnx
 from bert_pos.modeling.encoders import load_tokenizer
-from bert_pos.modeling.tagger import Tagger, build_model, tagger_from_config
+from bert_pos.modeling.tagger import CONTEXT_KEY, Tagger, build_model, tagger_from_config
 from bert_pos.runtime.errors import UserError
 from bert_pos.runtime.paths import (
     BERT_POS_ONLY_FILE,
@@ -56,6 +57,14 @@ class Trained:
         if names[0] is None and self.run_config is not None:
             return [self.run_config.data.task]
         return names
+
+    @property
+    def context_subwords(self) -> int | None:
+        """The document context the tagger was trained with (subwords per example), from its
+        run's config or its export's; None: it reads each sentence alone."""
+        if self.run_config is not None:
+            return document_context_subwords(run_data_config(self.run_config))
+        return getattr(self.model.config, CONTEXT_KEY, None)
 
 
 def load_trained(

@@ -105,7 +105,7 @@ def export_onnx(trained, directory: Path, quantize: str = "none") -> Path:
         else:
             shutil.copyfile(fused, directory / ONNX_FILE)
     save_file(head_state(model), directory / HEADS_FILE, metadata={"format": "pt"})
-    tagger_config(model, model.label_names).save_pretrained(directory)
+    tagger_config(model, model.label_names, trained.context_subwords).save_pretrained(directory)
     trained.tokenizer.save_pretrained(directory)
     info = {"graph": ONNX_FILE, "quantize": quantize, "inputs": names, "outputs": outputs}
     (directory / ONNX_INFO).write_text(json.dumps(info, indent=2) + "\n")

@@ -36,7 +36,12 @@ from bert_pos.data.conllu import (
 from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.inference.loading import TrainedModelError, load_trained
-from bert_pos.inference.tagging import entity_spans, mention_entities, tag_tasks
+from bert_pos.inference.tagging import (
+    DocumentContext,
+    entity_spans,
+    mention_entities,
+    tag_tasks,
+)
 from bert_pos.inference.text import DOCUMENT_MARKER, sentence_splitter, text_sentences
 from bert_pos.runtime import distributed
 from bert_pos.runtime.devices import autocast_for, pick_device, resolve_precision
@@ -54,6 +59,7 @@ class Unit:
     source: dict = field(default_factory=dict)
     opens_document: bool = False  # raw text after a -DOCSTART- line: tsv output repeats it
     opens_paragraph: bool = False  # raw text's first sentence of a paragraph (CoNLL-U's newpar)
+    document: int = 0  # its document in the input, whose sentences are its context
 
     def conllu_comments(self) -> list[str]:
         return ["# newdoc"] * self.opens_document + ["# newpar"] * self.opens_paragraph
@@ -83,6 +89,7 @@ def text_units(lines, counts: Counter, split=None) -> Iterator[Unit]:
             },
             sentence.opens_document,
             sentence.paragraph != last_paragraph,
+            sentence.document,
         )
         last_paragraph = sentence.paragraph
 
@@ -99,12 +106,25 @@ def file_units(path: Path, input_format: str) -> Iterator[Unit]:
         for word in sentence.words:
             offsets.append((word, position, position + len(word)))
             position += len(word) + 1
-        yield Unit(" ".join(sentence.words), offsets, {"line": sentence.line})
+        yield Unit(
+            " ".join(sentence.words),
+            offsets,
+            {"line": sentence.line},
+            document=max(sentence.document_id, 0),  # -1: no -DOCSTART- before it
+        )
 
 
-def chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
-    while chunk := list(islice(units, size)):
-        yield chunk
+def chunks_in_context(
+    units: Iterator[Unit], size: int, reach: int
+) -> Iterator[tuple[list[Unit], list[Unit], list[Unit]]]:
+    """Chunks of `size` sentences, each with up to `reach` sentences before and after it (the
+    previous chunk's last and the next chunk's first), as context; with a reach, one chunk is
+    read ahead."""
+    previous, current = [], list(islice(units, size))
+    while current:
+        following = list(islice(units, size)) if reach else []
+        yield previous[max(len(previous) - reach, 0) :], current, following[:reach]
+        previous, current = current, following if reach else list(islice(units, size))
 
 
 def formatted(cfg, units: list[Unit], tagged: list, tasks: list, spans, mentions) -> str:
@@ -195,16 +215,64 @@ def predict(cfg: DictConfig) -> dict:
         distributed.teardown()
 
 
+@dataclass
+class ChunkTagger:
+    """Tags a chunk of sentences as evaluation would: with document context (a tagger trained
+    with it), each sentence amid its document's neighbours, those beyond the chunk's edges too."""
+
+    model: object
+    tokenizer: object
+    batch_size: int
+    device: object
+    autocast: object
+    context_subwords: int | None  # the model's document context; None: sentences alone
+    timings: Counter
+
+    @property
+    def reach(self) -> int:
+        """Sentences beyond a chunk's edge that context may read: the budget in subwords
+        (each sentence gives context at least one, unless it needs windows or has none)."""
+        return self.context_subwords or 0
+
+    def tag(self, before: list[Unit], chunk: list[Unit], after: list[Unit]):
+        """Per task, each sentence of `chunk`'s (tag, probability) of every word; and a span
+        head's mentions per sentence (None for tagging heads)."""
+        units = before + chunk + after
+        document_context = None
+        if self.context_subwords:
+            mine = range(len(before), len(before) + len(chunk))
+            documents = [unit.document for unit in units]
+            document_context = DocumentContext(documents, self.context_subwords, mine)
+        mentions = [] if hasattr(self.model.heads()[0], "candidates") else None
+        tagged = tag_tasks(
+            self.model,
+            self.tokenizer,
+            [[w for w, _, _ in unit.words] for unit in units],
+            self.model.task_label_names,
+            self.batch_size,
+            self.device,
+            self.autocast,
+            mentions,
+            self.timings,
+            document_context,
+        )
+        mine = slice(len(before), len(before) + len(chunk))
+        return [task[mine] for task in tagged], mentions and mentions[mine]
+
+
 def tag_stream(cfg: DictConfig, trained, source, context, split=None) -> dict:
     device = pick_device(cfg.device)
     datasets.disable_progress_bars()
-    model, tokenizer = trained.model.to(device), trained.tokenizer
-    tasks, task_labels = trained.task_names, model.task_label_names
-    spans = [is_span_label_set(labels) for labels in task_labels]
+    model = trained.model.to(device)
+    tasks, spans = trained.task_names, [is_span_label_set(x) for x in model.task_label_names]
     autocast = autocast_for(device, resolve_precision(cfg.precision, device))
     timings, counts = Counter(), Counter()
+    document_context = trained.context_subwords if cfg.document_context else None
+    tagger = ChunkTagger(
+        model, trained.tokenizer, cfg.batch_size, device, autocast, document_context, timings
+    )
     if cfg.input_format == "conllu" and cfg.format == "conllu":
-        return conllu_to_conllu(cfg, trained, source, context, device, autocast, timings)
+        return conllu_to_conllu(cfg, trained, source, context, tagger)
     streamed = cfg.input_format == "text" and isinstance(source, Path)  # others: read by path
     opened = open(source, encoding="utf-8") if streamed else nullcontext(source)
     output = None
@@ -219,28 +287,17 @@ def tag_stream(cfg: DictConfig, trained, source, context, split=None) -> dict:
                 units = text_units(stream, counts, split)
             else:
                 units = file_units(source, cfg.input_format)
-            pieces = chunks(units, cfg.chunk_sentences)
+            pieces = chunks_in_context(units, cfg.chunk_sentences, tagger.reach)
             while True:
                 reading = time.perf_counter()
-                chunk = next(pieces, None)
+                piece = next(pieces, None)
                 timings["reading"] += time.perf_counter() - reading
-                if chunk is None:
+                if piece is None:
                     break
-                mentions = [] if hasattr(model.heads()[0], "candidates") else None
-                words = [[w for w, _, _ in unit.words] for unit in chunk]
-                tagged = tag_tasks(
-                    model,
-                    tokenizer,
-                    words,
-                    task_labels,
-                    cfg.batch_size,
-                    device,
-                    autocast,
-                    mentions,
-                    timings,
-                )
+                chunk = piece[1]
+                tagged, mentions = tagger.tag(*piece)
                 counts["sentences"] += len(chunk)
-                counts["words"] += sum(map(len, words))
+                counts["words"] += sum(len(unit.words) for unit in chunk)
                 if output is not None:
                     writing = time.perf_counter()
                     output.write(formatted(cfg, chunk, tagged, tasks, spans, mentions))
@@ -266,24 +323,12 @@ def progress_bar(size: int | None, shown: bool) -> tqdm:
     )
 
 
-def conllu_to_conllu(cfg, trained, source: Path, context, device, autocast, timings) -> dict:
+def conllu_to_conllu(cfg, trained, source: Path, context, tagger: ChunkTagger) -> dict:
     """A CoNLL-U input with the model's columns filled in, every other byte as it was: the
     file is rewritten whole (a treebank file, not a stream)."""
     started = time.perf_counter()
-    model = trained.model
     units = list(file_units(source, "conllu"))
-    words = [[w for w, _, _ in unit.words] for unit in units]
-    tagged = tag_tasks(
-        model,
-        trained.tokenizer,
-        words,
-        model.task_label_names,
-        cfg.batch_size,
-        device,
-        autocast,
-        None,
-        timings,
-    )
+    tagged, _ = tagger.tag([], units, [])
     tags = [[[tag for tag, _ in one[i]] for one in tagged] for i in range(len(units))]
     columns = conllu_columns(cfg, trained.task_names)
     first_lines = [s.first_line for s in parse_conllu(source)]
@@ -293,8 +338,8 @@ def conllu_to_conllu(cfg, trained, source: Path, context, device, autocast, timi
             sys.stdout.write(text)
         else:
             Path(cfg.output).write_text(text)
-    counts = Counter(sentences=len(units), words=sum(map(len, words)))
-    return summary(counts, time.perf_counter() - started, timings)
+    counts = Counter(sentences=len(units), words=sum(len(unit.words) for unit in units))
+    return summary(counts, time.perf_counter() - started, tagger.timings)
 
 
 def summary(counts: Counter, seconds: float, timings: Counter) -> dict:

@@ -9,12 +9,14 @@ exactly as evaluation scores it.
 import logging
 import time
 from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass
 
 import datasets
 import torch
 import torch.distributed as dist
 from seqeval.metrics.sequence_labeling import get_entities
 
+from bert_pos.data.batching import build_dataloaders
 from bert_pos.data.labels import begin_to_inside_map
 from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
 from bert_pos.modeling.encoders import max_length_of
@@ -56,12 +58,14 @@ def tag_tasks(
     autocast,
     mentions: list | None = None,
     timings: Counter | None = None,
+    document_context: "DocumentContext | None" = None,
 ) -> list[list[list[tuple[str, float]]]]:
     """`tag_sentences` for the first `len(task_labels)` tasks of the model (their label names),
     in one encoder pass per batch: per task, (tag, probability) of every word. `mentions` (a
     list, filled here): the first task's span head's decoded mentions per sentence, nested
     ones too, as (first word, end word exclusive, type, probability). `timings`: seconds
-    spent encoding, in the model and decoding are added to it.
+    spent encoding, in the model and decoding are added to it. `document_context`: for a
+    tagger trained with it (the sentences outside its `tagged` range are context only).
 
     Data-parallel processes (torchrun) each run every `world_size`-th batch of the same
     batches one process would run, and every process gets all the tags: so the tags and
@@ -71,8 +75,9 @@ def tag_tasks(
     indices = [index for index, words in enumerate(sentences) if words]
     tagged = {}  # (task, sentence, word) -> (tag, probability), of this process's batches
     started = time.perf_counter()
+    words, context = [sentences[i] for i in indices], document_context
     loader = input_loader(
-        model, tokenizer, [sentences[i] for i in indices], task_labels[0], batch_size
+        model, tokenizer, words, task_labels[0], batch_size, context and context.of(indices)
     )
     timings["encoding"] += time.perf_counter() - started
     model.eval()
@@ -140,25 +145,57 @@ def every_process_tags(tagged: dict, sentences: list[list[str]], task_labels) ->
     return results
 
 
-def input_loader(model: Tagger, tokenizer, words: list[list[str]], labels, batch_size: int):
-    """Sentences without labels, encoded and batched as evaluation encodes and batches."""
+@dataclass(frozen=True)
+class DocumentContext:
+    """What a tagger trained with document context (data/context.py) needs to see each
+    sentence as it was trained and evaluated: its neighbours in its document around it, up to
+    `subwords` per example. `documents`: each sentence's document; the sentences in `tagged`
+    are tagged, the others are read as context only."""
+
+    documents: list[int]
+    subwords: int
+    tagged: range
+
+    def of(self, indices: list[int]) -> "DocumentContext":
+        """The same context for the sentences at `indices` alone (in that order)."""
+        kept = [i for i, index in enumerate(indices) if index in self.tagged]
+        tagged = range(kept[0], kept[-1] + 1) if kept else range(0)
+        return DocumentContext([self.documents[i] for i in indices], self.subwords, tagged)
+
+
+def input_loader(
+    model: Tagger,
+    tokenizer,
+    words: list[list[str]],
+    labels,
+    batch_size: int,
+    document_context: DocumentContext | None = None,
+):
+    """Sentences without labels, encoded and batched as evaluation encodes and batches; with
+    `document_context`, batches of the sentences it tags, each amid its document's."""
+    documents = document_context.documents if document_context else [-1] * len(words)
     unlabelled = datasets.Dataset.from_dict(
         {
             "tokens": words,
             "tags": [[0] * len(w) for w in words],
-            "document_id": [-1] * len(words),
+            "document_id": documents,
             "line": [-1] * len(words),
         }
     )
     max_length = max_length_of(tokenizer, model.config)
-    options = EncodingOptions("first", begin_to_inside_map(labels), max_length, None)
+    context = document_context.subwords if document_context else None
+    options = EncodingOptions("first", begin_to_inside_map(labels), max_length, context)
     # padding to a multiple of 8 must not pad a full window past the model's positions
     multiple = 8 if max_length % 8 == 0 else 1
     batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, multiple)
-    _, loaders = encode_and_batch(
-        datasets.DatasetDict({"input": unlabelled}), tokenizer, options, batching
+    splits = datasets.DatasetDict({"input": unlabelled})
+    examples, loaders = encode_and_batch(splits, tokenizer, options, batching)
+    if document_context is None:
+        return loaders["input"]
+    tagged = examples["input"].filter(
+        lambda sentence: sentence in document_context.tagged, input_columns="sentence"
     )
-    return loaders["input"]
+    return build_dataloaders(datasets.DatasetDict({"input": tagged}), **asdict(batching))["input"]
 
 
 class SpanDecoding:

@@ -230,11 +230,17 @@ def unwrap(model: nn.Module) -> nn.Module:
     return getattr(model, "module", model)
 
 
-def tagger_config(model: Tagger, label_names: list[str]):
+CONTEXT_KEY = "document_context_subwords"
+
+
+def tagger_config(model: Tagger, label_names: list[str], context_subwords: int | None = None):
     """The tagger's Hugging Face config: its encoder's, with the labels, the head's dropout and
     the architecture, and bert_pos's options where they differ from BERT's recipe (a CRF,
-    pooling or constrained decoding, which `*ForTokenClassification` would ignore)."""
+    pooling or constrained decoding, which `*ForTokenClassification` would ignore).
+    `context_subwords`: the document context it was trained with, which predict gives it."""
     config = copy.deepcopy(model.config)
+    if context_subwords is not None:
+        setattr(config, CONTEXT_KEY, context_subwords)
     config.architectures = [encoders.token_classification_class(config).__name__]
     config.id2label = dict(enumerate(label_names))
     config.label2id = {label: i for i, label in enumerate(label_names)}

@@ -8,6 +8,7 @@ import time
 
 from safetensors.torch import load_file
 
+from bert_pos.data.pipeline import document_context_subwords
 from bert_pos.inference.export import export_model, model_card
 from bert_pos.runtime.paths import weights_file
 from bert_pos.scoring.details import evaluate_split
@@ -41,12 +42,14 @@ def finish(run: Run, state: LoopState) -> dict:
     cfg = run.cfg
     base_model = cfg.model.name_or_path or cfg.model.package or "a randomly initialised BERT"
     export_dir = run.run_dir / "model"
+    context = document_context_subwords(cfg.data)  # predict gives the model what it trained on
     export_model(
         run.model,
         run.tokenizer,
         run.task.label_names,
         export_dir,
         model_card(cfg, metrics, base_model, str(export_dir.resolve())),
+        context,
     )
     if len(run.tasks) > 1:  # each task alone, as a standard token-classification model
         for index, task in enumerate(run.tasks):
@@ -54,7 +57,9 @@ def finish(run: Run, state: LoopState) -> dict:
                 cfg, metrics, base_model, str((export_dir / task.name).resolve()), task
             )
             view = run.model.task_view(index)
-            export_model(view, run.tokenizer, task.label_names, export_dir / task.name, card)
+            export_model(
+                view, run.tokenizer, task.label_names, export_dir / task.name, card, context
+            )
     metrics["wall_seconds"] = time.perf_counter() - run.started
     (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     log.info(
