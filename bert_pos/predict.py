@@ -10,14 +10,15 @@
 `model_dir` is an exported model folder (`<run>/model`, Hugging Face layout), a run folder,
 or an ONNX folder (`python -m bert_pos.export`). Raw text is split into sentences and words
 by segtok (English; `language=de`, `fr`, ... use spaCy's rules for that language): a line
-may hold several sentences, a blank line ends a paragraph, a `-DOCSTART-` line a document. Output is
-`word<TAB>tag` lines (a blank line after each sentence) or, with `format=jsonl`, one JSON
+may hold several sentences, a blank line ends a paragraph, a `-DOCSTART-` line a document.
+Output is `word<TAB>tag` lines (a blank line after each sentence) or, with `format=jsonl`, one JSON
 object per sentence: its text, line, paragraph and offset in the line, words, tags and
 entity spans (character offsets into the sentence's text, type, text, score). Sentences are
 read, tagged and written a chunk at a time, in length-sorted batches; a sentence longer than
 the model's window is tagged in overlapping windows and stitched, never cut. A tagger trained
-with document context reads each sentence amid its document's, as evaluation does. Under torchrun
-each process tags a share of the batches and the first writes what one process would write.
+with document context reads each sentence amid its document's, as evaluation does. Under
+torchrun each process tags a share of the batches and the first writes what one process would
+write.
 """
 
 import logging
@@ -47,9 +48,7 @@ class PredictConfig:
     device: str = MISSING
     precision: str = MISSING
     language: str = MISSING  # raw text's: en (segtok), or another ISO code (spaCy's rules)
-    document_context: bool = (
-        MISSING  # a tagger trained with it reads each sentence amid its document
-    )
+    document_context: bool = MISSING  # a tagger trained with it: each sentence amid its document
 
 
 ConfigStore.instance().store(name="predict_schema", node=PredictConfig)

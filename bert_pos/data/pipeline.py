@@ -57,16 +57,11 @@ def document_context_subwords(data: DictConfig) -> int | None:
     return data.context_subwords if data.context == "document" else None
 
 
-def encode_and_batch(
-    splits: DatasetDict,
-    tokenizer,
-    options: EncodingOptions,
-    batching: Batching,
-    cache_dir: str | None = None,
-) -> tuple[DatasetDict, dict]:
-    """The splits as subword examples (kept under `cache_dir` when given), and a loader per
-    split: shuffled training batches, length-sorted evaluation batches."""
-    tokenized = tokenize_splits_cached(
+def encode(
+    splits: DatasetDict, tokenizer, options: EncodingOptions, cache_dir: str | None = None
+) -> DatasetDict:
+    """The splits as subword examples (kept under `cache_dir` when given)."""
+    return tokenize_splits_cached(
         cache_dir,
         splits,
         tokenizer,
@@ -76,4 +71,16 @@ def encode_and_batch(
         options.context_subwords,
         options.more_tasks,
     )
+
+
+def encode_and_batch(
+    splits: DatasetDict,
+    tokenizer,
+    options: EncodingOptions,
+    batching: Batching,
+    cache_dir: str | None = None,
+) -> tuple[DatasetDict, dict]:
+    """The splits as subword examples (`encode`), and a loader per split: shuffled training
+    batches, length-sorted evaluation batches."""
+    tokenized = encode(splits, tokenizer, options, cache_dir)
     return tokenized, build_dataloaders(tokenized, **asdict(batching))

@@ -237,10 +237,9 @@ class ChunkTagger:
     def tag(self, before: list[Unit], chunk: list[Unit], after: list[Unit]):
         """Per task, each sentence of `chunk`'s (tag, probability) of every word; and a span
         head's mentions per sentence (None for tagging heads)."""
-        units = before + chunk + after
+        units, mine = before + chunk + after, range(len(before), len(before) + len(chunk))
         document_context = None
         if self.context_subwords:
-            mine = range(len(before), len(before) + len(chunk))
             documents = [unit.document for unit in units]
             document_context = DocumentContext(documents, self.context_subwords, mine)
         mentions = [] if hasattr(self.model.heads()[0], "candidates") else None
@@ -256,8 +255,8 @@ class ChunkTagger:
             self.timings,
             document_context,
         )
-        mine = slice(len(before), len(before) + len(chunk))
-        return [task[mine] for task in tagged], mentions and mentions[mine]
+        kept = slice(mine.start, mine.stop)
+        return [task[kept] for task in tagged], mentions and mentions[kept]
 
 
 def tag_stream(cfg: DictConfig, trained, source, context, split=None) -> dict:

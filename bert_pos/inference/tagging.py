@@ -18,7 +18,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from bert_pos.data.batching import build_dataloaders
 from bert_pos.data.labels import begin_to_inside_map
-from bert_pos.data.pipeline import Batching, EncodingOptions, encode_and_batch
+from bert_pos.data.pipeline import Batching, EncodingOptions, encode
 from bert_pos.modeling.encoders import max_length_of
 from bert_pos.modeling.heads.span import outermost, resolve_spans
 from bert_pos.modeling.tagger import Tagger
@@ -75,10 +75,9 @@ def tag_tasks(
     indices = [index for index, words in enumerate(sentences) if words]
     tagged = {}  # (task, sentence, word) -> (tag, probability), of this process's batches
     started = time.perf_counter()
-    words, context = [sentences[i] for i in indices], document_context
-    loader = input_loader(
-        model, tokenizer, words, task_labels[0], batch_size, context and context.of(indices)
-    )
+    in_context = document_context.of(indices) if document_context else None
+    words = [sentences[i] for i in indices]
+    loader = input_loader(model, tokenizer, words, task_labels[0], batch_size, in_context)
     timings["encoding"] += time.perf_counter() - started
     model.eval()
     heads = model.heads()
@@ -188,14 +187,12 @@ def input_loader(
     # padding to a multiple of 8 must not pad a full window past the model's positions
     multiple = 8 if max_length % 8 == 0 else 1
     batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, multiple)
-    splits = datasets.DatasetDict({"input": unlabelled})
-    examples, loaders = encode_and_batch(splits, tokenizer, options, batching)
-    if document_context is None:
-        return loaders["input"]
-    tagged = examples["input"].filter(
-        lambda sentence: sentence in document_context.tagged, input_columns="sentence"
-    )
-    return build_dataloaders(datasets.DatasetDict({"input": tagged}), **asdict(batching))["input"]
+    examples = encode(datasets.DatasetDict({"input": unlabelled}), tokenizer, options)
+    if document_context is not None:  # the context-only sentences make no examples
+        examples["input"] = examples["input"].filter(
+            lambda sentence: sentence in document_context.tagged, input_columns="sentence"
+        )
+    return build_dataloaders(examples, **asdict(batching))["input"]
 
 
 class SpanDecoding:
