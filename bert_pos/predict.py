@@ -47,6 +47,7 @@ class PredictConfig:
     chunk_sentences: int = MISSING
     device: str = MISSING
     precision: str = MISSING
+    compile: bool = MISSING  # torch.compile the encoder, its weights frozen: for large inputs
     language: str = MISSING  # raw text's: en (segtok), or another ISO code (spaCy's rules)
     document_context: bool = MISSING  # a tagger trained with it: each sentence amid its document
 

@@ -1,6 +1,7 @@
 """Tagging speed, memory and test F1 of one trained tagger run several ways, on CoNLL-2003's
 test sentences: the Hugging Face pipeline (its best batch size of 1, 8, 32, 64), bert_pos in
-fp32, torch with dynamic int8 (`torch.ao.quantization.quantize_dynamic` on every nn.Linear, a
+fp32, bert_pos in fp32 with its encoder compiled (`compile=true`: torch.compile, weights
+frozen), torch with dynamic int8 (`torch.ao.quantization.quantize_dynamic` on every nn.Linear, a
 weight scale per output channel), ONNX Runtime fp32 and ONNX Runtime int8 (the folders
 `python -m bert_pos.export format=onnx [quantize=int8]` writes, exported first, each in its
 own process), and bert_pos under bf16 autocast on CPUs that compute bf16 natively.
@@ -8,7 +9,8 @@ own process), and bert_pos under bf16 autocast on CPUs that compute bf16 nativel
     python experiments/inference_bench.py MODEL_DIR ../shared/data/conll2003/test.txt
 
 MODEL_DIR is an exported tagger (`<run>/model`). Each way runs in its own process (peak
-resident memory is that process's), after one warm-up pass over 256 sentences; words/s
+resident memory is that process's), after one warm-up pass over 256 sentences (timed: it holds
+the compile); words/s
 counts the test words over the tagging alone (the model loaded, the words given), bert_pos
 ways in length-sorted batches of 64. Each way tags the test set three times and the fastest
 pass counts (all three are printed): the machine's speed varies between passes. F1 is
@@ -31,7 +33,14 @@ import torch
 
 BATCH = 64
 PASSES = 3  # timed passes over the test set per way; the fastest counts
-WAYS = ("pipeline", "bert_pos fp32", "torch int8", "onnxruntime fp32", "onnxruntime int8")
+WAYS = (
+    "pipeline",
+    "bert_pos fp32",
+    "bert_pos fp32 compiled",
+    "torch int8",
+    "onnxruntime fp32",
+    "onnxruntime int8",
+)
 if torch.ops.mkldnn._is_mkldnn_bf16_supported():  # elsewhere bf16 is emulated, 10-40x slower
     WAYS += ("bert_pos bf16",)
 
@@ -66,6 +75,7 @@ def peak_mb() -> float:
 
 def bert_pos_way(way: str, model_dir: str, words, gold) -> dict:
     from bert_pos.inference.loading import load_trained
+    from bert_pos.inference.predict_run import compile_encoder
     from bert_pos.inference.tagging import entity_spans, tag_sentences
 
     if way.startswith("onnxruntime"):  # the folder `python -m bert_pos.export` wrote
@@ -78,6 +88,8 @@ def bert_pos_way(way: str, model_dir: str, words, gold) -> dict:
                 {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
                 dtype=torch.qint8,
             )
+        if way.endswith("compiled"):
+            compile_encoder(trained.model)
 
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if way.endswith("bf16") else nullcontext()
@@ -94,7 +106,7 @@ def bert_pos_way(way: str, model_dir: str, words, gold) -> dict:
             autocast,
         )
 
-    tag(words[:256])  # warm-up
+    warm_up, _ = fastest_of(1, lambda: tag(words[:256]))
     seconds, tagged = fastest_of(PASSES, lambda: tag(words))
     predicted = [[t for t, _ in sentence] for sentence in tagged]
     spans = []
@@ -108,6 +120,7 @@ def bert_pos_way(way: str, model_dir: str, words, gold) -> dict:
         )
     return {
         "way": way,
+        "warm_up_s": warm_up[0],
         "words_per_s": [sum(map(len, words)) / s for s in seconds],
         "f1": f1(gold, predicted),
         "peak_mb": peak_mb(),
@@ -122,7 +135,7 @@ def pipeline_way(model_dir: str, words, gold) -> dict:
         "token-classification", model=model_dir, aggregation_strategy="first", device="cpu"
     )
     texts = [" ".join(sentence) for sentence in words]
-    tagger(texts[:256], batch_size=8)  # warm-up
+    warm_up, _ = fastest_of(1, lambda: tagger(texts[:256], batch_size=8))
     best = None
     for batch_size in (1, 8, 32, 64):
         started = time.perf_counter()
@@ -145,6 +158,7 @@ def pipeline_way(model_dir: str, words, gold) -> dict:
         predicted.append(tags)
     return {
         "way": f"pipeline (batch {batch_size})",
+        "warm_up_s": warm_up[0],
         "words_per_s": [sum(map(len, words)) / s for s in seconds],
         "f1": f1(gold, predicted),
         "peak_mb": peak_mb(),
@@ -190,16 +204,16 @@ def main(model_dir: str, test_file: str) -> None:
     fp32 = max(results[1]["words_per_s"])
     print(
         "| way | words/s, fastest pass (all passes) | × bert_pos fp32 | test F1 (word tags) "
-        "| identical sentences | peak RSS (MB) |"
+        "| identical sentences | peak RSS (MB) | warm-up (s) |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for result in results:
         same = sum(a == b for a, b in zip(result["spans"], reference, strict=True))
         speeds = result["words_per_s"]
         print(
             f"| {result['way']} | {max(speeds):,.0f} ({', '.join(f'{v:,.0f}' for v in speeds)}) "
             f"| {max(speeds) / fp32:.2f} | {result['f1']:.4f} | {same}/{len(reference)} "
-            f"| {result['peak_mb']:,.0f} |"
+            f"| {result['peak_mb']:,.0f} | {result['warm_up_s']:.1f} |"
         )
 
 

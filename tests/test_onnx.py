@@ -118,6 +118,10 @@ def test_evaluate_and_predict_run_from_an_onnx_folder_with_document_context(runs
         assert result.returncode == 0, result.stderr[-3000:]
         outputs.append(json.loads(result.stdout))
     assert outputs[0]["tags"] == outputs[1]["tags"]
+    compiled = run_command("predict", f"model_dir={onnx_dir}", f"input={text}", "compile=true")
+    output = compiled.stdout + compiled.stderr
+    assert compiled.returncode == 1 and "Traceback" not in output
+    assert output.strip().splitlines()[-1].startswith("compile=true compiles a PyTorch tagger")
 
 
 @pytest.mark.slow

@@ -198,6 +198,22 @@ def test_cli_conll_input(trained_run, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_compiled_encoder_tags_as_the_eager_one(trained_run):
+    """compile=true: one dynamic graph for batches of every size and length, the same tags."""
+    lengths = [3, 11, 5, 17, 2, 8, 13, 1, 6, 9]
+    words = "Sator said Isvello Motors would open an office in Viport on Monday".split()
+    text = "".join(" ".join((words * 2)[:n]) + "\n" for n in lengths)
+    tags = []
+    for compiled in ("false", "true"):
+        tsv, log = run_predict(
+            f"model_dir={trained_run[0]}", "batch_size=3", f"compile={compiled}", stdin=text
+        )
+        assert ("compiling the encoder" in log) == (compiled == "true")
+        tags.append([line.split("\t")[1] for line in tsv.splitlines() if line])
+    assert len(tags[0]) == sum(lengths) and tags[0] == tags[1]
+
+
+@pytest.mark.slow
 def test_a_missing_model_or_input_is_one_line_naming_the_key(trained_run, tmp_path):
     from tests.helpers import run_command
 

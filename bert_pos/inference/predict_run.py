@@ -22,6 +22,7 @@ from itertools import islice
 from pathlib import Path
 
 import datasets
+import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
@@ -36,6 +37,7 @@ from bert_pos.data.conllu import (
 from bert_pos.data.conllu import TASK_COLUMNS as CONLLU_TASK_COLUMNS
 from bert_pos.data.labels import is_span_label_set
 from bert_pos.inference.loading import TrainedModelError, load_trained
+from bert_pos.inference.onnx_model import OnnxTagger
 from bert_pos.inference.tagging import (
     DocumentContext,
     entity_spans,
@@ -193,6 +195,11 @@ def predict(cfg: DictConfig) -> dict:
     except TrainedModelError as err:
         reason = str(err).removeprefix(f"{cfg.model_dir}: ")
         raise TrainedModelError(f"model_dir={cfg.model_dir}: {reason}") from None
+    if cfg.compile and isinstance(trained.model, OnnxTagger):
+        raise TrainedModelError(
+            f"compile=true compiles a PyTorch tagger; model_dir={cfg.model_dir} is an ONNX "
+            "folder (ONNX Runtime optimizes its own graph)"
+        )
     source = sys.stdin if cfg.input == "-" else Path(cfg.input)
     if source is not sys.stdin and not source.is_file():
         raise TrainedModelError(f"input={cfg.input}: no such file (or - for stdin)")
@@ -263,6 +270,8 @@ def tag_stream(cfg: DictConfig, trained, source, context, split=None) -> dict:
     device = pick_device(cfg.device)
     datasets.disable_progress_bars()
     model = trained.model.to(device)
+    if cfg.compile:
+        compile_encoder(model)
     tasks, spans = trained.task_names, [is_span_label_set(x) for x in model.task_label_names]
     autocast = autocast_for(device, resolve_precision(cfg.precision, device))
     timings, counts = Counter(), Counter()
@@ -312,6 +321,16 @@ def tag_stream(cfg: DictConfig, trained, source, context, split=None) -> dict:
         if output is not None and output is not sys.stdout:
             output.close()
     return summary(counts, time.perf_counter() - started, timings)
+
+
+def compile_encoder(model) -> None:
+    """Compiles the tagger's encoder for inference (torch.compile): its weights are frozen into
+    the graph (inductor's `freezing`; on CPUs its linear layers then run on oneDNN with weights
+    packed once), and one graph serves every batch shape (`dynamic`). The first batches pay
+    the compile time; the tags are eager's (tests)."""
+    log.info("compiling the encoder (torch.compile, frozen weights): the first batches wait")
+    encoder = torch.compile(model.encoder, dynamic=True, options={"freezing": True})
+    setattr(model, model.encoder_name, encoder)
 
 
 def progress_bar(size: int | None, shown: bool) -> tqdm:
