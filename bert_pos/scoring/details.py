@@ -19,9 +19,9 @@ from bert_pos.data.tasks import Task
 from bert_pos.modeling.tagger import unwrap
 from bert_pos.scoring.error_analysis import write_error_report
 from bert_pos.scoring.predictions import PREDICTIONS_FILE, write_predictions
-from bert_pos.scoring.scorer import Mentions, evaluate_tasks, task_scores, viewed
+from bert_pos.scoring.scorer import evaluate_tasks, task_scores, viewed
 from bert_pos.scoring.significance import bootstrap_interval, mention_counts, sentence_counts
-from bert_pos.scoring.span_scores import write_span_predictions
+from bert_pos.scoring.span_scores import Mentions, write_span_predictions
 
 
 def confusion_matrix(gold: list[list[str]], predicted: list[list[str]], label_names: list[str]):
@@ -108,7 +108,7 @@ def evaluate_split(
     Gold labels the model cannot predict (see data/sources.py) are scored and written as
     gold, and have rows of their own in the confusion matrix, after the model's labels."""
     golds = [gold_labels(sentences, task.label_names, task.key) for task in tasks]
-    span_head = tasks[0].spans and hasattr(unwrap(model).heads()[0], "decode_mentions")
+    span_head = tasks[0].spans and hasattr(unwrap(model).heads()[0], "candidates")
     gold = gold_mentions(sentences, golds[0] if span_head else None)
     mentions = None if gold is None else Mentions(gold)
     scores, predicted = evaluate_tasks(

@@ -7,23 +7,24 @@ does it for a trained run folder, as `python -m bert_pos.evaluate` asks.
 """
 
 import logging
-from collections import Counter, defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import torch
 from torch.utils.data import DataLoader
 
 from bert_pos.data.labels import IGNORE_INDEX
-from bert_pos.data.mentions import outermost_tags
 from bert_pos.data.tasks import ALL_TAGS, Task, has_all_tags, task_batch
-from bert_pos.modeling.heads.span import resolve_spans
 from bert_pos.modeling.tagger import unwrap
 from bert_pos.runtime.distributed import gather_lists, sum_over_ranks
 from bert_pos.scoring.metrics import score_sequences
-from bert_pos.scoring.span_scores import span_scores
-from bert_pos.scoring.spans import spans_of
+from bert_pos.scoring.span_scores import (
+    Mentions,
+    predicted_mentions,
+    sentence_mentions,
+    span_scores,
+    windows_tagged_from_mentions,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def evaluate_tasks(
     mode: str = "conlleval",
     golds: list | None = None,
     weights: list[float] | None = None,
-    mentions: "Mentions | None" = None,
+    mentions: Mentions | None = None,
 ) -> tuple[dict, list[list[list[str]]]]:
     """`evaluate` for every task of a run in one pass of the encoder per batch: the scores,
     and each task's predicted word tags. With one task the scores are that task's (`f1`,
@@ -90,17 +91,20 @@ def evaluate_tasks(
     # per task, per example: (sentence, first word, gold words, predicted words, gold and
     # predicted labelled subwords), in the order the loader visits them (longest first)
     pieces = [[] for _ in tasks]
-    candidates = []  # span head: (sentence, its candidate spans in this example)
-    span_head = mentions is not None and hasattr(heads[0], "decode_mentions")
+    # span head: (sentence, its candidate spans) of every example; a batch's word tags
+    candidates, span_tags = [], None
+    span_head = mentions is not None and hasattr(heads[0], "candidates")
     for indices, batch in zip(loader.batch_sampler, loader, strict=True):
         batch = {key: tensor.to(device, non_blocking=True) for key, tensor in batch.items()}
         with autocast:
             logits = model(
                 batch["input_ids"], batch["attention_mask"], batch["word_index"], all_tasks=True
             )
-        # each example's own word count: padding hides it where a word has no subword and
-        # no predictable label (start -1, label IGNORE_INDEX)
+        # each example's own word count (padding hides words with no subword and no label)
         word_counts = [len(loader.dataset[index]["word_starts"]) for index in indices]
+        if span_head:
+            read, span_tags = batch_candidates(heads[0], logits[0].float(), batch, indices)
+            candidates += read
         for i, task in enumerate(tasks):
             task_logits = logits[i].float()  # (B, T, C)
             one = task_batch(batch, task.key)
@@ -108,11 +112,10 @@ def evaluate_tasks(
             # val/loss and train/loss measure the same quantity per labelled subword
             loss_sums[i] += heads[i].loss_sum(task_logits, one).item()
             labelled[i] += int((one["labels"] != IGNORE_INDEX).sum())
+            tags = span_tags if i == 0 else None
             pieces[i] += batch_pieces(
-                heads[i], task_logits, one, task.label_names, level, indices, word_counts
+                heads[i], task_logits, one, task.label_names, level, indices, word_counts, tags
             )
-        if span_head:
-            candidates += batch_candidates(heads[0], logits[0].float(), batch, indices)
     model.train(was_training)
     decoded = sentence_mentions(heads[0], gather_lists(candidates)) if span_head else None
     per_task, predicted = score_tasks(
@@ -142,73 +145,26 @@ def score_tasks(tasks, pieces, loss_sums, labelled, golds, level, mode, device, 
     return per_task, predicted
 
 
-@dataclass
-class Mentions:
-    """Span data's mentions of a run's first task, scored by exact match, nested ones too:
-    `gold` per sentence (start, end exclusive, type); `predicted` is filled by
-    `evaluate_tasks`: the span head's decoded mentions, or a tagging head's spans (which can
-    never hold a nested mention: what a flat tagger can reach)."""
-
-    gold: list[list[tuple]]
-    predicted: list[list[tuple]] | None = None
-
-
-def batch_candidates(head, logits: torch.Tensor, batch: dict, indices: list[int]) -> list[tuple]:
+def batch_candidates(head, logits: torch.Tensor, batch: dict, indices: list[int]) -> tuple:
     """(sentence, candidates) of each example: the span head's candidate spans as (first, last,
-    type id, probability) of the sentence's words."""
-    if "sentence" in batch:
-        sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
-    else:
-        sentences, first_words = list(indices), [0] * len(indices)
+    type id, probability) of the sentence's words; and the word tags (B, W) they decode to
+    (`decode_words`'s), or None for a batch of windows, whose candidates reach past their
+    kept words (each window's tags come from its kept words alone: `decode_words`)."""
+    sentences, first_words = example_places(batch, indices)
     per_example = head.candidates(logits, batch)
+    tags = None if "span_starts" in batch else head.tags_of(per_example, batch["word_starts"])
     return [
         (sentence, [(a + first, b + first, kind, p) for a, b, kind, p in spans])
         for sentence, first, (spans, _) in zip(sentences, first_words, per_example, strict=True)
-    ]
+    ], tags
 
 
-def sentence_mentions(head, candidates: list[tuple]) -> dict[int, list[tuple]]:
-    """Each sentence's decoded mentions (start, end exclusive, type) from the candidates of
-    all its examples (the windows of a long sentence together)."""
-    per_sentence = defaultdict(list)
-    for sentence, spans in candidates:
-        per_sentence[sentence] += spans
-    return {
-        sentence: [
-            (a, b + 1, head.types[kind - 1]) for a, b, kind, _ in resolve_spans(spans, head.nested)
-        ]
-        for sentence, spans in per_sentence.items()
-    }
-
-
-def windows_tagged_from_mentions(pieces: list[tuple], decoded: dict) -> list[tuple]:
-    """The pieces with the predicted word tags of every windowed sentence made from its
-    sentence-level mentions (outermost ones; see `sentence_mentions`): a window's own tags
-    cannot hold a mention that the window before it decoded across their edge."""
-    windowed = {piece[0] for piece in pieces if piece[1] > 0}
-    if not windowed:
-        return pieces
-    lengths = Counter()
-    for sentence, _, gold_words, *_ in pieces:
-        lengths[sentence] += len(gold_words)
-    tags = {s: outermost_tags(decoded.get(s, []), lengths[s])[0] for s in windowed}
-    return [
-        (sentence, first, gold, tags[sentence][first : first + len(predicted)], *rest)
-        if sentence in windowed
-        else (sentence, first, gold, predicted, *rest)
-        for sentence, first, gold, predicted, *rest in pieces
-    ]
-
-
-def predicted_mentions(decoded: dict | None, predicted_tags: list[list[str]]) -> list[list]:
-    """Per sentence, the predicted mentions: the span head's (`decoded`), or (a tagging head,
-    `decoded` None) the spans of the predicted tags."""
-    if decoded is None:
-        return [
-            sorted((first, last + 1, kind) for kind, first, last in spans_of(tags))
-            for tags in predicted_tags
-        ]
-    return [sorted(decoded.get(sentence, [])) for sentence in range(len(predicted_tags))]
+def example_places(batch: dict, indices: list[int]) -> tuple[list[int], list[int]]:
+    """Each example's sentence and its first word there: a window's (`sentence`, `first_word`
+    in the batch), else the example's place in the loader's dataset and 0."""
+    if "sentence" in batch:
+        return batch["sentence"].tolist(), batch["first_word"].tolist()
+    return list(indices), [0] * len(indices)
 
 
 def combined_scores(tasks: list[Task], per_task: list[dict], weights, golds, predicted) -> dict:
@@ -280,28 +236,26 @@ def batch_pieces(
     level: str,
     indices: list[int],
     word_counts: list[int],
+    decoded: torch.Tensor | None = None,
 ) -> list[tuple]:
     """Each example's (sentence, first word, gold word tags, predicted word tags, gold and
     predicted tags of its labelled subwords; the last two only at subword level). `indices`:
     the examples' places in the loader's dataset (their sentences, where the batch has no
     `sentence` key); `word_counts`: how many words each scores. A gold label the model cannot
     predict (IGNORE_INDEX among the words) stands as the word's index in its sentence, for
-    `with_gold_names` to name."""
+    `with_gold_names` to name. `decoded`: the word tags, where the caller decoded them."""
     unaligned = "O" if "O" in label_names else UNALIGNED
     labels = batch["labels"]
     predictions = logits.argmax(-1)  # (B, T)
     starts = batch["word_starts"]  # (B, W), -1 for padding and for words without subwords
-    # argmax at first subwords, or the best path (CRF head, constrained decoding)
-    decoded = model.decode_words(logits, starts)  # (B, W)
+    if decoded is None:  # argmax at first subwords, or the best path (CRF head, constrained)
+        decoded = model.decode_words(logits, starts)  # (B, W)
     word_predictions = decoded.tolist()
     if level == "subword":  # first subwords score the decoded word tags
         rows, words = (starts >= 0).nonzero(as_tuple=True)
         predictions[rows, starts[rows, words]] = decoded[rows, words]
         label_rows, prediction_rows = labels.tolist(), predictions.tolist()
-    if "sentence" in batch:
-        sentences, first_words = batch["sentence"].tolist(), batch["first_word"].tolist()
-    else:
-        sentences, first_words = list(indices), [0] * len(indices)
+    sentences, first_words = example_places(batch, indices)
     pieces = []
     for row, row_gold in enumerate(batch["word_labels"].tolist()):
         n, first_word = word_counts[row], first_words[row]

@@ -21,7 +21,8 @@ from bert_pos.runtime.errors import NonFiniteError
 from bert_pos.runtime.paths import weights_file
 from bert_pos.runtime.signals import StopRequests
 from bert_pos.scoring.details import write_evaluation
-from bert_pos.scoring.scorer import Mentions, evaluate_tasks
+from bert_pos.scoring.scorer import evaluate_tasks
+from bert_pos.scoring.span_scores import Mentions
 from bert_pos.training.progress import log_evaluation, log_step
 from bert_pos.training.resume import interrupted, save_resumable
 from bert_pos.training.state import Best, LoopState, Run, StepResult

@@ -198,23 +198,20 @@ class SpanHead(nn.Module):
 
     @torch.no_grad()
     def decode_words(self, logits: torch.Tensor, word_starts: torch.Tensor) -> torch.Tensor:
-        """IOB2 tag ids (B, W) of the spans `decode_spans` keeps (flat decoding: every kept
-        span; nested: the outermost ones, the only ones tags can hold)."""
+        """IOB2 tag ids (B, W) of the spans `resolve_spans` keeps of each example's words."""
+        return self.tags_of(self.candidates(logits, {"word_starts": word_starts}), word_starts)
+
+    def tags_of(self, read: list[tuple[list, list]], word_starts: torch.Tensor) -> torch.Tensor:
+        """IOB2 tag ids (B, W) of the spans `resolve_spans` keeps of each example's
+        `candidates` (flat decoding: every kept span; nested: the outermost ones, the only
+        ones tags can hold), where the candidates lie within the words of `word_starts`."""
         tags = torch.full(word_starts.shape, self.outside_id, dtype=torch.long)
-        for row, spans in enumerate(self.decode_mentions(logits, word_starts)):
-            for a, b, kind in outermost(spans):
+        for row, (spans, _) in enumerate(read):
+            kept = [(a, b, kind) for a, b, kind, _ in resolve_spans(spans, self.nested)]
+            for a, b, kind in outermost(kept):
                 tags[row, a] = self.begin_ids[kind - 1]
                 tags[row, a + 1 : b + 1] = self.inside_ids[kind - 1]
         return tags.to(word_starts.device)
-
-    @torch.no_grad()
-    def decode_mentions(self, logits: torch.Tensor, word_starts: torch.Tensor) -> list[list]:
-        """Per example, the (first, last, type id) spans `decode_spans` keeps."""
-        read = self.candidates(logits, {"word_starts": word_starts})
-        return [
-            [(a, b, kind) for a, b, kind, _ in resolve_spans(spans, self.nested)]
-            for spans, _ in read
-        ]
 
     @torch.no_grad()
     def candidates(self, logits: torch.Tensor, batch: dict) -> list[tuple[list, list]]:
