@@ -38,7 +38,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoConfig
 
-from bert_pos.modeling.heads import build_head
 from bert_pos.modeling.tagger import Tagger, TaskHeads, tagger_config
 from bert_pos.runtime.errors import UserError
 
@@ -200,27 +199,10 @@ class OnnxTagger(TaskHeads, nn.Module):
             "span_decode": options.get("span_decode", "flat"),
         }
         self.padding_free = False
-        first = build_head(
-            self.head_type,
-            len(self.label_names),
-            self.label_names,
-            self.decoding,
-            self.span_options,
-        )
-        self.tag_head_name = first.module_name
-        self.add_module(first.module_name, first)
+        self.add_tag_head(self.head_type, len(self.label_names), self.label_names)
         if self.more_tasks:
             self.task_heads = nn.ModuleDict(
-                {
-                    task["name"]: build_head(
-                        task["head"],
-                        len(task["labels"]),
-                        task["labels"],
-                        self.decoding,
-                        self.span_options,
-                    )
-                    for task in self.more_tasks
-                }
+                {task["name"]: self.task_head(task) for task in self.more_tasks}
             )
         self.load_state_dict(load_file(directory / HEADS_FILE))
         session_options = onnxruntime.SessionOptions()

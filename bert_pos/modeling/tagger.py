@@ -41,7 +41,19 @@ from bert_pos.runtime.choices import DECODINGS, POOLINGS
 class TaskHeads:
     """What a tagger answers about its tasks and heads, the same for `Tagger` and for the ONNX
     Runtime tagger (bert_pos/inference/onnx_model.py). Needs `tag_head_name`, `task_name`,
-    `label_names`, `more_tasks` and, with several tasks, `task_heads`."""
+    `label_names`, `more_tasks` and, with several tasks, `task_heads`; building the heads
+    needs `decoding` and `span_options`."""
+
+    def add_tag_head(self, head: str, num_labels: int, label_names: list[str] | None) -> None:
+        """The first task's head, registered under its own name: its parameters' prefix."""
+        tag_head = build_head(head, num_labels, label_names, self.decoding, self.span_options)
+        self.tag_head_name = tag_head.module_name
+        self.add_module(tag_head.module_name, tag_head)
+
+    def task_head(self, task: dict) -> nn.Module:
+        """A further task's head (`task`: its "name", "labels" and "head")."""
+        labels = task["labels"]
+        return build_head(task["head"], len(labels), labels, self.decoding, self.span_options)
 
     @property
     def tag_head(self) -> nn.Module:
@@ -122,11 +134,8 @@ class Tagger(TaskHeads, nn.Module):
         nn.init.zeros_(self.classifier.bias)
         self.pooling, self.head_type, self.decoding = pooling, head, decode
         self.label_names = label_names
-        # the head (heads/): registered under its own name, the prefix of its parameters
         self.span_options = {"max_span_words": max_span_words, "span_decode": span_decode}
-        tag_head = build_head(head, num_labels, label_names, decode, self.span_options)
-        self.tag_head_name = tag_head.module_name
-        self.add_module(tag_head.module_name, tag_head)
+        self.add_tag_head(head, num_labels, label_names)  # heads/
         self.task_name, self.more_tasks = task_name, list(more_tasks or [])
         if self.more_tasks:  # created after the first task's, so its random draws stay put
             self.task_classifiers, self.task_heads = nn.ModuleDict(), nn.ModuleDict()
@@ -136,9 +145,7 @@ class Tagger(TaskHeads, nn.Module):
                 nn.init.normal_(classifier.weight, std=config.initializer_range)
                 nn.init.zeros_(classifier.bias)
                 self.task_classifiers[task["name"]] = classifier
-                self.task_heads[task["name"]] = build_head(
-                    task["head"], len(task["labels"]), task["labels"], decode, self.span_options
-                )
+                self.task_heads[task["name"]] = self.task_head(task)
 
     @property
     def encoder(self) -> nn.Module:
