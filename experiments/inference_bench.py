@@ -78,18 +78,15 @@ def bert_pos_way(way: str, model_dir: str, words, gold) -> dict:
     from bert_pos.inference.predict_run import compile_encoder
     from bert_pos.inference.tagging import entity_spans, tag_sentences
 
-    if way.startswith("onnxruntime"):  # the folder `python -m bert_pos.export` wrote
-        trained = load_trained(model_dir)
-    else:
-        trained = load_trained(model_dir)
-        if way == "torch int8":  # per-channel weight scales, as the ONNX int8 export
-            trained.model = torch.ao.quantization.quantize_dynamic(
-                trained.model,
-                {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
-                dtype=torch.qint8,
-            )
-        if way.endswith("compiled"):
-            compile_encoder(trained.model)
+    trained = load_trained(model_dir)  # ONNX Runtime ways: the folder the export wrote
+    if way == "torch int8":  # per-channel weight scales, as the ONNX int8 export
+        trained.model = torch.ao.quantization.quantize_dynamic(
+            trained.model,
+            {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+        )
+    if way.endswith("compiled"):
+        compile_encoder(trained.model)
 
     autocast = (
         torch.autocast("cpu", dtype=torch.bfloat16) if way.endswith("bf16") else nullcontext()
