@@ -247,3 +247,20 @@ def test_a_word_without_subwords_gets_evaluations_tag(tiny_model, tokenizer):
         nullcontext(),
     )
     assert tags[1] == (UNALIGNED, 0.0) and tags[0][0] in pos_like
+
+
+def test_on_a_cpu_batches_are_as_long_as_their_longest_sentence(tiny_model, tokenizer):
+    """Predict pads as training and evaluation pad on the device (`padding_multiple`): to a
+    multiple of 8 on CUDA, where tensor cores want it, not at all on the CPU, where every
+    padding position is extra work (it cost predict 13% of its speed)."""
+    from contextlib import nullcontext
+
+    widths = []
+    tiny_model.register_forward_pre_hook(lambda _, inputs: widths.append(inputs[0].shape[1]))
+    words = "Sator said Isvello Motors would open an office in Viport on Monday".split()
+    sentences = [words[:n] for n in (3, 11, 5, 1, 9)]
+    labels = ["O", "B-ORG", "I-ORG", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    tag_sentences(tiny_model, tokenizer, sentences, labels, 2, torch.device("cpu"), nullcontext())
+    subwords = {len(tokenizer(s, is_split_into_words=True)["input_ids"]) for s in sentences}
+    assert len(widths) == 3 and set(widths) <= subwords  # each batch: its longest sentence
+    assert any(width % 8 for width in widths)  # (not lengths that are multiples of 8 anyway)

@@ -23,6 +23,7 @@ from bert_pos.modeling.encoders import max_length_of
 from bert_pos.modeling.heads.span import outermost, resolve_spans
 from bert_pos.modeling.tagger import Tagger
 from bert_pos.modeling.words import at_word_starts
+from bert_pos.runtime.devices import padding_multiple
 from bert_pos.runtime.distributed import gather_lists, is_distributed
 from bert_pos.scoring.scorer import UNALIGNED
 
@@ -77,7 +78,15 @@ def tag_tasks(
     started = time.perf_counter()
     in_context = document_context.of(indices) if document_context else None
     words = [sentences[i] for i in indices]
-    loader = input_loader(model, tokenizer, words, task_labels[0], batch_size, in_context)
+    loader = input_loader(
+        model,
+        tokenizer,
+        words,
+        task_labels[0],
+        batch_size,
+        in_context,
+        padding_multiple(None, device),
+    )
     timings["encoding"] += time.perf_counter() - started
     model.eval()
     heads = model.heads()
@@ -169,9 +178,11 @@ def input_loader(
     labels,
     batch_size: int,
     document_context: DocumentContext | None = None,
+    pad_to_multiple_of: int = 1,
 ):
     """Sentences without labels, encoded and batched as evaluation encodes and batches; with
-    `document_context`, batches of the sentences it tags, each amid its document's."""
+    `document_context`, batches of the sentences it tags, each amid its document's.
+    `pad_to_multiple_of`: the device's (`padding_multiple`: 8 on CUDA, 1 on CPU)."""
     documents = document_context.documents if document_context else [-1] * len(words)
     unlabelled = datasets.Dataset.from_dict(
         {
@@ -184,8 +195,8 @@ def input_loader(
     max_length = max_length_of(tokenizer, model.config)
     context = document_context.subwords if document_context else None
     options = EncodingOptions("first", begin_to_inside_map(labels), max_length, context)
-    # padding to a multiple of 8 must not pad a full window past the model's positions
-    multiple = 8 if max_length % 8 == 0 else 1
+    # padding to a multiple must not pad a full window past the model's positions
+    multiple = pad_to_multiple_of if max_length % pad_to_multiple_of == 0 else 1
     batching = Batching(batch_size, batch_size, tokenizer.pad_token_id, multiple)
     examples = encode(datasets.DatasetDict({"input": unlabelled}), tokenizer, options)
     if document_context is not None:  # the context-only sentences make no examples
