@@ -78,15 +78,8 @@ def tag_tasks(
     started = time.perf_counter()
     in_context = document_context.of(indices) if document_context else None
     words = [sentences[i] for i in indices]
-    loader = input_loader(
-        model,
-        tokenizer,
-        words,
-        task_labels[0],
-        batch_size,
-        in_context,
-        padding_multiple(None, device),
-    )
+    padding = padding_multiple(None, device)  # as training and evaluation pad on the device
+    loader = input_loader(model, tokenizer, words, task_labels[0], batch_size, in_context, padding)
     timings["encoding"] += time.perf_counter() - started
     model.eval()
     heads = model.heads()
