@@ -28,6 +28,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bert_pos.data.batching import length_sorted_batches  # noqa: E402
 from bert_pos.data.conll import read_conll  # noqa: E402
 from bert_pos.runtime.devices import cpu_description  # noqa: E402
 
@@ -67,10 +68,11 @@ def matmul_speeds(hidden: int, intermediate: int) -> dict[str, float]:
     return speeds
 
 
-def padded_batches(token_ids: list[list[int]], order: list[int], batch_size: int):
+def padded_batches(token_ids: list[list[int]], groups: list[list[int]]):
+    """(input_ids, attention_mask) of each group of sentences, padded to its longest."""
     batches = []
-    for start in range(0, len(order), batch_size):
-        rows = [token_ids[i] for i in order[start : start + batch_size]]
+    for group in groups:
+        rows = [token_ids[i] for i in group]
         input_ids = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)
         attention_mask = torch.zeros_like(input_ids)
         for row, ids in enumerate(rows):
@@ -78,6 +80,12 @@ def padded_batches(token_ids: list[list[int]], order: list[int], batch_size: int
             attention_mask[row, : len(ids)] = 1
         batches.append((input_ids, attention_mask))
     return batches
+
+
+def file_order_batches(count: int, batch_size: int) -> list[list[int]]:
+    return [
+        list(range(start, min(start + batch_size, count))) for start in range(0, count, batch_size)
+    ]
 
 
 def measure(encoder, batches) -> tuple[float, list[float]]:
@@ -124,18 +132,16 @@ def main() -> None:
     print(
         f"{Path(args.conll_file).name}: {len(sentences)} sentences, {words} words, {tokens} tokens"
     )
-    by_length = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
-    file_order_batch = args.file_order_batch or args.batch
-    ways = [
-        (f"length-sorted batches of {args.batch}", by_length, args.batch),
+    lengths, file_order_batch = list(map(len, token_ids)), args.file_order_batch or args.batch
+    ways = [  # bert_pos's evaluation and predict group sentences as length_sorted_batches does
+        (f"length-sorted batches of {args.batch}", length_sorted_batches(lengths, args.batch)),
         (
             f"file-order batches of {file_order_batch}",
-            list(range(len(token_ids))),
-            file_order_batch,
+            file_order_batches(len(token_ids), file_order_batch),
         ),
     ]
-    for name, order, batch_size in ways:
-        gflop, seconds = measure(encoder, padded_batches(token_ids, order, batch_size))
+    for name, groups in ways:
+        gflop, seconds = measure(encoder, padded_batches(token_ids, groups))
         best = min(seconds)
         print(
             f"{name}: {gflop:.1f} GFLOP; passes {', '.join(f'{s:.2f}' for s in seconds)} s; "

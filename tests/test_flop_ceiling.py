@@ -37,13 +37,15 @@ def test_sorted_batches_cost_the_flops_of_their_padding_and_no_more():
     config = BertConfig(vocab_size=50, **TINY_BERT)
     encoder = BertModel(config).eval()
     token_ids = [list(range(1, n + 1)) for n in (2, 9, 3, 8, 5)]
-    by_length = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+    lengths = list(map(len, token_ids))
     counted = {}
-    for name, order in (("sorted", by_length), ("file order", list(range(len(token_ids))))):
-        batches = flop_ceiling.padded_batches(token_ids, order, 2)
-        assert [ids.shape for ids, _ in batches] == (
-            [(2, 3), (2, 8), (1, 9)] if name == "sorted" else [(2, 9), (2, 8), (1, 5)]
-        )
+    ways = {  # the sorted batches are bert_pos's evaluation batches: longest first
+        "sorted": (flop_ceiling.length_sorted_batches(lengths, 2), [(2, 9), (2, 5), (1, 2)]),
+        "file order": (flop_ceiling.file_order_batches(5, 2), [(2, 9), (2, 8), (1, 5)]),
+    }
+    for name, (groups, shapes) in ways.items():
+        batches = flop_ceiling.padded_batches(token_ids, groups)
+        assert [tuple(ids.shape) for ids, _ in batches] == shapes
         gflop, seconds = flop_ceiling.measure(encoder, batches)
         assert len(seconds) == 3 and min(seconds) > 0
         assert round(gflop * 1e9) == expected_flops(config, batches)
